@@ -1,0 +1,56 @@
+//! EchoPilot's dashboard: Leptos pages and components, the server functions they call,
+//! and the wire types both sides share.
+//!
+//! - [`wire`]: serde types that cross the network (wasm-safe, no engine types).
+//! - [`api`]: server functions; each is a thin call into the engine.
+//! - [`components`]: small reusable pieces (status badge, auto-refresh toggle).
+//! - [`pages`]: one component per page.
+//!
+//! With `ssr` this crate renders on the server; with `hydrate` it is compiled to WASM by
+//! `frontend` and takes over the server-rendered page.
+
+pub mod api;
+pub mod components;
+pub mod pages;
+pub mod wire;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <link rel="icon" href="/favicon.ico" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The dashboard's router.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/echopilot.css" />
+        <Title text="EchoPilot" />
+        <Router>
+            <Routes fallback=pages::NotFoundPage>
+                <Route path=path!("/") view=pages::OverviewPage />
+                <Route path=path!("/login") view=pages::LoginPage />
+            </Routes>
+        </Router>
+    }
+}

@@ -1,0 +1,45 @@
+//! The engine's error type. Each variant keeps its cause and reads as a sentence an
+//! operator can act on.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong inside the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The data dir could not be created or written.
+    #[error("data dir {path} is not usable: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SQLite file could not be opened or migrated (corrupt, locked, unreadable).
+    #[error("cannot open the store at {path}: {source}")]
+    OpenStore {
+        path: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Embedded migrations failed to apply.
+    #[error("cannot migrate the store at {path}: {source}")]
+    Migrate {
+        path: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A query failed after the store was open.
+    #[error("store error: {0}")]
+    Store(#[from] sqlx::Error),
+    /// A row held a value the engine does not understand.
+    #[error("bad value in the store: {0}")]
+    Corrupt(String),
+    /// The event log could not be created.
+    #[error("cannot open the event log in {path}: {source}")]
+    EventLog {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -1,0 +1,72 @@
+//! Flags and environment. Every documented setting has a flag and an environment variable.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "echopilot", version, about = "EchoPilot: a self-hosted automation control plane")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: dashboard, HTTP API and scheduler in one process.
+    Serve(ServeArgs),
+    /// Control the scheduler of a running server.
+    #[command(subcommand)]
+    Scheduler(SchedulerCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port and prints it).
+    #[arg(long, env = "ECHOPILOT_BIND", default_value = "127.0.0.1:3000")]
+    pub bind: SocketAddr,
+    /// Where the database, key, PID file and logs live.
+    #[arg(long, env = "ECHOPILOT_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Seconds between scheduler heartbeats; status says stalled past twice this.
+    #[arg(long, env = "ECHOPILOT_HEARTBEAT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub heartbeat_secs: u64,
+    /// Seconds in-flight work gets to finish at shutdown.
+    #[arg(long, env = "ECHOPILOT_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+    /// This node's name (defaults to the host name).
+    #[arg(long, env = "ECHOPILOT_NODE")]
+    pub node: Option<String>,
+    /// Where the built dashboard (target/site) is; found automatically from the repo root.
+    #[arg(long, env = "LEPTOS_SITE_ROOT")]
+    pub site_root: Option<PathBuf>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "ECHOPILOT_LOG_JSON")]
+    pub log_json: bool,
+}
+
+/// Where a client command finds the server and its key.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The server's base URL.
+    #[arg(long, env = "ECHOPILOT_URL", default_value = "http://127.0.0.1:3000", global = true)]
+    pub url: String,
+    /// The dashboard key (default: read from <data dir>/dashboard.key when present).
+    #[arg(long, env = "DASHBOARD_KEY", hide_env_values = true, global = true)]
+    pub key: Option<String>,
+    /// Data dir to read dashboard.key from when no key is given.
+    #[arg(long, env = "ECHOPILOT_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchedulerCommand {
+    /// Start the scheduler (idempotent); prints the status JSON.
+    Start(ClientArgs),
+    /// Stop firing scheduled runs (idempotent); prints the status JSON.
+    Stop(ClientArgs),
+    /// Restart the scheduler loop; prints the status JSON.
+    Restart(ClientArgs),
+    /// Print the status JSON; exit 0 when running, 3 when stopped or stalled, 1 on error.
+    Status(ClientArgs),
+}

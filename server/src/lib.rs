@@ -1,0 +1,18 @@
+//! The `echopilot` binary's library: everything but `main`.
+//!
+//! - [`config`]: command-line flags and environment (clap).
+//! - [`startup`]: builds and runs the server — data dir, PID lock, key, engine, router —
+//!   taking its listener address and shutdown signal from the caller.
+//! - [`auth`]: the dashboard key, sessions, and the guard in front of every route.
+//! - [`api`]: REST handlers and the JSON error type.
+//! - [`pidfile`]: one server per data dir.
+//! - [`cli`]: the client commands (`echopilot scheduler ...`).
+//! - [`telemetry`]: tracing set-up.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod pidfile;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,207 @@
+//! Builds and runs the server. [`run`] takes its shutdown future from the caller (the
+//! binary passes SIGINT/SIGTERM), so the same code runs in production and in tests.
+//!
+//! Order matters: the PID lock comes first (a second server must not touch the store),
+//! then the key (an empty key refuses to start before anything listens), then the engine
+//! (store, migrations, scheduler at its stored intent), then the listener.
+
+use crate::api;
+use crate::auth::{self, DashKey, Sessions, Throttle};
+use crate::config::ServeArgs;
+use crate::pidfile::PidFile;
+use anyhow::Context;
+use axum::extract::{FromRef, Request, State};
+use axum::http::{header, HeaderValue, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use engine::{Engine, EngineConfig, SystemClock};
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// Largest request body accepted anywhere.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Every request must finish within this.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every handler can reach.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub engine: Engine,
+    pub key: Arc<DashKey>,
+    pub sessions: Arc<Sessions>,
+    pub throttle: Arc<Throttle>,
+}
+
+/// Runs the server until `shutdown` resolves, then shuts down gracefully.
+pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+    let _pidfile = PidFile::acquire(&data_dir)?;
+    let env_key = std::env::var("DASHBOARD_KEY").ok();
+    let key = DashKey::load_or_create(env_key.as_deref(), &data_dir)?;
+
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let engine = Engine::open(
+        EngineConfig {
+            data_dir: data_dir.clone(),
+            heartbeat: Duration::from_secs(args.heartbeat_secs),
+            node: args.node.clone().unwrap_or_else(hostname),
+        },
+        Arc::new(SystemClock),
+        token.clone(),
+        tracker.clone(),
+    )
+    .await?;
+
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.bind))?;
+    let addr = listener.local_addr().context("cannot read the listening address")?;
+    let site_root = find_site_root(args.site_root.as_deref());
+    let state = AppState {
+        leptos_options: leptos_options(&site_root, addr),
+        engine: engine.clone(),
+        key: Arc::new(key),
+        sessions: Arc::new(Sessions::default()),
+        throttle: Arc::new(Throttle::default()),
+    };
+    let app = router(state);
+
+    // Tests and scripts read this line to learn the port when binding port 0.
+    println!(
+        "EchoPilot is running on http://{addr} (dashboard key: {})",
+        if env_key.is_some() { "from DASHBOARD_KEY".to_string() } else { data_dir.join("dashboard.key").display().to_string() }
+    );
+    tracing::info!(%addr, data_dir = %data_dir.display(), site_root = %site_root.display(), "listening");
+
+    let stop = token.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stop.cancel();
+    });
+    let serving = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(token.clone().cancelled_owned());
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let served = tokio::spawn(async move { serving.await });
+    token.cancelled().await;
+
+    // Stop firing first, then give in-flight work and open requests the grace period.
+    engine.shutdown().await;
+    tracker.close();
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!(?grace, "tasks still running after the grace period; leaving them");
+    }
+    match tokio::time::timeout(grace, served).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error"),
+        Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
+        Err(_) => tracing::warn!("open connections did not close within the grace period"),
+    }
+    engine.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Every route, behind the auth guard.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(app::App);
+    let engine = state.engine.clone();
+    let options = state.leptos_options.clone();
+    let api = Router::new()
+        .route("/api/automations/status", get(api::status))
+        .route("/api/automations/start", post(api::start))
+        .route("/api/automations/stop", post(api::stop))
+        .route("/api/automations/restart", post(api::restart))
+        .route("/api/session", post(api::login).delete(api::logout))
+        .route("/api/session/logout", post(api::logout_form))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz));
+    api.leptos_routes_with_context(
+        &state,
+        routes,
+        move || provide_context(engine.clone()),
+        move || app::shell(options.clone()),
+    )
+    .fallback(fallback)
+    .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+    .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+    .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+    .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        REQUEST_TIMEOUT,
+    ))
+    .layer(SetResponseHeaderLayer::if_not_present(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ))
+    .layer(SetResponseHeaderLayer::if_not_present(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+        ),
+    ))
+    .with_state(state)
+}
+
+/// Unknown API paths get a JSON 404; anything else is a static file or the app's 404 page.
+async fn fallback(uri: Uri, State(state): State<AppState>, request: Request) -> Response {
+    if uri.path() == "/api" || uri.path().starts_with("/api/") {
+        return api::not_found().await.into_response();
+    }
+    let options = state.leptos_options.clone();
+    let files = leptos_axum::file_and_error_handler(move |_| app::shell(options.clone()));
+    files(uri, State(state), request).await
+}
+
+fn leptos_options(site_root: &Path, addr: SocketAddr) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("echopilot")
+        .site_root(site_root.display().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .env(leptos::config::Env::PROD)
+        .build()
+}
+
+/// The built dashboard: the flag or `LEPTOS_SITE_ROOT`, else `target/site` under the
+/// working directory, else next to the binary (`target/release/../site`).
+fn find_site_root(given: Option<&Path>) -> PathBuf {
+    if let Some(p) = given {
+        return p.to_path_buf();
+    }
+    let mut candidates = vec![PathBuf::from("target/site")];
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            candidates.push(dir.join("../site"));
+            candidates.push(dir.join("site"));
+        }
+    }
+    candidates
+        .into_iter()
+        .find(|c| c.join("pkg").is_dir())
+        .unwrap_or_else(|| {
+            tracing::warn!("the built dashboard was not found (run `make build`); the API works, pages will lack scripts and styles");
+            PathBuf::from("target/site")
+        })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
