@@ -20,7 +20,13 @@ fn main() -> ExitCode {
         Command::Serve(args) => {
             echopilot::telemetry::init(args.log_json);
             let _failpoints = fail::FailScenario::setup();
-            match runtime.block_on(echopilot::startup::run(args, shutdown_signal())) {
+            let served = runtime.block_on(async {
+                // Handlers go in before the server announces itself, so a signal sent
+                // right after start-up is a graceful shutdown, not the default kill.
+                let shutdown = shutdown_signal()?;
+                echopilot::startup::run(args, shutdown).await
+            });
+            match served {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");
@@ -32,19 +38,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM. Signals are handled here, in the binary only.
-async fn shutdown_signal() {
+/// Registers SIGINT and SIGTERM handlers now and returns a future that resolves on
+/// either. Signals are handled here, in the binary only.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use anyhow::Context;
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM; only Ctrl-C will stop the server");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
-        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
-    }
+    })
 }

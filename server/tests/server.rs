@@ -1,0 +1,348 @@
+//! The walking skeleton over real HTTP: a real `echopilot` process per test, on port 0,
+//! with its own data dir.
+
+mod common;
+
+use common::{client, pid_file, spawn, spawn_app, Opts, KEY};
+use std::process::Command;
+use std::time::Duration;
+
+const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/automations/status"),
+    ("POST", "/api/automations/start"),
+    ("POST", "/api/automations/stop"),
+    ("POST", "/api/automations/restart"),
+    ("GET", "/api/no-such-route"),
+];
+
+async fn send(method: &str, url: &str, key: Option<&str>) -> reqwest::Response {
+    let c = client();
+    let req = if method == "GET" { c.get(url) } else { c.post(url) };
+    let req = match key {
+        Some(k) => req.header("X-Dash-Key", k),
+        None => req,
+    };
+    req.send().await.expect("request")
+}
+
+#[tokio::test]
+async fn every_api_route_answers_401_json_without_or_with_a_wrong_key() {
+    let app = spawn_app();
+    for (method, path) in ROUTES {
+        for key in [None, Some("wrong-key")] {
+            let r = send(method, &format!("{}{path}", app.url), key).await;
+            assert_eq!(r.status(), 401, "{method} {path} with {key:?}");
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "unauthorized", "{method} {path}: {body}");
+            assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        }
+    }
+    // Nothing changed behind the refusals.
+    let s = app.json("GET", "/api/automations/status").await;
+    assert_eq!(s["state"], "running");
+}
+
+#[tokio::test]
+async fn unknown_api_route_is_a_json_404() {
+    let app = spawn_app();
+    let r = app.get("/api/no-such-route").await;
+    assert_eq!(r.status(), 404);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn status_has_the_contract_fields() {
+    let app = spawn_app();
+    let s = app.json("GET", "/api/automations/status").await;
+    for field in ["state", "running", "pid", "started_at", "uptime_secs", "last_heartbeat", "heartbeat_age_secs", "next_runs", "node"] {
+        assert!(s.get(field).is_some(), "status lacks {field}: {s}");
+    }
+    assert_eq!(s["pid"], app.pid());
+    assert_eq!(s["running"], true);
+}
+
+#[tokio::test]
+async fn start_and_stop_are_idempotent() {
+    let app = spawn_app();
+    for _ in 0..2 {
+        let s = app.json("POST", "/api/automations/stop").await;
+        assert_eq!(s["state"], "stopped");
+        assert_eq!(s["running"], false);
+    }
+    for _ in 0..2 {
+        let s = app.json("POST", "/api/automations/start").await;
+        assert_eq!(s["state"], "running");
+        assert_eq!(s["running"], true);
+    }
+    let s = app.json("POST", "/api/automations/restart").await;
+    assert_eq!(s["state"], "running");
+}
+
+#[tokio::test]
+async fn stopped_scheduler_stays_stopped_after_restart_and_running_one_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Opts { data_dir: Some(dir.path().join("data")), ..Opts::default() };
+
+    let mut app = spawn(opts.clone()).unwrap();
+    app.json("POST", "/api/automations/stop").await;
+    app.signal(libc::SIGTERM);
+    assert!(app.wait_exit(Duration::from_secs(20)).success());
+
+    let mut app = spawn(opts.clone()).unwrap();
+    let s = app.json("GET", "/api/automations/status").await;
+    assert_eq!(s["state"], "stopped", "intent lost across a restart: {s}");
+    app.json("POST", "/api/automations/start").await;
+    app.signal(libc::SIGKILL);
+    app.wait_exit(Duration::from_secs(20));
+
+    let app = spawn(opts).unwrap();
+    let s = app.json("GET", "/api/automations/status").await;
+    assert_eq!(s["state"], "running", "a running scheduler must resume by itself: {s}");
+}
+
+#[tokio::test]
+async fn heartbeat_is_recorded_every_interval_and_written_to_the_event_log() {
+    let app = spawn(Opts { heartbeat_secs: Some(1), ..Opts::default() }).unwrap();
+    let first = app.json("GET", "/api/automations/status").await["last_heartbeat"].clone();
+    let later = app
+        .wait_status(Duration::from_secs(10), |s| s["last_heartbeat"] != first)
+        .await;
+    assert_eq!(later["state"], "running");
+    let logs = std::fs::read_dir(app.data_dir.join("logs")).unwrap();
+    let text: String = logs
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    let beats = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("each line is JSON"))
+        .filter(|v| v["event"] == "heartbeat")
+        .count();
+    assert!(beats >= 2, "expected heartbeat lines, got:\n{text}");
+}
+
+#[cfg(feature = "failpoints")]
+#[tokio::test]
+async fn scheduler_whose_heartbeat_stops_is_reported_stalled() {
+    // The first heartbeat is written, every later one is skipped.
+    let app = spawn(Opts {
+        heartbeat_secs: Some(1),
+        env: vec![("FAILPOINTS".into(), "heartbeat=1*off->return".into())],
+        ..Opts::default()
+    })
+    .unwrap();
+    let s = app
+        .wait_status(Duration::from_secs(15), |s| s["state"] == "stalled")
+        .await;
+    assert_eq!(s["running"], false);
+    assert!(s["heartbeat_age_secs"].as_f64().unwrap() > 2.0, "{s}");
+}
+
+#[tokio::test]
+async fn second_server_on_the_same_data_dir_is_refused() {
+    let first = spawn_app();
+    let err = spawn(Opts { data_dir: Some(first.data_dir.clone()), ..Opts::default() })
+        .err()
+        .expect("second server must not start");
+    assert!(!err.0.success());
+    assert!(err.1.contains("already running"), "stderr: {}", err.1);
+    assert!(err.1.contains(&first.pid().to_string()), "names the holder's pid: {}", err.1);
+    // The first one is untouched.
+    assert_eq!(first.json("GET", "/api/automations/status").await["pid"], first.pid());
+}
+
+#[tokio::test]
+async fn sigterm_and_sigint_exit_0_and_remove_the_pid_file() {
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let mut app = spawn_app();
+        let pid_path = pid_file(&app.data_dir);
+        let written = std::fs::read_to_string(&pid_path).unwrap();
+        assert_eq!(written.trim(), app.pid().to_string());
+        app.signal(sig);
+        let status = app.wait_exit(Duration::from_secs(20));
+        assert!(status.success(), "signal {sig} → {status:?}\n{}", app.stderr());
+        assert!(!pid_path.exists(), "PID file left behind after signal {sig}");
+    }
+}
+
+#[tokio::test]
+async fn stale_pid_file_left_by_kill_9_does_not_block_the_next_start() {
+    let mut app = spawn_app();
+    let dir = app.data_dir.clone();
+    app.signal(libc::SIGKILL);
+    app.wait_exit(Duration::from_secs(20));
+    assert!(pid_file(&dir).exists(), "kill -9 leaves the file (that is the case under test)");
+    let next = spawn(Opts { data_dir: Some(dir.clone()), ..Opts::default() }).expect("restart after kill -9");
+    let written = std::fs::read_to_string(pid_file(&dir)).unwrap();
+    assert_eq!(written.trim(), next.pid().to_string());
+}
+
+#[tokio::test]
+async fn empty_key_refuses_to_start() {
+    let err = spawn(Opts { env: vec![("DASHBOARD_KEY".into(), "".into())], ..Opts::default() })
+        .err()
+        .expect("must refuse");
+    assert!(err.1.contains("DASHBOARD_KEY is set but empty"), "{}", err.1);
+}
+
+#[tokio::test]
+async fn generated_key_is_printed_once_saved_0600_and_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new(common::bin())
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env_remove("DASHBOARD_KEY")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read until the listening line, then stop the server.
+    use std::io::BufRead;
+    let mut child = out;
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.starts_with("EchoPilot is running on") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let key = std::fs::read_to_string(data.join("dashboard.key")).unwrap();
+    assert!(printed.contains(key.trim()), "key printed on first start: {printed}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("dashboard.key")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[tokio::test]
+async fn data_dir_that_is_a_file_or_holds_a_corrupt_store_refuses_to_start_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let err = spawn(Opts { data_dir: Some(file.clone()), ..Opts::default() }).err().expect("refused");
+    assert!(err.1.contains(&file.display().to_string()), "names the path: {}", err.1);
+
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("echopilot.db"), vec![0x42u8; 8192]).unwrap();
+    let err = spawn(Opts { data_dir: Some(data.clone()), ..Opts::default() }).err().expect("refused");
+    assert!(err.1.contains("echopilot.db"), "names the store: {}", err.1);
+    assert!(err.1.contains("not a database"), "says why: {}", err.1);
+}
+
+#[tokio::test]
+async fn login_gives_an_httponly_strict_session_that_logout_kills() {
+    let app = spawn_app();
+    let c = client();
+    let wrong = c.post(format!("{}/api/session", app.url)).json(&serde_json::json!({"key": "nope"})).send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let r = c.post(format!("{}/api/session", app.url)).json(&serde_json::json!({"key": KEY})).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let pair = cookie.split(';').next().unwrap().to_string();
+    let id = pair.split_once('=').unwrap().1;
+    assert!(id.len() >= 32, "session id carries at least 128 bits: {id}");
+
+    let with_cookie = |m: reqwest::Method, path: &str| c.request(m, format!("{}{path}", app.url)).header("cookie", pair.clone());
+    assert_eq!(with_cookie(reqwest::Method::GET, "/api/automations/status").send().await.unwrap().status(), 200);
+    // A cross-site POST riding on the cookie is refused, and changes nothing.
+    let forged = with_cookie(reqwest::Method::POST, "/api/automations/stop").header("sec-fetch-site", "cross-site").send().await.unwrap();
+    assert_eq!(forged.status(), 403);
+    assert_eq!(app.json("GET", "/api/automations/status").await["state"], "running");
+    let same = with_cookie(reqwest::Method::POST, "/api/automations/stop").header("sec-fetch-site", "same-origin").send().await.unwrap();
+    assert_eq!(same.status(), 200);
+
+    assert_eq!(with_cookie(reqwest::Method::DELETE, "/api/session").send().await.unwrap().status(), 204);
+    assert_eq!(with_cookie(reqwest::Method::GET, "/api/automations/status").send().await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn pages_redirect_to_login_without_a_session() {
+    let app = spawn_app();
+    let r = client().get(format!("{}/", app.url)).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/login");
+    let login = client().get(format!("{}/login", app.url)).send().await.unwrap();
+    assert_eq!(login.status(), 200);
+    assert!(login.text().await.unwrap().contains("Dashboard key"));
+}
+
+#[tokio::test]
+async fn repeated_bad_keys_get_429_with_retry_after() {
+    let app = spawn_app();
+    let url = format!("{}/api/automations/status", app.url);
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(send("GET", &url, Some("bad")).await.status().as_u16());
+    }
+    assert_eq!(&statuses[..10], &[401; 10]);
+    let r = send("GET", &url, Some("bad")).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    // The right key still works: no lock-out of the operator using it.
+    assert_eq!(send("GET", &url, Some(KEY)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn oversized_body_gets_413() {
+    let app = spawn_app();
+    let body = vec![b'a'; 1024 * 1024 + 1];
+    let r = client().post(format!("{}/api/session", app.url)).header("content-type", "application/json").body(body).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+}
+
+fn cli(args: &[&str], url: &str, key: &str) -> std::process::Output {
+    Command::new(common::bin())
+        .args(args)
+        .env("ECHOPILOT_URL", url)
+        .env("DASHBOARD_KEY", key)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn cli_controls_the_scheduler_and_status_exit_codes_tell_the_state() {
+    let app = spawn_app();
+    let url = app.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let status = cli(&["scheduler", "status"], &url, KEY);
+        let stop = cli(&["scheduler", "stop"], &url, KEY);
+        let stopped = cli(&["scheduler", "status"], &url, KEY);
+        let start = cli(&["scheduler", "start"], &url, KEY);
+        let restart = cli(&["scheduler", "restart"], &url, KEY);
+        let bad_key = cli(&["scheduler", "status"], &url, "wrong");
+        (status, stop, stopped, start, restart, bad_key)
+    })
+    .await
+    .unwrap();
+    let json = |o: &std::process::Output| serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap();
+    assert_eq!(out.0.status.code(), Some(0));
+    assert_eq!(json(&out.0)["state"], "running");
+    assert_eq!(out.1.status.code(), Some(0));
+    assert_eq!(json(&out.1)["state"], "stopped");
+    assert_eq!(out.2.status.code(), Some(3));
+    assert_eq!(out.3.status.code(), Some(0));
+    assert_eq!(json(&out.3)["state"], "running");
+    assert_eq!(out.4.status.code(), Some(0));
+    assert_eq!(out.5.status.code(), Some(1));
+    let msg = String::from_utf8_lossy(&out.5.stderr);
+    assert_eq!(msg.lines().count(), 1, "one line: {msg}");
+    assert!(msg.contains("401"), "{msg}");
+}
+
+#[test]
+fn cli_against_a_dead_server_prints_one_line_naming_the_url_and_exits_1() {
+    // A port that was just free: bind, read it, release it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = cli(&["scheduler", "status"], &url, KEY);
+    assert_eq!(out.status.code(), Some(1));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(msg.lines().count(), 1, "{msg}");
+    assert!(msg.contains(&url), "{msg}");
+}
