@@ -1,0 +1,42 @@
+# EchoPilot. `make run` and `make test` work on a fresh Debian machine: they install what
+# is missing first (scripts/install-tools.sh), skipping what is already there.
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+BIND ?= 127.0.0.1:3000
+DATA_DIR ?= ./data
+
+.PHONY: run build tools test test-rust test-e2e fmt lint clean
+
+## Build and start EchoPilot on http://$(BIND) with SQLite in $(DATA_DIR).
+run: build
+	./target/release/echopilot serve --bind $(BIND) --data-dir $(DATA_DIR)
+
+## Release build: the server binary and the dashboard (target/site).
+build: tools
+	cargo leptos build --release
+
+tools:
+	scripts/install-tools.sh build
+
+## Every Rust test, then the Playwright suite in Debian's Chromium.
+test:
+	scripts/install-tools.sh test
+	cargo leptos build --release
+	$(MAKE) test-rust
+	$(MAKE) test-e2e
+
+test-rust:
+	cargo test --workspace --exclude frontend --features echopilot/failpoints
+
+test-e2e:
+	scripts/e2e.sh
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo clippy --workspace --exclude frontend --all-targets --features echopilot/failpoints -- -D warnings
+
+clean:
+	cargo clean

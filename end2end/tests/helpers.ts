@@ -1,0 +1,23 @@
+import { expect, type Page, type APIRequestContext } from '@playwright/test';
+
+export const KEY = process.env.DASHBOARD_KEY ?? '';
+
+/** Logs in through the form and waits until the overview has hydrated. */
+export async function login(page: Page) {
+  await page.goto('/login');
+  await page.getByLabel('Dashboard key').fill(KEY);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page).toHaveURL(/\/$/);
+  await waitHydrated(page);
+}
+
+export async function waitHydrated(page: Page) {
+  await expect(page.locator('[data-hydrated="true"]')).toBeVisible();
+}
+
+/** Drives the scheduler through the REST API with the key, as a script would. */
+export async function api(request: APIRequestContext, action: 'start' | 'stop' | 'restart') {
+  const r = await request.post(`/api/automations/${action}`, { headers: { 'X-Dash-Key': KEY } });
+  expect(r.status()).toBe(200);
+  return r.json();
+}
