@@ -12,10 +12,12 @@
 pub mod clock;
 pub mod error;
 pub mod events;
+pub mod schedule;
 pub mod scheduler;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineError, Result};
+pub use schedule::{Schedule, ScheduleError};
 pub use scheduler::{Engine, EngineConfig, SchedulerState, Status};
 pub use store::{DesiredState, NextRun, Store};
