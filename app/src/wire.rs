@@ -45,6 +45,9 @@ pub struct SchedulerStatus {
     pub heartbeat_interval_secs: u64,
     pub next_runs: Vec<NextRun>,
     pub node: String,
+    pub loop_lag_ms: Option<f64>,
+    pub loop_restarts: u64,
+    pub active_runs: usize,
 }
 
 #[cfg(feature = "ssr")]
@@ -78,6 +81,9 @@ mod from_engine {
                     .map(|n| NextRun { job: n.job, at: n.at })
                     .collect(),
                 node: s.node,
+                loop_lag_ms: s.loop_lag_ms,
+                loop_restarts: s.loop_restarts,
+                active_runs: s.active_runs,
             }
         }
     }

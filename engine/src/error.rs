@@ -33,6 +33,15 @@ pub enum EngineError {
     /// A row held a value the engine does not understand.
     #[error("bad value in the store: {0}")]
     Corrupt(String),
+    /// The caller's input is wrong in the named field.
+    #[error(transparent)]
+    Invalid(#[from] crate::model::ValidationError),
+    /// No such job or run.
+    #[error("{0}")]
+    NotFound(String),
+    /// The thing already exists (duplicate job id).
+    #[error("{0}")]
+    Conflict(String),
     /// The event log could not be created.
     #[error("cannot open the event log in {path}: {source}")]
     EventLog {

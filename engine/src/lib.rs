@@ -1,6 +1,10 @@
 //! EchoPilot's engine: the domain, with no knowledge of the web.
 //!
-//! - [`scheduler`]: the [`Engine`] handle — start, stop, restart, status, heartbeat loop.
+//! - [`scheduler`]: the [`Engine`] handle — control (start, stop, restart, status), the
+//!   firing loop and watchdog, jobs and runs, crash recovery.
+//! - [`schedule`]: cron (with seconds, in an IANA zone) and `@every` schedules.
+//! - [`model`]: jobs, runs, policies, validation.
+//! - [`kinds`]: what a job does — async functions registered by name.
 //! - [`store`]: the durable store (SQLite via sqlx, embedded migrations).
 //! - [`events`]: the JSON-lines event log in `<data dir>/logs/`.
 //! - [`clock`]: the injectable clock that time-dependent logic reads.
@@ -12,12 +16,16 @@
 pub mod clock;
 pub mod error;
 pub mod events;
+pub mod kinds;
+pub mod model;
 pub mod schedule;
 pub mod scheduler;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineError, Result};
+pub use kinds::{JobContext, JobFailure, JobResult, Kinds};
+pub use model::{Job, JobSpec, Misfire, Overlap, Run, RunQuery, RunStatus, Trigger, ValidationError};
 pub use schedule::{Schedule, ScheduleError};
 pub use scheduler::{Engine, EngineConfig, SchedulerState, Status};
 pub use store::{DesiredState, NextRun, Store};

@@ -1,22 +1,39 @@
-//! The scheduler's control surface: start, stop, restart, status, and the heartbeat loop.
+//! The scheduler: the [`Engine`] handle with its control surface (start, stop, restart,
+//! status), the firing loop, jobs and runs.
 //!
-//! The operator's intent is written to the store *before* the scheduler acts on it, so a
-//! server killed at any point comes back in the state it was last asked to be in. The loop
-//! runs as one tracked task with its own cancellation token: stop cancels it (in-flight
-//! runs are not touched), start spawns it again, restart does both, which also revives a
-//! loop that stalled.
+//! - The operator's intent is written to the store *before* the scheduler acts on it, so a
+//!   server killed at any point comes back in the state it was last asked to be in.
+//! - The firing loop is one tracked task with its own cancellation token. It computes
+//!   each job's next slot itself (UTC, from cron + zone), sleeps until the earliest slot or
+//!   heartbeat (no polling), claims each slot as a unique (job, slot) row, then runs it.
+//!   Stop cancels the loop (in-flight runs are not touched); restart also revives a loop
+//!   that stalled; a watchdog restarts a loop whose heartbeat went stale.
+//! - Every run executes in its own task under a timeout; a panic or error becomes a failed
+//!   run and never reaches the loop.
+//! - On boot, runs left in flight by a dead process become `interrupted`, and the slots
+//!   missed while down follow each job's misfire policy, each one recorded.
 
 use crate::clock::Clock;
 use crate::error::{EngineError, Result};
 use crate::events::EventLog;
-use crate::store::{DesiredState, Heartbeat, NextRun, Store};
+use crate::kinds::{JobContext, JobFailure, Kinds};
+use crate::model::{Job, JobSpec, Misfire, Overlap, Run, RunQuery, RunStatus, Trigger, ValidationError};
+use crate::schedule::Schedule;
+use crate::store::{DesiredState, Heartbeat, NewRun, NextRun, Store};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// Most missed slots recorded one by one per job at boot; past that, the rest are counted
+/// in the event log, so a long outage of an every-second job cannot flood the store.
+const MAX_CATCH_UP_SLOTS: usize = 10_000;
+/// Longest a caller may wait for a run (`?wait=true`).
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// How the engine is set up; the server fills it from flags, env and config.
 #[derive(Debug, Clone)]
@@ -52,6 +69,23 @@ pub struct Status {
     pub heartbeat_interval_secs: u64,
     pub next_runs: Vec<NextRun>,
     pub node: String,
+    /// How late the firing loop woke for its last slot, in ms (the watchdog's measure).
+    pub loop_lag_ms: Option<f64>,
+    /// How many times the watchdog had to restart the loop.
+    pub loop_restarts: u64,
+    pub active_runs: usize,
+}
+
+/// A job in memory: its parsed schedule and what the loop needs to fire it.
+struct JobState {
+    job: Job,
+    schedule: Schedule,
+    /// The last slot handled (fired, skipped or deliberately passed over).
+    cursor: DateTime<Utc>,
+    next: Option<DateTime<Utc>>,
+    active: usize,
+    /// Runs waiting for the active one (overlap = queue): (run id, slot).
+    queue: VecDeque<i64>,
 }
 
 /// The engine handle: cheap to clone, shared by the REST API, server functions and CLI
@@ -72,33 +106,45 @@ struct Inner {
     store: Store,
     events: EventLog,
     clock: Arc<dyn Clock>,
+    kinds: Kinds,
     pid: u32,
     started_at: DateTime<Utc>,
-    /// Every long-lived task is spawned here so shutdown can wait for it.
+    /// Every long-lived task and every run is spawned here so shutdown can wait for it.
     tracker: TaskTracker,
     /// The server's root token; the loop's token is a child of it.
     shutdown: CancellationToken,
+    /// Cancelled when in-flight runs are abandoned at the end of the shutdown grace.
+    runs_cancel: CancellationToken,
     /// Serialises start/stop/restart, which await store writes; a tokio mutex because it
     /// is held across those awaits.
     control: tokio::sync::Mutex<()>,
-    /// The loop's token while it runs. A std mutex: held only to swap the token.
+    /// Serialises firing, so the loop and a test driving time by hand never interleave.
+    firing: tokio::sync::Mutex<()>,
+    /// Wakes the loop when jobs change.
+    wake: tokio::sync::Notify,
+    /// Bumped whenever a run finishes; waiters for a run watch it.
+    finished: tokio::sync::watch::Sender<u64>,
+    /// The std mutexes below are held only for short, await-free sections.
     loop_token: Mutex<Option<CancellationToken>>,
-    /// The intent, mirrored from the store so status needs no query.
     desired: Mutex<DesiredState>,
     last_heartbeat: Mutex<Option<DateTime<Utc>>>,
+    jobs: Mutex<HashMap<String, JobState>>,
+    loop_lag_ms: Mutex<Option<f64>>,
+    loop_restarts: Mutex<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding one of these short locks cannot leave the value half-written
-    // (each is a plain assignment), so a poisoned lock is still safe to use.
+    // Every critical section here is a few assignments that cannot panic half-way, so a
+    // poisoned lock still guards consistent data.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Engine {
-    /// Opens the data dir and store, and brings the scheduler to its stored intent
-    /// (running on a fresh data dir).
+    /// Opens the data dir and store, recovers from a previous crash, and brings the
+    /// scheduler to its stored intent (running on a fresh data dir).
     pub async fn open(
         config: EngineConfig,
+        kinds: Kinds,
         clock: Arc<dyn Clock>,
         shutdown: CancellationToken,
         tracker: TaskTracker,
@@ -122,19 +168,29 @@ impl Engine {
                 store,
                 events,
                 clock,
+                kinds,
                 tracker,
+                runs_cancel: shutdown.child_token(),
                 shutdown,
                 control: tokio::sync::Mutex::new(()),
+                firing: tokio::sync::Mutex::new(()),
+                wake: tokio::sync::Notify::new(),
+                finished: tokio::sync::watch::Sender::new(0),
                 loop_token: Mutex::new(None),
                 desired: Mutex::new(desired),
                 last_heartbeat: Mutex::new(None),
+                jobs: Mutex::new(HashMap::new()),
+                loop_lag_ms: Mutex::new(None),
+                loop_restarts: Mutex::new(0),
                 config,
             }),
         };
         engine.event("server_started", serde_json::json!({ "desired": desired }));
+        engine.recover(desired == DesiredState::Running).await?;
         if desired == DesiredState::Running {
             engine.spawn_loop().await;
         }
+        engine.spawn_watchdog();
         Ok(engine)
     }
 
@@ -147,11 +203,19 @@ impl Engine {
         &self.inner.config
     }
 
-    /// Starts the scheduler (idempotent) and remembers that it should run.
+    pub fn kinds(&self) -> Vec<String> {
+        self.inner.kinds.names()
+    }
+
+    // ---- control -----------------------------------------------------------------
+
+    /// Starts the scheduler (idempotent) and remembers that it should run. Slots that
+    /// passed while it was stopped are not caught up: stopping was the operator's choice.
     pub async fn start(&self) -> Result<Status> {
         let _control = self.inner.control.lock().await;
         self.set_desired(DesiredState::Running).await?;
         if !self.loop_active() {
+            self.reset_cursors(self.inner.clock.now());
             self.spawn_loop().await;
             self.event("scheduler_started", serde_json::json!({}));
         }
@@ -173,9 +237,13 @@ impl Engine {
     /// Stops and starts the loop; revives a stalled one.
     pub async fn restart(&self) -> Result<Status> {
         let _control = self.inner.control.lock().await;
+        let was_running = self.loop_active();
         self.set_desired(DesiredState::Running).await?;
         if let Some(token) = lock(&self.inner.loop_token).take() {
             token.cancel();
+        }
+        if !was_running {
+            self.reset_cursors(self.inner.clock.now());
         }
         self.spawn_loop().await;
         self.event("scheduler_restarted", serde_json::json!({}));
@@ -201,6 +269,11 @@ impl Engine {
                 }
             }
         };
+        let (next_runs, active_runs) = {
+            let jobs = lock(&inner.jobs);
+            let active = jobs.values().map(|s| s.active).sum();
+            (if state == SchedulerState::Stopped { Vec::new() } else { next_runs(&jobs) }, active)
+        };
         Status {
             state,
             running: state == SchedulerState::Running,
@@ -210,13 +283,17 @@ impl Engine {
             last_heartbeat: last,
             heartbeat_age_secs: age,
             heartbeat_interval_secs: inner.config.heartbeat.as_secs(),
-            next_runs: Vec::new(),
+            next_runs,
             node: inner.config.node.clone(),
+            loop_lag_ms: *lock(&inner.loop_lag_ms),
+            loop_restarts: *lock(&inner.loop_restarts),
+            active_runs,
         }
     }
 
-    /// Stops the loop for process shutdown without changing the stored intent: a server
-    /// that was running before SIGTERM resumes by itself when started again.
+    /// Stops firing for process shutdown without changing the stored intent: a server
+    /// that was running before SIGTERM resumes by itself when started again. In-flight
+    /// runs keep going; see [`Engine::abandon_runs`].
     pub async fn shutdown(&self) {
         if let Some(token) = lock(&self.inner.loop_token).take() {
             token.cancel();
@@ -224,48 +301,475 @@ impl Engine {
         self.event("server_stopping", serde_json::json!({}));
     }
 
+    /// Ends the grace period: every run still in flight is cancelled and recorded as
+    /// `interrupted`.
+    pub fn abandon_runs(&self) {
+        self.inner.runs_cancel.cancel();
+    }
+
     /// Closes the store; call after every tracked task has finished.
     pub async fn close(&self) {
         self.inner.store.close().await;
     }
 
+    // ---- jobs --------------------------------------------------------------------
+
+    /// Every job, with its next run time.
+    pub fn list_jobs(&self) -> Vec<Job> {
+        let jobs = lock(&self.inner.jobs);
+        let mut out: Vec<Job> = jobs.values().map(job_view).collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    pub fn get_job(&self, id: &str) -> Result<Job> {
+        lock(&self.inner.jobs)
+            .get(id)
+            .map(job_view)
+            .ok_or_else(|| EngineError::NotFound(format!("no job with id {id:?}")))
+    }
+
+    /// Creates a job. Its first slot is the first one after now (no backlog).
+    pub async fn create_job(&self, spec: JobSpec) -> Result<Job> {
+        let (job, schedule) = Job::from_spec(spec, None)?;
+        self.check_kind(&job)?;
+        let now = self.inner.clock.now();
+        self.inner.store.insert_job(&job, now).await?;
+        self.install(job.clone(), schedule, now);
+        self.event("job_created", serde_json::json!({ "job": job.id }));
+        self.get_job(&job.id)
+    }
+
+    /// Replaces (`merge = false`, PUT) or patches (`merge = true`, PATCH) a job.
+    pub async fn update_job(&self, id: &str, spec: JobSpec, merge: bool) -> Result<Job> {
+        let current = self.get_job(id)?;
+        let mut spec = spec;
+        if spec.id.is_none() {
+            spec.id = Some(id.to_string());
+        }
+        let (job, schedule) = if merge {
+            Job::from_spec(spec, Some(&current))?
+        } else {
+            if spec.id.as_deref() != Some(id) {
+                return Err(ValidationError { field: "id".into(), message: "the id of a job cannot change".into() }.into());
+            }
+            Job::from_spec(spec, None)?
+        };
+        self.check_kind(&job)?;
+        let now = self.inner.clock.now();
+        let timing_changed = job.schedule != current.schedule || job.timezone != current.timezone || (job.enabled && !current.enabled);
+        self.inner.store.update_job(&job, timing_changed, now).await?;
+        {
+            let mut jobs = lock(&self.inner.jobs);
+            if let Some(state) = jobs.get_mut(id) {
+                if timing_changed {
+                    state.cursor = now;
+                }
+                state.next = if job.enabled { schedule.next_after(state.cursor.max(now)) } else { None };
+                state.job = job;
+                state.schedule = schedule;
+            }
+        }
+        self.inner.wake.notify_one();
+        self.event("job_updated", serde_json::json!({ "job": id }));
+        self.get_job(id)
+    }
+
+    pub async fn delete_job(&self, id: &str) -> Result<()> {
+        if !self.inner.store.delete_job(id).await? {
+            return Err(EngineError::NotFound(format!("no job with id {id:?}")));
+        }
+        lock(&self.inner.jobs).remove(id);
+        self.inner.wake.notify_one();
+        self.event("job_deleted", serde_json::json!({ "job": id }));
+        Ok(())
+    }
+
+    /// Creates the job unless one with its id exists; for seeding defaults.
+    pub async fn ensure_job(&self, spec: JobSpec) -> Result<bool> {
+        let id = spec.id.clone().unwrap_or_default();
+        if lock(&self.inner.jobs).contains_key(&id) {
+            return Ok(false);
+        }
+        match self.create_job(spec).await {
+            Ok(_) => Ok(true),
+            Err(EngineError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn check_kind(&self, job: &Job) -> Result<()> {
+        if self.inner.kinds.get(&job.kind).is_none() {
+            return Err(ValidationError {
+                field: "kind".into(),
+                message: format!("unknown kind {:?}; available: {}", job.kind, self.inner.kinds.names().join(", ")),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    fn install(&self, job: Job, schedule: Schedule, cursor: DateTime<Utc>) {
+        let next = if job.enabled { schedule.next_after(cursor) } else { None };
+        lock(&self.inner.jobs).insert(
+            job.id.clone(),
+            JobState { job, schedule, cursor, next, active: 0, queue: VecDeque::new() },
+        );
+        self.inner.wake.notify_one();
+    }
+
+    fn reset_cursors(&self, now: DateTime<Utc>) {
+        for state in lock(&self.inner.jobs).values_mut() {
+            state.cursor = state.cursor.max(now);
+            state.next = if state.job.enabled { state.schedule.next_after(state.cursor) } else { None };
+        }
+    }
+
+    // ---- runs --------------------------------------------------------------------
+
+    /// Starts a run of `job_id` now, whatever the scheduler's state.
+    pub async fn run_now(&self, job_id: &str, trigger: Trigger) -> Result<Run> {
+        let job = self.get_job(job_id)?;
+        let now = self.inner.clock.now();
+        let id = self
+            .inner
+            .store
+            .insert_run(&NewRun { job_id, trigger, status: RunStatus::Running, scheduled_at: None, started_at: Some(now), attempt: 1, error: None, node: &self.inner.config.node })
+            .await?
+            .ok_or_else(|| EngineError::Corrupt("a manual run collided with a slot claim".into()))?;
+        self.begin(job, id, 1);
+        self.get_run(id).await
+    }
+
+    pub async fn get_run(&self, id: i64) -> Result<Run> {
+        self.inner
+            .store
+            .get_run(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("no run with id {id}")))
+    }
+
+    pub async fn list_runs(&self, q: &RunQuery) -> Result<Vec<Run>> {
+        self.inner.store.list_runs(q).await
+    }
+
+    /// Waits until run `id` has finished or `within` has passed; returns it either way.
+    pub async fn wait_run(&self, id: i64, within: Duration) -> Result<Run> {
+        let mut finished = self.inner.finished.subscribe();
+        let deadline = tokio::time::Instant::now() + within.min(MAX_WAIT);
+        loop {
+            let run = self.get_run(id).await?;
+            if run.status.is_finished() {
+                return Ok(run);
+            }
+            if tokio::time::timeout_at(deadline, finished.changed()).await.is_err() {
+                return Ok(run);
+            }
+        }
+    }
+
+    /// Marks a run active in memory and executes it in its own tracked task.
+    fn begin(&self, job: Job, run_id: i64, attempt: u32) {
+        if let Some(state) = lock(&self.inner.jobs).get_mut(&job.id) {
+            state.active += 1;
+        }
+        let engine = self.clone();
+        self.inner.tracker.spawn(async move { engine.execute(job, run_id, attempt).await });
+    }
+
+    /// Runs the kind under the job's timeout, in a task of its own so that a panic is
+    /// caught as a `JoinError` and a hung job can be abandoned; records the outcome;
+    /// starts whatever was queued behind it; schedules a retry if the policy says so.
+    async fn execute(&self, job: Job, run_id: i64, attempt: u32) {
+        let inner = &self.inner;
+        self.event("run_started", serde_json::json!({ "job": job.id, "run": run_id, "attempt": attempt }));
+        let cancel = inner.runs_cancel.child_token();
+        let (status, output, error) = match inner.kinds.get(&job.kind) {
+            None => (RunStatus::Failed, None, Some(format!("unknown kind {:?}", job.kind))),
+            Some(kind) => {
+                let ctx = JobContext { run_id, job: job.clone(), attempt, cancel: cancel.clone() };
+                let mut task = tokio::spawn(kind(ctx));
+                let timeout = Duration::from_secs(job.timeout_secs);
+                tokio::select! {
+                    joined = tokio::time::timeout(timeout, &mut task) => match joined {
+                        Ok(Ok(Ok(out))) => (RunStatus::Succeeded, Some(out), None),
+                        Ok(Ok(Err(JobFailure { message, output }))) => (RunStatus::Failed, output, Some(message)),
+                        Ok(Err(e)) if e.is_panic() => (RunStatus::Failed, None, Some(format!("the job panicked: {}", panic_message(e)))),
+                        Ok(Err(_)) => (RunStatus::Cancelled, None, Some("the job was cancelled".into())),
+                        Err(_) => {
+                            cancel.cancel();
+                            task.abort();
+                            (RunStatus::TimedOut, None, Some(format!("timed out after {} s", job.timeout_secs)))
+                        }
+                    },
+                    () = inner.runs_cancel.cancelled() => {
+                        task.abort();
+                        (RunStatus::Interrupted, None, Some("the server shut down before the run finished".into()))
+                    }
+                }
+            }
+        };
+        let now = inner.clock.now();
+        if let Err(e) = inner.store.finish_run(run_id, status, now, output.as_ref(), error.as_deref()).await {
+            // The row stays `running`; the next boot marks it interrupted.
+            tracing::error!(error = %e, run_id, "cannot record the end of a run");
+        }
+        self.event("run_finished", serde_json::json!({ "job": job.id, "run": run_id, "status": status.as_str() }));
+        inner.finished.send_modify(|n| *n += 1);
+
+        let next_queued = {
+            let mut jobs = lock(&inner.jobs);
+            jobs.get_mut(&job.id).and_then(|s| {
+                s.active = s.active.saturating_sub(1);
+                s.queue.pop_front()
+            })
+        };
+        if let Some(queued) = next_queued {
+            if let Err(e) = inner.store.mark_started(queued, inner.clock.now()).await {
+                tracing::error!(error = %e, run_id = queued, "cannot start a queued run");
+            } else {
+                self.begin(job.clone(), queued, 1);
+            }
+        }
+        let retry = matches!(status, RunStatus::Failed | RunStatus::TimedOut) && attempt <= job.retries && !inner.runs_cancel.is_cancelled();
+        if retry {
+            self.schedule_retry(job, attempt + 1);
+        }
+    }
+
+    /// Retries after `retry_backoff_secs * 2^(attempt-2)`, as a new run row.
+    fn schedule_retry(&self, job: Job, attempt: u32) {
+        let backoff = Duration::from_secs(job.retry_backoff_secs.saturating_mul(1u64 << (attempt - 2).min(16)));
+        let engine = self.clone();
+        self.inner.tracker.spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = engine.inner.runs_cancel.cancelled() => return,
+            }
+            let now = engine.inner.clock.now();
+            let claimed = engine
+                .inner
+                .store
+                .insert_run(&NewRun { job_id: &job.id, trigger: Trigger::Retry, status: RunStatus::Running, scheduled_at: None, started_at: Some(now), attempt, error: None, node: &engine.inner.config.node })
+                .await;
+            match claimed {
+                Ok(Some(id)) => engine.begin(job, id, attempt),
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, job = job.id, "cannot record a retry"),
+            }
+        });
+    }
+
+    // ---- firing ------------------------------------------------------------------
+
+    /// Fires every slot due at `now`: the loop calls this when it wakes; tests with an
+    /// injected clock call it directly.
+    pub async fn fire_due(&self, now: DateTime<Utc>) {
+        let _firing = self.inner.firing.lock().await;
+        let due: Vec<(Job, Vec<DateTime<Utc>>)> = {
+            let mut jobs = lock(&self.inner.jobs);
+            jobs.values_mut()
+                .filter(|s| s.job.enabled && s.next.is_some_and(|n| n <= now))
+                .map(|s| {
+                    let slots = s.schedule.slots_between(s.cursor, now, MAX_CATCH_UP_SLOTS);
+                    if let Some(last) = slots.last() {
+                        s.cursor = *last;
+                    }
+                    s.cursor = s.cursor.max(s.next.unwrap_or(now));
+                    s.next = s.schedule.next_after(s.cursor.max(now));
+                    (s.job.clone(), slots)
+                })
+                .collect()
+        };
+        for (job, slots) in due {
+            // More than one slot due means the loop fell behind; the earlier ones follow
+            // the misfire policy like slots missed while the server was down.
+            if let Some((last, missed)) = slots.split_last() {
+                if !missed.is_empty() {
+                    self.record_missed(&job, missed, "the scheduler fell behind", now).await;
+                }
+                self.fire_slot(&job, *last, Trigger::Schedule, now).await;
+            }
+        }
+    }
+
+    /// Claims `slot` and runs it, applying the overlap policy.
+    async fn fire_slot(&self, job: &Job, slot: DateTime<Utc>, trigger: Trigger, now: DateTime<Utc>) {
+        let (active, queued) = {
+            let jobs = lock(&self.inner.jobs);
+            jobs.get(&job.id).map_or((0, 0), |s| (s.active, s.queue.len()))
+        };
+        let node = &self.inner.config.node;
+        let claim = |status, error| NewRun { job_id: &job.id, trigger, status, scheduled_at: Some(slot), started_at: Some(now), attempt: 1, error, node };
+        let outcome = if active == 0 || job.overlap == Overlap::Allow {
+            self.inner.store.insert_run(&claim(RunStatus::Running, None)).await.map(|id| id.map(|id| (id, RunStatus::Running)))
+        } else if job.overlap == Overlap::Queue && queued == 0 {
+            let mut run = claim(RunStatus::Queued, None);
+            run.started_at = None;
+            self.inner.store.insert_run(&run).await.map(|id| id.map(|id| (id, RunStatus::Queued)))
+        } else {
+            let why = if job.overlap == Overlap::Queue { "a run is already queued behind the active one" } else { "the previous run is still active (overlap = skip)" };
+            self.inner.store.insert_run(&claim(RunStatus::Skipped, Some(why))).await.map(|id| id.map(|id| (id, RunStatus::Skipped)))
+        };
+        match outcome {
+            Ok(Some((id, RunStatus::Running))) => self.begin(job.clone(), id, 1),
+            Ok(Some((id, RunStatus::Queued))) => {
+                let mut jobs = lock(&self.inner.jobs);
+                if let Some(s) = jobs.get_mut(&job.id) {
+                    s.queue.push_back(id);
+                }
+            }
+            Ok(Some((_, _))) => {}
+            // Another claim of this slot won: it runs there, not here.
+            Ok(None) => tracing::debug!(job = job.id, %slot, "slot already claimed"),
+            Err(e) => tracing::error!(error = %e, job = job.id, %slot, "cannot claim a slot; it is not run"),
+        }
+    }
+
+    /// Records missed slots per the misfire policy: all skipped, or all but the latest
+    /// skipped and the latest run once.
+    async fn record_missed(&self, job: &Job, missed: &[DateTime<Utc>], why: &str, now: DateTime<Utc>) {
+        let (skip, run_once) = match job.misfire {
+            Misfire::Skip => (missed, None),
+            Misfire::RunOnce => match missed.split_last() {
+                Some((last, rest)) => (rest, Some(*last)),
+                None => (missed, None),
+            },
+        };
+        let reason = format!("missed: {why} (misfire = {})", job.misfire.as_str());
+        if let Err(e) = self.inner.store.insert_skipped_slots(&job.id, skip, &reason, now, &self.inner.config.node).await {
+            tracing::error!(error = %e, job = job.id, "cannot record missed slots");
+        }
+        if let Some(slot) = run_once {
+            self.fire_slot(job, slot, Trigger::CatchUp, now).await;
+        }
+    }
+
+    /// Boot: interrupted runs, jobs into memory, missed slots per misfire policy.
+    async fn recover(&self, running: bool) -> Result<()> {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let interrupted = inner.store.interrupt_unfinished("the server stopped while this run was in flight", now).await?;
+        if !interrupted.is_empty() {
+            self.event("runs_interrupted", serde_json::json!({ "count": interrupted.len() }));
+        }
+        let mut catch_up = Vec::new();
+        for (job, last_slot_ms) in inner.store.list_jobs().await? {
+            let schedule = match Schedule::parse(&job.schedule, &job.timezone) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(job = job.id, error = %e, "stored job has an invalid schedule; it will not fire until fixed");
+                    continue;
+                }
+            };
+            let last = DateTime::from_timestamp_millis(last_slot_ms).unwrap_or(now);
+            if running && job.enabled {
+                let all = schedule.slots_between(last, now, MAX_CATCH_UP_SLOTS + 1);
+                if all.len() > MAX_CATCH_UP_SLOTS {
+                    self.event("catch_up_truncated", serde_json::json!({ "job": job.id, "recorded": MAX_CATCH_UP_SLOTS }));
+                }
+                let missed: Vec<_> = all.into_iter().take(MAX_CATCH_UP_SLOTS).collect();
+                if !missed.is_empty() {
+                    catch_up.push((job.clone(), missed));
+                }
+            }
+            self.install(job, schedule, now.max(last));
+        }
+        for (job, missed) in catch_up {
+            self.record_missed(&job, &missed, "the server was down", now).await;
+        }
+        for run in interrupted {
+            if let Ok(job) = self.get_job(&run.job_id) {
+                if run.attempt <= job.retries {
+                    self.schedule_retry(job, run.attempt + 1);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn loop_active(&self) -> bool {
-        lock(&self.inner.loop_token)
-            .as_ref()
-            .is_some_and(|t| !t.is_cancelled())
+        lock(&self.inner.loop_token).as_ref().is_some_and(|t| !t.is_cancelled())
     }
 
     async fn set_desired(&self, desired: DesiredState) -> Result<()> {
-        self.inner
-            .store
-            .set_desired_state(desired, self.inner.clock.now())
-            .await?;
+        self.inner.store.set_desired_state(desired, self.inner.clock.now()).await?;
         *lock(&self.inner.desired) = desired;
         Ok(())
     }
 
     /// Records a first heartbeat (so status right after start says running) and spawns
-    /// the loop that keeps recording them.
+    /// the loop.
     async fn spawn_loop(&self) {
         let token = self.inner.shutdown.child_token();
         *lock(&self.inner.loop_token) = Some(token.clone());
         self.heartbeat().await;
         let engine = self.clone();
+        self.inner.tracker.spawn(async move { engine.run_loop(token).await });
+    }
+
+    /// The firing loop: sleep until the earliest slot or heartbeat, fire, repeat.
+    async fn run_loop(&self, token: CancellationToken) {
+        let inner = &self.inner;
+        let every = inner.config.heartbeat;
+        let mut next_beat = tokio::time::Instant::now() + every;
+        loop {
+            let now = inner.clock.now();
+            self.fire_due(now).await;
+            let next_slot = lock(&inner.jobs).values().filter_map(|s| s.next).min();
+            let slot_at = next_slot.map(|t| {
+                let wait = (t - inner.clock.now()).to_std().unwrap_or(Duration::ZERO);
+                tokio::time::Instant::now() + wait
+            });
+            let wake = slot_at.map_or(next_beat, |s| s.min(next_beat));
+            tokio::select! {
+                () = token.cancelled() => break,
+                () = inner.wake.notified() => continue,
+                () = tokio::time::sleep_until(wake) => {}
+            }
+            if let Some(slot) = next_slot {
+                if slot_at.is_some_and(|s| s <= wake) {
+                    let lag = (inner.clock.now() - slot).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+                    *lock(&inner.loop_lag_ms) = Some(lag.max(0.0));
+                }
+            }
+            if tokio::time::Instant::now() >= next_beat {
+                self.heartbeat().await;
+                next_beat += every;
+                let now = tokio::time::Instant::now();
+                if next_beat < now {
+                    // Fell behind (suspended process, blocked runtime): beat from now on
+                    // rather than bursting to catch up.
+                    next_beat = now + every;
+                }
+            }
+        }
+    }
+
+    /// Restarts the loop when its heartbeat goes stale while it should be running: a
+    /// loop that died or hangs is replaced, logged, and counted in status.
+    fn spawn_watchdog(&self) {
+        let engine = self.clone();
+        let shutdown = self.inner.shutdown.clone();
         self.inner.tracker.spawn(async move {
             let every = engine.inner.config.heartbeat;
-            let mut next = tokio::time::Instant::now() + every;
             loop {
                 tokio::select! {
-                    () = token.cancelled() => break,
-                    () = tokio::time::sleep_until(next) => {}
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(every) => {}
                 }
-                engine.heartbeat().await;
-                next += every;
-                let now = tokio::time::Instant::now();
-                if next < now {
-                    // We fell behind (suspended process, blocked runtime): tick from now
-                    // rather than bursting to catch up.
-                    next = now + every;
+                if engine.status().state == SchedulerState::Stalled && !shutdown.is_cancelled() {
+                    let _control = engine.inner.control.lock().await;
+                    if *lock(&engine.inner.desired) != DesiredState::Running {
+                        continue;
+                    }
+                    tracing::warn!("the scheduler loop stalled; restarting it");
+                    if let Some(token) = lock(&engine.inner.loop_token).take() {
+                        token.cancel();
+                    }
+                    *lock(&engine.inner.loop_restarts) += 1;
+                    engine.spawn_loop().await;
+                    engine.event("loop_restarted", serde_json::json!({ "by": "watchdog" }));
                 }
             }
         });
@@ -280,18 +784,14 @@ impl Engine {
             pid: inner.pid,
             started_at: inner.started_at,
             at: inner.clock.now(),
-            next_runs: Vec::new(),
+            next_runs: next_runs(&lock(&inner.jobs)),
         };
         if let Err(e) = inner.store.record_heartbeat(&hb).await {
-            // The tick still counts in memory: the scheduler is alive, the store is not.
-            // Self-heal reports the store; status keeps telling the truth about the loop.
+            // The tick still counts in memory: the loop is alive even if the store is not.
             tracing::warn!(error = %e, "cannot store the heartbeat");
         }
         *lock(&inner.last_heartbeat) = Some(hb.at);
-        self.event(
-            "heartbeat",
-            serde_json::json!({ "next_runs": hb.next_runs }),
-        );
+        self.event("heartbeat", serde_json::json!({ "next_runs": hb.next_runs }));
     }
 
     fn event(&self, name: &str, fields: serde_json::Value) {
@@ -303,6 +803,30 @@ impl Engine {
         }
         inner.events.write(name, fields);
     }
+}
+
+fn job_view(s: &JobState) -> Job {
+    let mut job = s.job.clone();
+    job.next_run_at = s.next;
+    job
+}
+
+fn next_runs(jobs: &HashMap<String, JobState>) -> Vec<NextRun> {
+    let mut out: Vec<NextRun> = jobs
+        .values()
+        .filter_map(|s| s.next.map(|at| NextRun { job: s.job.id.clone(), at }))
+        .collect();
+    out.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.job.cmp(&b.job)));
+    out
+}
+
+fn panic_message(e: tokio::task::JoinError) -> String {
+    let payload = e.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 /// Creates and removes a file in `dir`, proving it is writable.

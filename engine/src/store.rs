@@ -192,3 +192,304 @@ impl Store {
         self.writer.close().await;
     }
 }
+
+// ---- jobs and runs -------------------------------------------------------------------
+
+use crate::model::{Job, Misfire, Overlap, Run, RunQuery, RunStatus, Trigger};
+
+/// Milliseconds since the epoch, the store's time format.
+pub fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(ms: Option<i64>) -> Option<DateTime<Utc>> {
+    ms.and_then(DateTime::from_timestamp_millis)
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+const JOB_COLUMNS: &str = "id, name, kind, schedule, timezone, enabled, timeout_secs, retries, retry_backoff_secs, overlap, misfire, params, last_slot_ms";
+const RUN_COLUMNS: &str = "id, job_id, trigger, status, scheduled_ms, started_ms, finished_ms, attempt, output, error, node";
+
+fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<(Job, i64)> {
+    let corrupt = |what: &str, v: &str| EngineError::Corrupt(format!("job {what} {v:?}"));
+    let overlap: String = row.try_get("overlap")?;
+    let misfire: String = row.try_get("misfire")?;
+    let params: String = row.try_get("params")?;
+    let job = Job {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        kind: row.try_get("kind")?,
+        schedule: row.try_get("schedule")?,
+        timezone: row.try_get("timezone")?,
+        enabled: row.try_get("enabled")?,
+        timeout_secs: row.try_get::<i64, _>("timeout_secs")?.max(1) as u64,
+        retries: row.try_get::<i64, _>("retries")?.max(0) as u32,
+        retry_backoff_secs: row.try_get::<i64, _>("retry_backoff_secs")?.max(0) as u64,
+        overlap: Overlap::parse(&overlap).ok_or_else(|| corrupt("overlap", &overlap))?,
+        misfire: Misfire::parse(&misfire).ok_or_else(|| corrupt("misfire", &misfire))?,
+        params: serde_json::from_str(&params).map_err(|_| corrupt("params", &params))?,
+        next_run_at: None,
+    };
+    Ok((job, row.try_get("last_slot_ms")?))
+}
+
+fn run_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Run> {
+    let trigger: String = row.try_get("trigger")?;
+    let status: String = row.try_get("status")?;
+    let output: Option<String> = row.try_get("output")?;
+    Ok(Run {
+        id: row.try_get("id")?,
+        job_id: row.try_get("job_id")?,
+        trigger: Trigger::parse(&trigger).ok_or_else(|| EngineError::Corrupt(format!("run trigger {trigger:?}")))?,
+        status: RunStatus::parse(&status).ok_or_else(|| EngineError::Corrupt(format!("run status {status:?}")))?,
+        scheduled_at: from_ms(row.try_get("scheduled_ms")?),
+        started_at: from_ms(row.try_get("started_ms")?),
+        finished_at: from_ms(row.try_get("finished_ms")?),
+        attempt: row.try_get::<i64, _>("attempt")?.max(1) as u32,
+        output: output
+            .map(|o| serde_json::from_str(&o).unwrap_or(serde_json::Value::String(o)))
+            .unwrap_or_else(|| serde_json::json!({})),
+        error: row.try_get("error")?,
+        node: row.try_get("node")?,
+    })
+}
+
+/// A new run row.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub job_id: &'a str,
+    pub trigger: Trigger,
+    pub status: RunStatus,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub attempt: u32,
+    pub error: Option<&'a str>,
+    pub node: &'a str,
+}
+
+impl Store {
+    pub async fn insert_job(&self, job: &Job, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let r = sqlx::query(
+            "INSERT INTO jobs (id, name, kind, schedule, timezone, enabled, timeout_secs, retries, retry_backoff_secs,
+                               overlap, misfire, params, last_slot_ms, created_ms, updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?13)",
+        )
+        .bind(&job.id)
+        .bind(&job.name)
+        .bind(&job.kind)
+        .bind(&job.schedule)
+        .bind(&job.timezone)
+        .bind(job.enabled)
+        .bind(job.timeout_secs as i64)
+        .bind(i64::from(job.retries))
+        .bind(job.retry_backoff_secs as i64)
+        .bind(job.overlap.as_str())
+        .bind(job.misfire.as_str())
+        .bind(job.params.to_string())
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await;
+        match r {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(EngineError::Conflict(format!("a job with id {:?} already exists", job.id)))
+            }
+            r => r?,
+        };
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces a job's fields. Changing the schedule restarts catch-up from `now`.
+    pub async fn update_job(&self, job: &Job, reset_slot: bool, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET name = ?2, kind = ?3, schedule = ?4, timezone = ?5, enabled = ?6, timeout_secs = ?7,
+                 retries = ?8, retry_backoff_secs = ?9, overlap = ?10, misfire = ?11, params = ?12, updated_ms = ?13,
+                 last_slot_ms = CASE WHEN ?14 THEN ?13 ELSE last_slot_ms END
+             WHERE id = ?1",
+        )
+        .bind(&job.id)
+        .bind(&job.name)
+        .bind(&job.kind)
+        .bind(&job.schedule)
+        .bind(&job.timezone)
+        .bind(job.enabled)
+        .bind(job.timeout_secs as i64)
+        .bind(i64::from(job.retries))
+        .bind(job.retry_backoff_secs as i64)
+        .bind(job.overlap.as_str())
+        .bind(job.misfire.as_str())
+        .bind(job.params.to_string())
+        .bind(to_ms(now))
+        .bind(reset_slot)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(EngineError::NotFound(format!("no job with id {:?}", job.id)));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn delete_job(&self, id: &str) -> Result<bool> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query("DELETE FROM jobs WHERE id = ?1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Every job with the last slot it claimed (ms).
+    pub async fn list_jobs(&self) -> Result<Vec<(Job, i64)>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id")))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    pub async fn get_job(&self, id: &str) -> Result<Option<Job>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1")))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(job_from_row).transpose().map(|o| o.map(|(j, _)| j))
+    }
+
+    /// Inserts a run row; for scheduled triggers this is the claim of the slot, and
+    /// `None` means another claim of the same (job, slot) got there first.
+    pub async fn insert_run(&self, run: &NewRun<'_>) -> Result<Option<i64>> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let r = sqlx::query(
+            "INSERT INTO runs (job_id, trigger, status, scheduled_ms, started_ms, finished_ms, attempt, error, node)
+             VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?3 = 'skipped' THEN ?5 END, ?6, ?7, ?8)",
+        )
+        .bind(run.job_id)
+        .bind(run.trigger.as_str())
+        .bind(run.status.as_str())
+        .bind(run.scheduled_at.map(to_ms))
+        .bind(run.started_at.map(to_ms))
+        .bind(i64::from(run.attempt))
+        .bind(run.error)
+        .bind(run.node)
+        .execute(&mut *tx)
+        .await;
+        let id = match r {
+            Err(e) if is_unique_violation(&e) => return Ok(None),
+            r => r?.last_insert_rowid(),
+        };
+        if let (Some(slot), Trigger::Schedule | Trigger::CatchUp) = (run.scheduled_at, run.trigger) {
+            sqlx::query("UPDATE jobs SET last_slot_ms = MAX(last_slot_ms, ?2) WHERE id = ?1")
+                .bind(run.job_id)
+                .bind(to_ms(slot))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    /// Records many skipped slots of one job in one transaction (catch-up after downtime).
+    pub async fn insert_skipped_slots(&self, job_id: &str, slots: &[DateTime<Utc>], reason: &str, now: DateTime<Utc>, node: &str) -> Result<u64> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut n = 0;
+        for slot in slots {
+            let r = sqlx::query(
+                "INSERT INTO runs (job_id, trigger, status, scheduled_ms, started_ms, finished_ms, attempt, error, node)
+                 VALUES (?1, 'schedule', 'skipped', ?2, NULL, ?3, 1, ?4, ?5) ON CONFLICT DO NOTHING",
+            )
+            .bind(job_id)
+            .bind(to_ms(*slot))
+            .bind(to_ms(now))
+            .bind(reason)
+            .bind(node)
+            .execute(&mut *tx)
+            .await?;
+            n += r.rows_affected();
+        }
+        if let Some(last) = slots.last() {
+            sqlx::query("UPDATE jobs SET last_slot_ms = MAX(last_slot_ms, ?2) WHERE id = ?1")
+                .bind(job_id)
+                .bind(to_ms(*last))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    pub async fn mark_started(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("UPDATE runs SET status = 'running', started_ms = ?2 WHERE id = ?1")
+            .bind(id)
+            .bind(to_ms(at))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn finish_run(&self, id: i64, status: RunStatus, at: DateTime<Utc>, output: Option<&serde_json::Value>, error: Option<&str>) -> Result<()> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("UPDATE runs SET status = ?2, finished_ms = ?3, output = ?4, error = ?5 WHERE id = ?1")
+            .bind(id)
+            .bind(status.as_str())
+            .bind(to_ms(at))
+            .bind(output.map(|o| o.to_string()))
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Runs left queued or running by a process that is gone become `interrupted`.
+    pub async fn interrupt_unfinished(&self, reason: &str, at: DateTime<Utc>) -> Result<Vec<Run>> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE runs SET status = 'interrupted', finished_ms = ?2, error = ?1
+             WHERE status IN ('queued', 'running') RETURNING {RUN_COLUMNS}"
+        )))
+        .bind(reason)
+        .bind(to_ms(at))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    pub async fn get_run(&self, id: i64) -> Result<Option<Run>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1")))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    /// Newest first, filtered, at most `limit` (1-500).
+    pub async fn list_runs(&self, q: &RunQuery) -> Result<Vec<Run>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs
+             WHERE (?1 IS NULL OR job_id = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id < ?3)
+             ORDER BY id DESC LIMIT ?4"
+        )))
+        .bind(q.job.as_deref())
+        .bind(q.status.map(|s| s.as_str()))
+        .bind(q.before)
+        .bind(i64::from(q.limit.clamp(1, 500)))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Run rows of one job, oldest first; for tests and reports.
+    pub async fn runs_of(&self, job_id: &str) -> Result<Vec<Run>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM runs WHERE job_id = ?1 ORDER BY id")))
+            .bind(job_id)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+}

@@ -4,7 +4,8 @@
 use crate::auth::{self, login_refused, session_cookie, session_id};
 use crate::startup::AppState;
 use app::wire::SchedulerStatus;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
@@ -22,11 +23,18 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// A field the caller must fix.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error("too many failed attempts; try again in {0} s")]
     TooManyAttempts(u64),
     /// Store and other unexpected failures: logged with their cause, shown opaquely.
     #[error(transparent)]
-    Internal(#[from] engine::EngineError),
+    Internal(engine::EngineError),
 }
 
 impl ApiError {
@@ -36,6 +44,9 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -52,7 +63,12 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = Json(serde_json::json!({ "error": { "code": code, "message": message } }));
+        let mut error = serde_json::json!({ "code": code, "message": message });
+        if let ApiError::Invalid { field, message } = &self {
+            error["field"] = field.clone().into();
+            error["message"] = message.clone().into();
+        }
+        let body = Json(serde_json::json!({ "error": error }));
         let mut response = (status, body).into_response();
         if let ApiError::TooManyAttempts(secs) = self {
             response
@@ -62,6 +78,46 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+impl From<engine::EngineError> for ApiError {
+    fn from(e: engine::EngineError) -> Self {
+        use engine::EngineError as E;
+        match e {
+            E::Invalid(v) => ApiError::Invalid { field: v.field, message: v.message },
+            E::NotFound(m) => ApiError::NotFound(m),
+            E::Conflict(m) => ApiError::Conflict(m),
+            other => ApiError::Internal(other),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            // serde's message carries the line and column of the fault.
+            JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest(format!("malformed JSON: {}", root_cause(&e))),
+            JsonRejection::JsonDataError(e) => ApiError::Invalid { field: "body".into(), message: root_cause(&e) },
+            JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest("send the body as JSON with Content-Type: application/json".into()),
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge(format!("the body is larger than {} bytes", crate::startup::MAX_BODY_BYTES))
+            }
+            other => ApiError::BadRequest(other.body_text()),
+        }
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// `Json` whose rejections are our JSON errors (400 with the position, 413, 422).
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -162,4 +218,127 @@ pub async fn healthz() -> &'static str {
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<&'static str> {
     state.engine.store().ping_write().await?;
     Ok("ready")
+}
+
+// ---- jobs, runs, schedule preview ----------------------------------------------------
+
+use engine::{Job, JobSpec, Run, RunQuery, RunStatus, Trigger};
+
+pub async fn list_jobs(State(state): State<AppState>) -> Json<Vec<Job>> {
+    Json(state.engine.list_jobs())
+}
+
+pub async fn create_job(State(state): State<AppState>, ApiJson(spec): ApiJson<JobSpec>) -> ApiResult<(StatusCode, Json<Job>)> {
+    Ok((StatusCode::CREATED, Json(state.engine.create_job(spec).await?)))
+}
+
+pub async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Job>> {
+    Ok(Json(state.engine.get_job(&id)?))
+}
+
+pub async fn replace_job(State(state): State<AppState>, Path(id): Path<String>, ApiJson(spec): ApiJson<JobSpec>) -> ApiResult<Json<Job>> {
+    Ok(Json(state.engine.update_job(&id, spec, false).await?))
+}
+
+pub async fn patch_job(State(state): State<AppState>, Path(id): Path<String>, ApiJson(spec): ApiJson<JobSpec>) -> ApiResult<Json<Job>> {
+    Ok(Json(state.engine.update_job(&id, spec, true).await?))
+}
+
+pub async fn delete_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    state.engine.delete_job(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct WaitQuery {
+    #[serde(default)]
+    wait: bool,
+}
+
+/// Who asked for a manual run: the CLI says so in a header; the key means a script; a
+/// session means the dashboard.
+fn trigger_of(headers: &HeaderMap) -> Trigger {
+    if headers.get("x-echopilot-client").is_some_and(|v| v == "cli") {
+        Trigger::Cli
+    } else if headers.contains_key(auth::KEY_HEADER) {
+        Trigger::Api
+    } else {
+        Trigger::Manual
+    }
+}
+
+/// Starts `job` now: `202 {"run"}`, or with `?wait=true` waits up to 30 s and answers
+/// `200 {"run"}` once it finished (202 if it had not by then).
+pub async fn run_job_now(state: &AppState, job: &str, trigger: Trigger, wait: bool) -> ApiResult<Response> {
+    let run = state.engine.run_now(job, trigger).await?;
+    if !wait {
+        return Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "run": run }))).into_response());
+    }
+    let run = state.engine.wait_run(run.id, engine::scheduler::MAX_WAIT).await?;
+    let status = if run.status.is_finished() { StatusCode::OK } else { StatusCode::ACCEPTED };
+    Ok((status, Json(serde_json::json!({ "run": run }))).into_response())
+}
+
+pub async fn run_job(State(state): State<AppState>, Path(id): Path<String>, Query(q): Query<WaitQuery>, headers: HeaderMap) -> ApiResult<Response> {
+    run_job_now(&state, &id, trigger_of(&headers), q.wait).await
+}
+
+#[derive(Deserialize)]
+pub struct RunsQuery {
+    job: Option<String>,
+    status: Option<String>,
+    limit: Option<u32>,
+    before: Option<i64>,
+}
+
+pub async fn list_runs(State(state): State<AppState>, Query(q): Query<RunsQuery>) -> ApiResult<Json<serde_json::Value>> {
+    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| ApiError::Invalid {
+            field: "status".into(),
+            message: format!("{s:?} is not a run status (queued, running, succeeded, failed, timed_out, cancelled, interrupted, skipped)"),
+        })?),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::Invalid { field: "limit".into(), message: format!("{limit} is out of range 1-500") });
+    }
+    let query = RunQuery { job: q.job.filter(|j| !j.is_empty()), status, before: q.before, limit };
+    let runs = state.engine.list_runs(&query).await?;
+    let next = (runs.len() == limit as usize).then(|| runs.last().map(|r| r.id)).flatten();
+    Ok(Json(serde_json::json!({ "runs": runs, "next": next })))
+}
+
+pub async fn get_run(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Run>> {
+    Ok(Json(state.engine.get_run(id).await?))
+}
+
+#[derive(Deserialize)]
+pub struct PreviewQuery {
+    schedule: String,
+    #[serde(default)]
+    timezone: String,
+    from: Option<String>,
+    count: Option<usize>,
+}
+
+pub async fn schedule_preview(Query(q): Query<PreviewQuery>) -> ApiResult<Json<serde_json::Value>> {
+    let schedule = engine::Schedule::parse(&q.schedule, &q.timezone)
+        .map_err(|e| ApiError::Invalid { field: e.field.to_string(), message: e.message })?;
+    let from = match q.from.as_deref().filter(|f| !f.is_empty()) {
+        Some(f) => chrono::DateTime::parse_from_rfc3339(f)
+            .map_err(|e| ApiError::Invalid { field: "from".into(), message: format!("{f:?} is not an RFC 3339 time: {e}") })?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    };
+    let count = q.count.unwrap_or(5);
+    if !(1..=100).contains(&count) {
+        return Err(ApiError::Invalid { field: "count".into(), message: format!("{count} is out of range 1-100") });
+    }
+    let times: Vec<String> = schedule
+        .upcoming(from, count)
+        .into_iter()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .collect();
+    Ok(Json(serde_json::json!({ "times": times })))
 }

@@ -15,7 +15,7 @@ use axum::http::{header, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use engine::{Engine, EngineConfig, SystemClock};
+use engine::{Engine, EngineConfig, Kinds, SystemClock};
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -30,6 +30,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Largest request body accepted anywhere.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// How long cancelled runs get to record themselves as interrupted.
+const ABANDON_WAIT: Duration = Duration::from_secs(5);
 /// Every request must finish within this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -60,6 +62,7 @@ pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 's
             heartbeat: Duration::from_secs(args.heartbeat_secs),
             node: args.node.clone().unwrap_or_else(hostname),
         },
+        Kinds::builtin(),
         Arc::new(SystemClock),
         token.clone(),
         tracker.clone(),
@@ -98,11 +101,16 @@ pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 's
     let served = tokio::spawn(async move { serving.await });
     token.cancelled().await;
 
-    // Stop firing first, then give in-flight work and open requests the grace period.
+    // Stop firing at once, then give in-flight runs the grace period; whatever is still
+    // running after it is cancelled and recorded as interrupted.
     engine.shutdown().await;
     tracker.close();
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        tracing::warn!(?grace, "tasks still running after the grace period; leaving them");
+        tracing::warn!(?grace, "runs still in flight after the grace period; interrupting them");
+        engine.abandon_runs();
+        if tokio::time::timeout(ABANDON_WAIT, tracker.wait()).await.is_err() {
+            tracing::warn!("some runs did not stop; the next start records them as interrupted");
+        }
     }
     match tokio::time::timeout(grace, served).await {
         Ok(Ok(Ok(()))) => {}
@@ -125,6 +133,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/automations/start", post(api::start))
         .route("/api/automations/stop", post(api::stop))
         .route("/api/automations/restart", post(api::restart))
+        .route("/api/jobs", get(api::list_jobs).post(api::create_job))
+        .route("/api/jobs/{id}", get(api::get_job).put(api::replace_job).patch(api::patch_job).delete(api::delete_job))
+        .route("/api/jobs/{id}/run", post(api::run_job))
+        .route("/api/runs", get(api::list_runs))
+        .route("/api/runs/{id}", get(api::get_run))
+        .route("/api/schedule/preview", get(api::schedule_preview))
         .route("/api/session", post(api::login).delete(api::logout))
         .route("/api/session/logout", post(api::logout_form))
         .route("/healthz", get(api::healthz))

@@ -1,0 +1,242 @@
+//! Jobs and runs: the engine's records, their policies and their validation.
+
+use crate::schedule::{Schedule, ScheduleError};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What to do when a slot comes due while the job's previous run is still active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    /// Record the slot as skipped.
+    #[default]
+    Skip,
+    /// Run it after the active run, keeping at most one waiting.
+    Queue,
+    /// Run it alongside.
+    Allow,
+}
+
+/// What to do with slots missed while the server was down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Misfire {
+    /// Record every missed slot as skipped.
+    Skip,
+    /// Run once for the latest missed slot; record the others as skipped.
+    #[default]
+    RunOnce,
+}
+
+/// Why a run started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Schedule,
+    Manual,
+    Api,
+    Cli,
+    Retry,
+    CatchUp,
+}
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+    Interrupted,
+    Skipped,
+}
+
+impl RunStatus {
+    pub fn is_finished(self) -> bool {
+        !matches!(self, RunStatus::Queued | RunStatus::Running)
+    }
+}
+
+macro_rules! text_enum {
+    ($t:ty { $($v:ident => $s:literal),+ $(,)? }) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self { $(<$t>::$v => $s),+ }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some(<$t>::$v),)+ _ => None }
+            }
+        }
+    };
+}
+text_enum!(Overlap { Skip => "skip", Queue => "queue", Allow => "allow" });
+text_enum!(Misfire { Skip => "skip", RunOnce => "run_once" });
+text_enum!(Trigger { Schedule => "schedule", Manual => "manual", Api => "api", Cli => "cli", Retry => "retry", CatchUp => "catch_up" });
+text_enum!(RunStatus {
+    Queued => "queued", Running => "running", Succeeded => "succeeded", Failed => "failed",
+    TimedOut => "timed_out", Cancelled => "cancelled", Interrupted => "interrupted", Skipped => "skipped",
+});
+
+/// A job as stored and as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub schedule: String,
+    pub timezone: String,
+    pub enabled: bool,
+    pub timeout_secs: u64,
+    pub retries: u32,
+    pub retry_backoff_secs: u64,
+    pub overlap: Overlap,
+    pub misfire: Misfire,
+    pub params: serde_json::Value,
+    /// Computed by the scheduler, not stored by callers.
+    pub next_run_at: Option<DateTime<Utc>>,
+}
+
+/// The fields a caller sets when creating a job (everything but `id` has a default).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub schedule: Option<String>,
+    pub timezone: Option<String>,
+    pub enabled: Option<bool>,
+    pub timeout_secs: Option<u64>,
+    pub retries: Option<u32>,
+    pub retry_backoff_secs: Option<u64>,
+    pub overlap: Option<Overlap>,
+    pub misfire: Option<Misfire>,
+    pub params: Option<serde_json::Value>,
+    /// Accepted and ignored, so a job read from the API can be sent back as is.
+    #[serde(default)]
+    pub next_run_at: Option<serde_json::Value>,
+}
+
+/// A field the caller must fix, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: String,
+    pub message: String,
+}
+
+impl From<ScheduleError> for ValidationError {
+    fn from(e: ScheduleError) -> Self {
+        ValidationError {
+            field: e.field.to_string(),
+            message: e.message,
+        }
+    }
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ValidationError {
+    ValidationError {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
+const MAX_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
+const MAX_RETRIES: u32 = 20;
+
+impl Job {
+    /// Builds a job from a spec, filling defaults; `base` supplies them when updating.
+    pub fn from_spec(spec: JobSpec, base: Option<&Job>) -> Result<(Job, Schedule), ValidationError> {
+        let id = match (spec.id, base) {
+            (Some(id), Some(b)) if id != b.id => return Err(invalid("id", "the id of a job cannot change")),
+            (_, Some(b)) => b.id.clone(),
+            (Some(id), None) => id,
+            (None, None) => return Err(invalid("id", "required: a slug such as nightly-report")),
+        };
+        validate_id(&id)?;
+        let kind = spec.kind.or_else(|| base.map(|b| b.kind.clone())).ok_or_else(|| invalid("kind", "required: http, shell, noop or a built-in automation"))?;
+        let schedule = spec.schedule.or_else(|| base.map(|b| b.schedule.clone())).ok_or_else(|| invalid("schedule", "required: a 6-field cron expression with seconds, or @every 30s"))?;
+        let timezone = spec.timezone.or_else(|| base.map(|b| b.timezone.clone())).unwrap_or_else(|| "UTC".into());
+        let parsed = Schedule::parse(&schedule, &timezone)?;
+        let timeout_secs = spec.timeout_secs.or(base.map(|b| b.timeout_secs)).unwrap_or(DEFAULT_TIMEOUT_SECS);
+        if timeout_secs == 0 || timeout_secs > MAX_TIMEOUT_SECS {
+            return Err(invalid("timeout_secs", format!("{timeout_secs} is out of range 1-{MAX_TIMEOUT_SECS}")));
+        }
+        let retries = spec.retries.or(base.map(|b| b.retries)).unwrap_or(0);
+        if retries > MAX_RETRIES {
+            return Err(invalid("retries", format!("{retries} is out of range 0-{MAX_RETRIES}")));
+        }
+        let params = spec.params.or_else(|| base.map(|b| b.params.clone())).unwrap_or_else(|| serde_json::json!({}));
+        if !params.is_object() {
+            return Err(invalid("params", "must be a JSON object"));
+        }
+        let name = spec.name.or_else(|| base.map(|b| b.name.clone())).unwrap_or_else(|| id.clone());
+        if name.trim().is_empty() || name.len() > 200 {
+            return Err(invalid("name", "must be 1-200 characters"));
+        }
+        let job = Job {
+            id,
+            name,
+            kind,
+            schedule: schedule.trim().to_string(),
+            timezone: parsed_zone_name(&timezone),
+            enabled: spec.enabled.or(base.map(|b| b.enabled)).unwrap_or(true),
+            timeout_secs,
+            retries,
+            retry_backoff_secs: spec.retry_backoff_secs.or(base.map(|b| b.retry_backoff_secs)).unwrap_or(10),
+            overlap: spec.overlap.or(base.map(|b| b.overlap)).unwrap_or_default(),
+            misfire: spec.misfire.or(base.map(|b| b.misfire)).unwrap_or_default(),
+            params,
+            next_run_at: None,
+        };
+        Ok((job, parsed))
+    }
+}
+
+fn parsed_zone_name(tz: &str) -> String {
+    if tz.trim().is_empty() { "UTC".into() } else { tz.trim().to_string() }
+}
+
+/// Ids are slugs: lowercase letters, digits and dashes, 1-64 long, starting with a letter
+/// or digit — safe in URLs, file names and log lines.
+pub fn validate_id(id: &str) -> Result<(), ValidationError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid("id", format!("{id:?} is not a slug (a-z, 0-9 and -, 1-64 characters, not starting with -)")))
+    }
+}
+
+/// One execution (or skipped slot) of a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: i64,
+    pub job_id: String,
+    pub trigger: Trigger,
+    pub status: RunStatus,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub attempt: u32,
+    pub output: serde_json::Value,
+    pub error: Option<String>,
+    pub node: String,
+}
+
+/// Filters and paging for run listings.
+#[derive(Debug, Clone, Default)]
+pub struct RunQuery {
+    pub job: Option<String>,
+    pub status: Option<RunStatus>,
+    /// Only runs with an id below this (the cursor of the previous page).
+    pub before: Option<i64>,
+    pub limit: u32,
+}
