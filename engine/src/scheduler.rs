@@ -170,7 +170,8 @@ impl Engine {
                 clock,
                 kinds,
                 tracker,
-                runs_cancel: shutdown.child_token(),
+                // Not a child of `shutdown`: runs keep their grace period after it fires.
+                runs_cancel: CancellationToken::new(),
                 shutdown,
                 control: tokio::sync::Mutex::new(()),
                 firing: tokio::sync::Mutex::new(()),
@@ -508,6 +509,12 @@ impl Engine {
                     }
                 }
             }
+        };
+        // A kind that noticed the shutdown cancellation first still ends as interrupted.
+        let (status, error) = if inner.runs_cancel.is_cancelled() && status != RunStatus::Succeeded {
+            (RunStatus::Interrupted, Some("the server shut down before the run finished".to_string()))
+        } else {
+            (status, error)
         };
         let now = inner.clock.now();
         if let Err(e) = inner.store.finish_run(run_id, status, now, output.as_ref(), error.as_deref()).await {
