@@ -6,7 +6,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 BIND ?= 127.0.0.1:3000
 DATA_DIR ?= ./data
 
-.PHONY: run build tools test test-rust test-e2e fmt lint clean
+.PHONY: run build tools test test-rust test-e2e bench fmt lint clean
 
 ## Build and start EchoPilot on http://$(BIND) with SQLite in $(DATA_DIR).
 run: build
@@ -31,6 +31,10 @@ test-rust:
 
 test-e2e:
 	scripts/e2e.sh
+
+## Benchmarks with their figures printed (not a test; ~10 minutes).
+bench: build
+	scripts/bench.sh
 
 fmt:
 	cargo fmt --all

@@ -16,6 +16,8 @@ pub struct JobContext {
     pub run_id: i64,
     pub job: Job,
     pub attempt: u32,
+    /// The slot this run was scheduled for (`None` for manual runs and retries).
+    pub scheduled_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Cancelled when the run is abandoned (timeout, shutdown): stop promptly.
     pub cancel: CancellationToken,
 }

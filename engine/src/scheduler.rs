@@ -438,7 +438,7 @@ impl Engine {
             .insert_run(&NewRun { job_id, trigger, status: RunStatus::Running, scheduled_at: None, started_at: Some(now), attempt: 1, error: None, node: &self.inner.config.node })
             .await?
             .ok_or_else(|| EngineError::Corrupt("a manual run collided with a slot claim".into()))?;
-        self.begin(job, id, 1);
+        self.begin(job, id, 1, None);
         self.get_run(id).await
     }
 
@@ -470,25 +470,25 @@ impl Engine {
     }
 
     /// Marks a run active in memory and executes it in its own tracked task.
-    fn begin(&self, job: Job, run_id: i64, attempt: u32) {
+    fn begin(&self, job: Job, run_id: i64, attempt: u32, scheduled_at: Option<DateTime<Utc>>) {
         if let Some(state) = lock(&self.inner.jobs).get_mut(&job.id) {
             state.active += 1;
         }
         let engine = self.clone();
-        self.inner.tracker.spawn(async move { engine.execute(job, run_id, attempt).await });
+        self.inner.tracker.spawn(async move { engine.execute(job, run_id, attempt, scheduled_at).await });
     }
 
     /// Runs the kind under the job's timeout, in a task of its own so that a panic is
     /// caught as a `JoinError` and a hung job can be abandoned; records the outcome;
     /// starts whatever was queued behind it; schedules a retry if the policy says so.
-    async fn execute(&self, job: Job, run_id: i64, attempt: u32) {
+    async fn execute(&self, job: Job, run_id: i64, attempt: u32, scheduled_at: Option<DateTime<Utc>>) {
         let inner = &self.inner;
         self.event("run_started", serde_json::json!({ "job": job.id, "run": run_id, "attempt": attempt }));
         let cancel = inner.runs_cancel.child_token();
         let (status, output, error) = match inner.kinds.get(&job.kind) {
             None => (RunStatus::Failed, None, Some(format!("unknown kind {:?}", job.kind))),
             Some(kind) => {
-                let ctx = JobContext { run_id, job: job.clone(), attempt, cancel: cancel.clone() };
+                let ctx = JobContext { run_id, job: job.clone(), attempt, scheduled_at, cancel: cancel.clone() };
                 let mut task = tokio::spawn(kind(ctx));
                 let timeout = Duration::from_secs(job.timeout_secs);
                 tokio::select! {
@@ -535,7 +535,7 @@ impl Engine {
             if let Err(e) = inner.store.mark_started(queued, inner.clock.now()).await {
                 tracing::error!(error = %e, run_id = queued, "cannot start a queued run");
             } else {
-                self.begin(job.clone(), queued, 1);
+                self.begin(job.clone(), queued, 1, None);
             }
         }
         let retry = matches!(status, RunStatus::Failed | RunStatus::TimedOut) && attempt <= job.retries && !inner.runs_cancel.is_cancelled();
@@ -560,7 +560,7 @@ impl Engine {
                 .insert_run(&NewRun { job_id: &job.id, trigger: Trigger::Retry, status: RunStatus::Running, scheduled_at: None, started_at: Some(now), attempt, error: None, node: &engine.inner.config.node })
                 .await;
             match claimed {
-                Ok(Some(id)) => engine.begin(job, id, attempt),
+                Ok(Some(id)) => engine.begin(job, id, attempt, None),
                 Ok(None) => {}
                 Err(e) => tracing::error!(error = %e, job = job.id, "cannot record a retry"),
             }
@@ -619,7 +619,7 @@ impl Engine {
             self.inner.store.insert_run(&claim(RunStatus::Skipped, Some(why))).await.map(|id| id.map(|id| (id, RunStatus::Skipped)))
         };
         match outcome {
-            Ok(Some((id, RunStatus::Running))) => self.begin(job.clone(), id, 1),
+            Ok(Some((id, RunStatus::Running))) => self.begin(job.clone(), id, 1, Some(slot)),
             Ok(Some((id, RunStatus::Queued))) => {
                 let mut jobs = lock(&self.inner.jobs);
                 if let Some(s) = jobs.get_mut(&job.id) {

@@ -40,6 +40,9 @@ pub struct ServeArgs {
     /// Where the built dashboard (target/site) is; found automatically from the repo root.
     #[arg(long, env = "LEPTOS_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
+    /// Benchmark hooks: an every-second job and GET /api/bench/ticks (see ../shared/bench).
+    #[arg(long, env = "ECHOPILOT_BENCH")]
+    pub bench: bool,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "ECHOPILOT_LOG_JSON")]
     pub log_json: bool,

@@ -6,10 +6,12 @@
 //! - [`auth`]: the dashboard key, sessions, and the guard in front of every route.
 //! - [`api`]: REST handlers and the JSON error type.
 //! - [`pidfile`]: one server per data dir.
+//! - [`bench`]: hooks for the benchmark harness (`--bench`).
 //! - [`cli`]: the client commands (`echopilot scheduler ...`).
 //! - [`telemetry`]: tracing set-up.
 
 pub mod api;
+pub mod bench;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -43,6 +43,8 @@ pub struct AppState {
     pub key: Arc<DashKey>,
     pub sessions: Arc<Sessions>,
     pub throttle: Arc<Throttle>,
+    /// Present with `--bench`.
+    pub ticks: Option<Arc<crate::bench::Ticks>>,
 }
 
 /// Runs the server until `shutdown` resolves, then shuts down gracefully.
@@ -56,18 +58,26 @@ pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 's
 
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let mut kinds = Kinds::builtin();
+    let ticks = args.bench.then(|| Arc::new(crate::bench::Ticks::default()));
+    if let Some(ticks) = &ticks {
+        crate::bench::register(&mut kinds, ticks.clone());
+    }
     let engine = Engine::open(
         EngineConfig {
             data_dir: data_dir.clone(),
             heartbeat: Duration::from_secs(args.heartbeat_secs),
             node: args.node.clone().unwrap_or_else(hostname),
         },
-        Kinds::builtin(),
+        kinds,
         Arc::new(SystemClock),
         token.clone(),
         tracker.clone(),
     )
     .await?;
+    if ticks.is_some() {
+        crate::bench::ensure_job(&engine).await.context("cannot create the benchmark job")?;
+    }
 
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
@@ -80,6 +90,7 @@ pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 's
         key: Arc::new(key),
         sessions: Arc::new(Sessions::default()),
         throttle: Arc::new(Throttle::default()),
+        ticks,
     };
     let app = router(state);
 
@@ -139,6 +150,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/runs", get(api::list_runs))
         .route("/api/runs/{id}", get(api::get_run))
         .route("/api/schedule/preview", get(api::schedule_preview))
+        .route("/api/bench/ticks", get(crate::bench::ticks))
         .route("/api/session", post(api::login).delete(api::logout))
         .route("/api/session/logout", post(api::logout_form))
         .route("/healthz", get(api::healthz))

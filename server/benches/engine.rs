@@ -1,0 +1,165 @@
+//! `make bench` figures for the engine (issue: "Engine: jobs, runs and a schedule you can
+//! trust"):
+//!
+//! 1. manual no-op runs recorded per second into SQLite (target ≥ 10,000/s);
+//! 2. `GET /api/runs` latency with 1,000,000 runs in history, through the real release
+//!    server over HTTP (target p99 ≤ 20 ms).
+//!
+//! Lateness of the every-second job is measured by `../shared/bench` against the server
+//! started with `--bench` (see `scripts/bench.sh`). Prints one JSON line per figure.
+
+use engine::{Engine, EngineConfig, JobSpec, Kinds, Overlap, RunQuery, RunStatus, SystemClock, Trigger};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+const RUNS: usize = 20_000;
+const HISTORY: i64 = 1_000_000;
+const QUERIES: usize = 400;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn open(dir: &std::path::Path) -> (Engine, CancellationToken, TaskTracker) {
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let engine = Engine::open(
+        EngineConfig { data_dir: dir.to_path_buf(), heartbeat: Duration::from_secs(60), node: "bench".into() },
+        Kinds::builtin(),
+        Arc::new(SystemClock),
+        token.clone(),
+        tracker.clone(),
+    )
+    .await
+    .expect("engine opens");
+    (engine, token, tracker)
+}
+
+async fn runs_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, token, tracker) = open(dir.path()).await;
+    engine
+        .create_job(JobSpec { id: Some("noop".into()), kind: Some("noop".into()), schedule: Some("@every 24h".into()), overlap: Some(Overlap::Allow), ..JobSpec::default() })
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut dispatchers = Vec::new();
+    for _ in 0..8 {
+        let engine = engine.clone();
+        dispatchers.push(tokio::spawn(async move {
+            for _ in 0..RUNS / 8 {
+                engine.run_now("noop", Trigger::Api).await.unwrap();
+            }
+        }));
+    }
+    for d in dispatchers {
+        d.await.unwrap();
+    }
+    // Wait until every run is recorded as finished.
+    loop {
+        let open = engine.list_runs(&RunQuery { status: Some(RunStatus::Running), limit: 1, ..RunQuery::default() }).await.unwrap();
+        if open.is_empty() && engine.status().active_runs == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!("{{\"figure\": \"manual_noop_runs_per_sec\", \"runs\": {RUNS}, \"seconds\": {secs:.3}, \"runs_per_sec\": {:.0}, \"target\": \">= 10000\"}}", RUNS as f64 / secs);
+    engine.shutdown().await;
+    tracker.close();
+    token.cancel();
+    tracker.wait().await;
+    engine.close().await;
+}
+
+async fn runs_listing_with_a_million_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let (engine, token, tracker) = open(&data).await;
+        for id in ["alpha", "beta", "gamma", "delta"] {
+            engine
+                .create_job(JobSpec { id: Some(id.into()), kind: Some("noop".into()), schedule: Some("@every 24h".into()), ..JobSpec::default() })
+                .await
+                .unwrap();
+        }
+        engine.shutdown().await;
+        tracker.close();
+        token.cancel();
+        tracker.wait().await;
+        engine.close().await;
+    }
+    // Seed a million finished runs straight into the file, in one transaction.
+    let seed_start = Instant::now();
+    let status = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            r#"
+import sqlite3, random
+db = sqlite3.connect("{db}")
+jobs = ["alpha", "beta", "gamma", "delta"]
+statuses = ["succeeded"] * 8 + ["failed", "skipped"]
+t0 = 1_700_000_000_000
+rows = ((jobs[i % 4], "schedule", statuses[i % 10], t0 + i * 1000 + (i % 4), t0 + i * 1000 + 5, t0 + i * 1000 + 40, 1, '{{"ok": true}}', "bench") for i in range({HISTORY}))
+db.executemany("INSERT INTO runs (job_id, trigger, status, scheduled_ms, started_ms, finished_ms, attempt, output, node) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+db.commit()
+"#,
+            db = data.join("echopilot.db").display()
+        ))
+        .status()
+        .expect("python3 seeds the store");
+    assert!(status.success());
+    let seeded = seed_start.elapsed().as_secs_f64();
+
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/echopilot");
+    let mut child = std::process::Command::new(&bin)
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("DASHBOARD_KEY", "bench-key")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {} (run `make build` first): {e}", bin.display()));
+    use std::io::BufRead;
+    let url = std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("EchoPilot is running on ").map(|r| r.split_whitespace().next().unwrap().to_string()))
+        .expect("server announces its URL");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    let paths = ["/api/runs", "/api/runs?job=beta", "/api/runs?status=failed", "/api/runs?job=gamma&status=failed", "/api/runs?limit=100&before=500000"];
+    let mut all = Vec::new();
+    for path in paths {
+        let mut ms = Vec::new();
+        for _ in 0..QUERIES / paths.len() {
+            let t = Instant::now();
+            let r = client.get(format!("{url}{path}")).header("X-Dash-Key", "bench-key").send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert!(!body["runs"].as_array().unwrap().is_empty());
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        all.extend(ms);
+    }
+    all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "{{\"figure\": \"get_runs_with_1m_history\", \"runs_in_store\": {HISTORY}, \"seed_secs\": {seeded:.1}, \"requests\": {}, \"p50_ms\": {:.2}, \"p99_ms\": {:.2}, \"max_ms\": {:.2}, \"target\": \"p99 <= 20\"}}",
+        all.len(),
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+        all.last().unwrap()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn main() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        runs_per_second().await;
+        runs_listing_with_a_million_runs().await;
+    });
+}
