@@ -27,6 +27,7 @@ test:
 	$(MAKE) test-e2e
 
 test-rust:
+	cargo fmt --all -- --check
 	cargo test --workspace --exclude frontend --features echopilot/failpoints
 
 test-e2e:

@@ -9,14 +9,20 @@ pub const AUTO_REFRESH_MS: u32 = 10_000;
 /// storage — never the dashboard key.
 const AUTO_REFRESH_STORAGE_KEY: &str = "echopilot.autoRefresh";
 
-/// Page chrome: header with navigation and log-out, then the page. Marks the document as
-/// hydrated once the WASM has taken over, so tests (and people) know buttons work.
-#[component]
-pub fn Layout(children: Children) -> impl IntoView {
+/// True once the WASM has taken over the server-rendered page; pages put it on their root
+/// as `data-hydrated`, so tests (and people) know the buttons work.
+pub fn use_hydrated() -> impl Fn() -> Option<&'static str> + Copy + Send + Sync + 'static {
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
+    move || hydrated.get().then_some("true")
+}
+
+/// Page chrome: header with navigation and log-out, then the page.
+#[component]
+pub fn Layout(children: Children) -> impl IntoView {
+    let hydrated = use_hydrated();
     view! {
-        <div class="layout" data-hydrated=move || hydrated.get().then_some("true")>
+        <div class="layout" data-hydrated=hydrated>
             <header class="topbar">
                 <a class="brand" href="/">"EchoPilot"</a>
                 <nav aria-label="Main">
@@ -159,6 +165,7 @@ pub fn human_duration(secs: u64) -> String {
     let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     match (d, h, m) {
         (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) if s == 0 => format!("{m}m"),
         (0, 0, _) => format!("{m}m {s}s"),
         (0, _, _) => format!("{h}h {m}m"),
         _ => format!("{d}d {h}h"),
@@ -174,6 +181,7 @@ mod tests {
         assert_eq!(human_duration(0), "0s");
         assert_eq!(human_duration(42), "42s");
         assert_eq!(human_duration(125), "2m 5s");
+        assert_eq!(human_duration(60), "1m");
         assert_eq!(human_duration(3725), "1h 2m");
         assert_eq!(human_duration(90_061), "1d 1h");
     }

@@ -1,7 +1,9 @@
 //! One component per page.
 
 use crate::api::{get_status, RestartScheduler, StartScheduler, StopScheduler};
-use crate::components::{use_auto_refresh, AutoRefreshToggle, Layout, StatusBadge, StatusFacts};
+use crate::components::{
+    use_auto_refresh, use_hydrated, AutoRefreshToggle, Layout, StatusBadge, StatusFacts,
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -11,18 +13,21 @@ use leptos_router::hooks::use_query_map;
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
-    let failed = move || query.read().get("error").is_some();
+    let error = move || match query.read().get("error").as_deref() {
+        Some("throttled") => Some("Too many failed attempts. Wait a minute, then try again."),
+        Some(_) => Some("That key is not right. Try again."),
+        None => None,
+    };
+    let hydrated = use_hydrated();
     view! {
         <Title text="Log in · EchoPilot" />
-        <main class="login">
+        <main class="login" data-hydrated=hydrated>
             <form method="post" action="/api/session" class="card login-card">
                 <h1>"EchoPilot"</h1>
                 <p class="muted">"Enter the dashboard key. It is printed when the server first starts and kept in the data dir as dashboard.key."</p>
                 <label for="key">"Dashboard key"</label>
                 <input id="key" name="key" type="password" autocomplete="current-password" required autofocus />
-                <Show when=failed>
-                    <p class="error" role="alert">"That key is not right. Try again."</p>
-                </Show>
+                {move || error().map(|e| view! { <p class="error" role="alert">{e}</p> })}
                 <button type="submit" class="primary">"Log in"</button>
             </form>
         </main>
@@ -49,11 +54,15 @@ pub fn OverviewPage() -> impl IntoView {
     );
     let busy = move || start.pending().get() || stop.pending().get() || restart.pending().get();
     let action_error = move || {
-        [start.value().get(), stop.value().get(), restart.value().get()]
-            .into_iter()
-            .flatten()
-            .find_map(|r| r.err())
-            .map(|e| e.to_string())
+        [
+            start.value().get(),
+            stop.value().get(),
+            restart.value().get(),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(|r| r.err())
+        .map(|e| e.to_string())
     };
     view! {
         <Title text="Overview · EchoPilot" />

@@ -78,7 +78,10 @@ mod from_engine {
                 next_runs: s
                     .next_runs
                     .into_iter()
-                    .map(|n| NextRun { job: n.job, at: n.at })
+                    .map(|n| NextRun {
+                        job: n.job,
+                        at: n.at,
+                    })
                     .collect(),
                 node: s.node,
                 loop_lag_ms: s.loop_lag_ms,

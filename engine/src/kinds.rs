@@ -88,7 +88,12 @@ impl Kinds {
 /// Does nothing, optionally for `duration_ms`; fails when `params.fail` is true. For
 /// benchmarks, tests and smoke checks.
 async fn noop(ctx: JobContext) -> JobResult {
-    let ms = ctx.job.params.get("duration_ms").and_then(|v| v.as_u64()).unwrap_or(0);
+    let ms = ctx
+        .job
+        .params
+        .get("duration_ms")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
     if ms > 0 {
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(ms)) => {}

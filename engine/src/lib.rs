@@ -8,7 +8,7 @@
 //! - [`store`]: the durable store (SQLite via sqlx, embedded migrations).
 //! - [`events`]: the JSON-lines event log in `<data dir>/logs/`.
 //! - [`clock`]: the injectable clock that time-dependent logic reads.
-//! - [`error`]: [`EngineError`].
+//! - [`error`]: the engine's error type, [`EngineError`].
 //!
 //! The server (`echopilot` binary) and the dashboard's server functions both drive the
 //! engine through one [`Engine`] handle.
@@ -25,7 +25,9 @@ pub mod store;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineError, Result};
 pub use kinds::{JobContext, JobFailure, JobResult, Kinds};
-pub use model::{Job, JobSpec, Misfire, Overlap, Run, RunQuery, RunStatus, Trigger, ValidationError};
+pub use model::{
+    Job, JobSpec, Misfire, Overlap, Run, RunQuery, RunStatus, Trigger, ValidationError,
+};
 pub use schedule::{Schedule, ScheduleError};
 pub use scheduler::{Engine, EngineConfig, SchedulerState, Status};
 pub use store::{DesiredState, NextRun, Store};

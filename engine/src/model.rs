@@ -150,31 +150,70 @@ const MAX_RETRIES: u32 = 20;
 
 impl Job {
     /// Builds a job from a spec, filling defaults; `base` supplies them when updating.
-    pub fn from_spec(spec: JobSpec, base: Option<&Job>) -> Result<(Job, Schedule), ValidationError> {
+    pub fn from_spec(
+        spec: JobSpec,
+        base: Option<&Job>,
+    ) -> Result<(Job, Schedule), ValidationError> {
         let id = match (spec.id, base) {
-            (Some(id), Some(b)) if id != b.id => return Err(invalid("id", "the id of a job cannot change")),
+            (Some(id), Some(b)) if id != b.id => {
+                return Err(invalid("id", "the id of a job cannot change"))
+            }
             (_, Some(b)) => b.id.clone(),
             (Some(id), None) => id,
             (None, None) => return Err(invalid("id", "required: a slug such as nightly-report")),
         };
         validate_id(&id)?;
-        let kind = spec.kind.or_else(|| base.map(|b| b.kind.clone())).ok_or_else(|| invalid("kind", "required: http, shell, noop or a built-in automation"))?;
-        let schedule = spec.schedule.or_else(|| base.map(|b| b.schedule.clone())).ok_or_else(|| invalid("schedule", "required: a 6-field cron expression with seconds, or @every 30s"))?;
-        let timezone = spec.timezone.or_else(|| base.map(|b| b.timezone.clone())).unwrap_or_else(|| "UTC".into());
+        let kind = spec
+            .kind
+            .or_else(|| base.map(|b| b.kind.clone()))
+            .ok_or_else(|| {
+                invalid(
+                    "kind",
+                    "required: http, shell, noop or a built-in automation",
+                )
+            })?;
+        let schedule = spec
+            .schedule
+            .or_else(|| base.map(|b| b.schedule.clone()))
+            .ok_or_else(|| {
+                invalid(
+                    "schedule",
+                    "required: a 6-field cron expression with seconds, or @every 30s",
+                )
+            })?;
+        let timezone = spec
+            .timezone
+            .or_else(|| base.map(|b| b.timezone.clone()))
+            .unwrap_or_else(|| "UTC".into());
         let parsed = Schedule::parse(&schedule, &timezone)?;
-        let timeout_secs = spec.timeout_secs.or(base.map(|b| b.timeout_secs)).unwrap_or(DEFAULT_TIMEOUT_SECS);
+        let timeout_secs = spec
+            .timeout_secs
+            .or(base.map(|b| b.timeout_secs))
+            .unwrap_or(DEFAULT_TIMEOUT_SECS);
         if timeout_secs == 0 || timeout_secs > MAX_TIMEOUT_SECS {
-            return Err(invalid("timeout_secs", format!("{timeout_secs} is out of range 1-{MAX_TIMEOUT_SECS}")));
+            return Err(invalid(
+                "timeout_secs",
+                format!("{timeout_secs} is out of range 1-{MAX_TIMEOUT_SECS}"),
+            ));
         }
         let retries = spec.retries.or(base.map(|b| b.retries)).unwrap_or(0);
         if retries > MAX_RETRIES {
-            return Err(invalid("retries", format!("{retries} is out of range 0-{MAX_RETRIES}")));
+            return Err(invalid(
+                "retries",
+                format!("{retries} is out of range 0-{MAX_RETRIES}"),
+            ));
         }
-        let params = spec.params.or_else(|| base.map(|b| b.params.clone())).unwrap_or_else(|| serde_json::json!({}));
+        let params = spec
+            .params
+            .or_else(|| base.map(|b| b.params.clone()))
+            .unwrap_or_else(|| serde_json::json!({}));
         if !params.is_object() {
             return Err(invalid("params", "must be a JSON object"));
         }
-        let name = spec.name.or_else(|| base.map(|b| b.name.clone())).unwrap_or_else(|| id.clone());
+        let name = spec
+            .name
+            .or_else(|| base.map(|b| b.name.clone()))
+            .unwrap_or_else(|| id.clone());
         if name.trim().is_empty() || name.len() > 200 {
             return Err(invalid("name", "must be 1-200 characters"));
         }
@@ -187,7 +226,10 @@ impl Job {
             enabled: spec.enabled.or(base.map(|b| b.enabled)).unwrap_or(true),
             timeout_secs,
             retries,
-            retry_backoff_secs: spec.retry_backoff_secs.or(base.map(|b| b.retry_backoff_secs)).unwrap_or(10),
+            retry_backoff_secs: spec
+                .retry_backoff_secs
+                .or(base.map(|b| b.retry_backoff_secs))
+                .unwrap_or(10),
             overlap: spec.overlap.or(base.map(|b| b.overlap)).unwrap_or_default(),
             misfire: spec.misfire.or(base.map(|b| b.misfire)).unwrap_or_default(),
             params,
@@ -198,7 +240,11 @@ impl Job {
 }
 
 fn parsed_zone_name(tz: &str) -> String {
-    if tz.trim().is_empty() { "UTC".into() } else { tz.trim().to_string() }
+    if tz.trim().is_empty() {
+        "UTC".into()
+    } else {
+        tz.trim().to_string()
+    }
 }
 
 /// Ids are slugs: lowercase letters, digits and dashes, 1-64 long, starting with a letter
@@ -206,12 +252,17 @@ fn parsed_zone_name(tz: &str) -> String {
 pub fn validate_id(id: &str) -> Result<(), ValidationError> {
     let ok = !id.is_empty()
         && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !id.starts_with('-');
     if ok {
         Ok(())
     } else {
-        Err(invalid("id", format!("{id:?} is not a slug (a-z, 0-9 and -, 1-64 characters, not starting with -)")))
+        Err(invalid(
+            "id",
+            format!("{id:?} is not a slug (a-z, 0-9 and -, 1-64 characters, not starting with -)"),
+        ))
     }
 }
 

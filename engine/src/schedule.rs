@@ -45,11 +45,31 @@ const FIELDS: [(&str, u32, u32, &[&str]); 6] = [
     ("minute", 0, 59, &[]),
     ("hour", 0, 23, &[]),
     ("day-of-month", 1, 31, &[]),
-    ("month", 1, 12, &["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]),
-    ("day-of-week", 0, 7, &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]),
+    (
+        "month",
+        1,
+        12,
+        &[
+            "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+        ],
+    ),
+    (
+        "day-of-week",
+        0,
+        7,
+        &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"],
+    ),
 ];
 
-const ALIASES: [&str; 7] = ["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"];
+const ALIASES: [&str; 7] = [
+    "@yearly",
+    "@annually",
+    "@monthly",
+    "@weekly",
+    "@daily",
+    "@midnight",
+    "@hourly",
+];
 
 /// The shortest and longest `@every` intervals accepted.
 const MIN_EVERY: Duration = Duration::from_secs(1);
@@ -61,7 +81,10 @@ impl Schedule {
         let tz = parse_timezone(timezone)?;
         let text = schedule.trim();
         if text.is_empty() {
-            return Err(bad("schedule", "schedule is empty; give a 6-field cron expression (with seconds) or @every 30s"));
+            return Err(bad(
+                "schedule",
+                "schedule is empty; give a 6-field cron expression (with seconds) or @every 30s",
+            ));
         }
         if let Some(rest) = text.strip_prefix("@every") {
             return parse_every(rest.trim()).map(Schedule::Every);
@@ -69,13 +92,22 @@ impl Schedule {
         if text.starts_with('@') {
             let lower = text.to_ascii_lowercase();
             if !ALIASES.contains(&lower.as_str()) {
-                return Err(bad("schedule", format!("unknown alias {text:?}; use one of {} or @every <duration>", ALIASES.join(", "))));
+                return Err(bad(
+                    "schedule",
+                    format!(
+                        "unknown alias {text:?}; use one of {} or @every <duration>",
+                        ALIASES.join(", ")
+                    ),
+                ));
             }
             let cron = croner::parser::CronParser::builder()
                 .build()
                 .parse(&lower)
                 .map_err(|e| bad("schedule", e.to_string()))?;
-            return Ok(Schedule::Cron { cron: Box::new(cron), tz });
+            return Ok(Schedule::Cron {
+                cron: Box::new(cron),
+                tz,
+            });
         }
         let fields: Vec<&str> = text.split_whitespace().collect();
         if fields.len() != 6 {
@@ -95,10 +127,16 @@ impl Schedule {
             .build()
             .parse(text)
             .map_err(|e| bad("schedule", e.to_string()))?;
-        let schedule = Schedule::Cron { cron: Box::new(cron), tz };
+        let schedule = Schedule::Cron {
+            cron: Box::new(cron),
+            tz,
+        };
         // A pattern like "0 0 0 31 2 *" parses but never fires; say so now.
         if schedule.next_after(Utc::now()).is_none() {
-            return Err(bad("schedule", "this schedule never fires (no date matches every field)"));
+            return Err(bad(
+                "schedule",
+                "this schedule never fires (no date matches every field)",
+            ));
         }
         Ok(schedule)
     }
@@ -136,7 +174,12 @@ impl Schedule {
     }
 
     /// All slots in `(after, until]`, at most `limit` of them.
-    pub fn slots_between(&self, after: DateTime<Utc>, until: DateTime<Utc>, limit: usize) -> Vec<DateTime<Utc>> {
+    pub fn slots_between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Vec<DateTime<Utc>> {
         let mut out = Vec::new();
         let mut cursor = after;
         while out.len() < limit {
@@ -158,13 +201,24 @@ pub fn parse_timezone(timezone: &str) -> Result<Tz, ScheduleError> {
     if name.is_empty() {
         return Ok(Tz::UTC);
     }
-    name.parse::<Tz>()
-        .map_err(|_| bad("timezone", format!("{name:?} is not an IANA time zone (e.g. Europe/Warsaw, America/New_York, UTC)")))
+    name.parse::<Tz>().map_err(|_| {
+        bad(
+            "timezone",
+            format!(
+                "{name:?} is not an IANA time zone (e.g. Europe/Warsaw, America/New_York, UTC)"
+            ),
+        )
+    })
 }
 
 /// `30s`, `5m`, `2h`, `1d`, `1h30m`, `500ms`.
 fn parse_every(text: &str) -> Result<Duration, ScheduleError> {
-    let err = || bad("schedule", format!("@every needs a duration like 30s, 5m, 1h30m; got {text:?}"));
+    let err = || {
+        bad(
+            "schedule",
+            format!("@every needs a duration like 30s, 5m, 1h30m; got {text:?}"),
+        )
+    };
     if text.is_empty() {
         return Err(err());
     }
@@ -177,7 +231,9 @@ fn parse_every(text: &str) -> Result<Duration, ScheduleError> {
         }
         let n: u64 = rest[..digits].parse().map_err(|_| err())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = match &rest[..unit_len] {
             "ms" => Duration::from_millis(1),
             "s" => Duration::from_secs(1),
@@ -186,37 +242,64 @@ fn parse_every(text: &str) -> Result<Duration, ScheduleError> {
             "d" => Duration::from_secs(86_400),
             _ => return Err(err()),
         };
-        let part = unit.checked_mul(u32::try_from(n).map_err(|_| err())?).ok_or_else(err)?;
+        let part = unit
+            .checked_mul(u32::try_from(n).map_err(|_| err())?)
+            .ok_or_else(err)?;
         total = total.checked_add(part).ok_or_else(err)?;
         rest = &rest[unit_len..];
     }
     if total < MIN_EVERY || total > MAX_EVERY {
-        return Err(bad("schedule", format!("@every must be between 1s and 366d; got {text}")));
+        return Err(bad(
+            "schedule",
+            format!("@every must be between 1s and 366d; got {text}"),
+        ));
     }
-    if total.subsec_millis() != 0 && total.as_millis() % 1000 != 0 {
+    if total.subsec_nanos() != 0 {
         return Err(bad("schedule", "@every must be a whole number of seconds"));
     }
     Ok(total)
 }
 
 /// Checks one cron field's syntax and ranges, so the message can name the field.
-fn check_field(value: &str, name: &str, min: u32, max: u32, names: &[&str]) -> Result<(), ScheduleError> {
+fn check_field(
+    value: &str,
+    name: &str,
+    min: u32,
+    max: u32,
+    names: &[&str],
+) -> Result<(), ScheduleError> {
     let number = |s: &str| -> Result<u32, ScheduleError> {
         let upper = s.to_ascii_uppercase();
         if let Some(i) = names.iter().position(|n| *n == upper) {
             return Ok(i as u32 + min);
         }
-        let n: u32 = s
-            .parse()
-            .map_err(|_| bad("schedule", format!("{name}: {s:?} is not a number{}", if names.is_empty() { String::new() } else { format!(" or a name ({})", names.join(", ")) })))?;
+        let n: u32 = s.parse().map_err(|_| {
+            bad(
+                "schedule",
+                format!(
+                    "{name}: {s:?} is not a number{}",
+                    if names.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" or a name ({})", names.join(", "))
+                    }
+                ),
+            )
+        })?;
         if n < min || n > max {
-            return Err(bad("schedule", format!("{name}: {n} is out of range {min}-{max}")));
+            return Err(bad(
+                "schedule",
+                format!("{name}: {n} is out of range {min}-{max}"),
+            ));
         }
         Ok(n)
     };
     for part in value.split(',') {
         if part.is_empty() {
-            return Err(bad("schedule", format!("{name}: empty list item in {value:?}")));
+            return Err(bad(
+                "schedule",
+                format!("{name}: empty list item in {value:?}"),
+            ));
         }
         let (range, step) = match part.split_once('/') {
             Some((r, s)) => (r, Some(s)),
@@ -227,18 +310,25 @@ fn check_field(value: &str, name: &str, min: u32, max: u32, names: &[&str]) -> R
                 .parse()
                 .map_err(|_| bad("schedule", format!("{name}: step {step:?} is not a number")))?;
             if n == 0 || n > max.max(1) {
-                return Err(bad("schedule", format!("{name}: step {n} is out of range 1-{max}")));
+                return Err(bad(
+                    "schedule",
+                    format!("{name}: step {n} is out of range 1-{max}"),
+                ));
             }
         }
         match range {
             "*" | "?" => {}
             // Quartz-style extras croner understands: last day (L), nth weekday (#), nearest weekday (W).
-            r if r.contains(['L', 'l', '#', 'W', 'w']) && (name == "day-of-month" || name == "day-of-week") => {}
+            r if r.contains(['L', 'l', '#', 'W', 'w'])
+                && (name == "day-of-month" || name == "day-of-week") => {}
             r => match r.split_once('-') {
                 Some((a, b)) => {
                     let (a, b) = (number(a)?, number(b)?);
                     if a > b {
-                        return Err(bad("schedule", format!("{name}: range {a}-{b} runs backwards")));
+                        return Err(bad(
+                            "schedule",
+                            format!("{name}: range {a}-{b} runs backwards"),
+                        ));
                     }
                 }
                 None => {
@@ -288,10 +378,19 @@ mod tests {
     #[test]
     fn every_is_grid_aligned_and_strictly_after() {
         let s = Schedule::parse("@every 30s", "").unwrap();
-        assert_eq!(s.next_after(at("2026-01-01T00:00:00Z")), Some(at("2026-01-01T00:00:30Z")));
-        assert_eq!(s.next_after(at("2026-01-01T00:00:29.999Z")), Some(at("2026-01-01T00:00:30Z")));
+        assert_eq!(
+            s.next_after(at("2026-01-01T00:00:00Z")),
+            Some(at("2026-01-01T00:00:30Z"))
+        );
+        assert_eq!(
+            s.next_after(at("2026-01-01T00:00:29.999Z")),
+            Some(at("2026-01-01T00:00:30Z"))
+        );
         let s = Schedule::parse("@every 1h30m", "").unwrap();
-        assert_eq!(s.next_after(at("2026-01-01T00:00:00Z")), Some(at("2026-01-01T01:30:00Z")));
+        assert_eq!(
+            s.next_after(at("2026-01-01T00:00:00Z")),
+            Some(at("2026-01-01T01:30:00Z"))
+        );
         assert!(Schedule::parse("@every 0s", "").is_err());
         assert!(Schedule::parse("@every soon", "").is_err());
     }
@@ -300,7 +399,13 @@ mod tests {
     fn cron_runs_in_the_jobs_zone() {
         let s = Schedule::parse("0 0 8 * * *", "Europe/Warsaw").unwrap();
         let next = s.next_after(at("2026-01-10T12:00:00Z")).unwrap();
-        assert_eq!(next, chrono_tz::Europe::Warsaw.with_ymd_and_hms(2026, 1, 11, 8, 0, 0).unwrap().with_timezone(&Utc));
+        assert_eq!(
+            next,
+            chrono_tz::Europe::Warsaw
+                .with_ymd_and_hms(2026, 1, 11, 8, 0, 0)
+                .unwrap()
+                .with_timezone(&Utc)
+        );
     }
 
     #[test]

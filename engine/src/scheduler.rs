@@ -17,7 +17,9 @@ use crate::clock::Clock;
 use crate::error::{EngineError, Result};
 use crate::events::EventLog;
 use crate::kinds::{JobContext, JobFailure, Kinds};
-use crate::model::{Job, JobSpec, Misfire, Overlap, Run, RunQuery, RunStatus, Trigger, ValidationError};
+use crate::model::{
+    Job, JobSpec, Misfire, Overlap, Run, RunQuery, RunStatus, Trigger, ValidationError,
+};
 use crate::schedule::Schedule;
 use crate::store::{DesiredState, Heartbeat, NewRun, NextRun, Store};
 use chrono::{DateTime, Utc};
@@ -97,7 +99,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("node", &self.inner.config.node).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("node", &self.inner.config.node)
+            .finish_non_exhaustive()
     }
 }
 
@@ -159,7 +163,10 @@ impl Engine {
         probe_writable(dir).map_err(dir_err)?;
         let store = Store::open_sqlite(&dir.join("echopilot.db")).await?;
         let events = EventLog::open(&dir.join("logs"))?;
-        let desired = store.desired_state().await?.unwrap_or(DesiredState::Running);
+        let desired = store
+            .desired_state()
+            .await?
+            .unwrap_or(DesiredState::Running);
         let started_at = clock.now();
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -273,7 +280,14 @@ impl Engine {
         let (next_runs, active_runs) = {
             let jobs = lock(&inner.jobs);
             let active = jobs.values().map(|s| s.active).sum();
-            (if state == SchedulerState::Stopped { Vec::new() } else { next_runs(&jobs) }, active)
+            (
+                if state == SchedulerState::Stopped {
+                    Vec::new()
+                } else {
+                    next_runs(&jobs)
+                },
+                active,
+            )
         };
         Status {
             state,
@@ -352,21 +366,34 @@ impl Engine {
             Job::from_spec(spec, Some(&current))?
         } else {
             if spec.id.as_deref() != Some(id) {
-                return Err(ValidationError { field: "id".into(), message: "the id of a job cannot change".into() }.into());
+                return Err(ValidationError {
+                    field: "id".into(),
+                    message: "the id of a job cannot change".into(),
+                }
+                .into());
             }
             Job::from_spec(spec, None)?
         };
         self.check_kind(&job)?;
         let now = self.inner.clock.now();
-        let timing_changed = job.schedule != current.schedule || job.timezone != current.timezone || (job.enabled && !current.enabled);
-        self.inner.store.update_job(&job, timing_changed, now).await?;
+        let timing_changed = job.schedule != current.schedule
+            || job.timezone != current.timezone
+            || (job.enabled && !current.enabled);
+        self.inner
+            .store
+            .update_job(&job, timing_changed, now)
+            .await?;
         {
             let mut jobs = lock(&self.inner.jobs);
             if let Some(state) = jobs.get_mut(id) {
                 if timing_changed {
                     state.cursor = now;
                 }
-                state.next = if job.enabled { schedule.next_after(state.cursor.max(now)) } else { None };
+                state.next = if job.enabled {
+                    schedule.next_after(state.cursor.max(now))
+                } else {
+                    None
+                };
                 state.job = job;
                 state.schedule = schedule;
             }
@@ -403,7 +430,11 @@ impl Engine {
         if self.inner.kinds.get(&job.kind).is_none() {
             return Err(ValidationError {
                 field: "kind".into(),
-                message: format!("unknown kind {:?}; available: {}", job.kind, self.inner.kinds.names().join(", ")),
+                message: format!(
+                    "unknown kind {:?}; available: {}",
+                    job.kind,
+                    self.inner.kinds.names().join(", ")
+                ),
             }
             .into());
         }
@@ -411,10 +442,21 @@ impl Engine {
     }
 
     fn install(&self, job: Job, schedule: Schedule, cursor: DateTime<Utc>) {
-        let next = if job.enabled { schedule.next_after(cursor) } else { None };
+        let next = if job.enabled {
+            schedule.next_after(cursor)
+        } else {
+            None
+        };
         lock(&self.inner.jobs).insert(
             job.id.clone(),
-            JobState { job, schedule, cursor, next, active: 0, queue: VecDeque::new() },
+            JobState {
+                job,
+                schedule,
+                cursor,
+                next,
+                active: 0,
+                queue: VecDeque::new(),
+            },
         );
         self.inner.wake.notify_one();
     }
@@ -422,7 +464,11 @@ impl Engine {
     fn reset_cursors(&self, now: DateTime<Utc>) {
         for state in lock(&self.inner.jobs).values_mut() {
             state.cursor = state.cursor.max(now);
-            state.next = if state.job.enabled { state.schedule.next_after(state.cursor) } else { None };
+            state.next = if state.job.enabled {
+                state.schedule.next_after(state.cursor)
+            } else {
+                None
+            };
         }
     }
 
@@ -435,9 +481,20 @@ impl Engine {
         let id = self
             .inner
             .store
-            .insert_run(&NewRun { job_id, trigger, status: RunStatus::Running, scheduled_at: None, started_at: Some(now), attempt: 1, error: None, node: &self.inner.config.node })
+            .insert_run(&NewRun {
+                job_id,
+                trigger,
+                status: RunStatus::Running,
+                scheduled_at: None,
+                started_at: Some(now),
+                attempt: 1,
+                error: None,
+                node: &self.inner.config.node,
+            })
             .await?
-            .ok_or_else(|| EngineError::Corrupt("a manual run collided with a slot claim".into()))?;
+            .ok_or_else(|| {
+                EngineError::Corrupt("a manual run collided with a slot claim".into())
+            })?;
         self.begin(job, id, 1, None);
         self.get_run(id).await
     }
@@ -463,7 +520,10 @@ impl Engine {
             if run.status.is_finished() {
                 return Ok(run);
             }
-            if tokio::time::timeout_at(deadline, finished.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, finished.changed())
+                .await
+                .is_err()
+            {
                 return Ok(run);
             }
         }
@@ -475,20 +535,41 @@ impl Engine {
             state.active += 1;
         }
         let engine = self.clone();
-        self.inner.tracker.spawn(async move { engine.execute(job, run_id, attempt, scheduled_at).await });
+        self.inner
+            .tracker
+            .spawn(async move { engine.execute(job, run_id, attempt, scheduled_at).await });
     }
 
     /// Runs the kind under the job's timeout, in a task of its own so that a panic is
     /// caught as a `JoinError` and a hung job can be abandoned; records the outcome;
     /// starts whatever was queued behind it; schedules a retry if the policy says so.
-    async fn execute(&self, job: Job, run_id: i64, attempt: u32, scheduled_at: Option<DateTime<Utc>>) {
+    async fn execute(
+        &self,
+        job: Job,
+        run_id: i64,
+        attempt: u32,
+        scheduled_at: Option<DateTime<Utc>>,
+    ) {
         let inner = &self.inner;
-        self.event("run_started", serde_json::json!({ "job": job.id, "run": run_id, "attempt": attempt }));
+        self.event(
+            "run_started",
+            serde_json::json!({ "job": job.id, "run": run_id, "attempt": attempt }),
+        );
         let cancel = inner.runs_cancel.child_token();
         let (status, output, error) = match inner.kinds.get(&job.kind) {
-            None => (RunStatus::Failed, None, Some(format!("unknown kind {:?}", job.kind))),
+            None => (
+                RunStatus::Failed,
+                None,
+                Some(format!("unknown kind {:?}", job.kind)),
+            ),
             Some(kind) => {
-                let ctx = JobContext { run_id, job: job.clone(), attempt, scheduled_at, cancel: cancel.clone() };
+                let ctx = JobContext {
+                    run_id,
+                    job: job.clone(),
+                    attempt,
+                    scheduled_at,
+                    cancel: cancel.clone(),
+                };
                 let mut task = tokio::spawn(kind(ctx));
                 let timeout = Duration::from_secs(job.timeout_secs);
                 tokio::select! {
@@ -511,17 +592,28 @@ impl Engine {
             }
         };
         // A kind that noticed the shutdown cancellation first still ends as interrupted.
-        let (status, error) = if inner.runs_cancel.is_cancelled() && status != RunStatus::Succeeded {
-            (RunStatus::Interrupted, Some("the server shut down before the run finished".to_string()))
+        let (status, error) = if inner.runs_cancel.is_cancelled() && status != RunStatus::Succeeded
+        {
+            (
+                RunStatus::Interrupted,
+                Some("the server shut down before the run finished".to_string()),
+            )
         } else {
             (status, error)
         };
         let now = inner.clock.now();
-        if let Err(e) = inner.store.finish_run(run_id, status, now, output.as_ref(), error.as_deref()).await {
+        if let Err(e) = inner
+            .store
+            .finish_run(run_id, status, now, output.as_ref(), error.as_deref())
+            .await
+        {
             // The row stays `running`; the next boot marks it interrupted.
             tracing::error!(error = %e, run_id, "cannot record the end of a run");
         }
-        self.event("run_finished", serde_json::json!({ "job": job.id, "run": run_id, "status": status.as_str() }));
+        self.event(
+            "run_finished",
+            serde_json::json!({ "job": job.id, "run": run_id, "status": status.as_str() }),
+        );
         inner.finished.send_modify(|n| *n += 1);
 
         let next_queued = {
@@ -538,7 +630,9 @@ impl Engine {
                 self.begin(job.clone(), queued, 1, None);
             }
         }
-        let retry = matches!(status, RunStatus::Failed | RunStatus::TimedOut) && attempt <= job.retries && !inner.runs_cancel.is_cancelled();
+        let retry = matches!(status, RunStatus::Failed | RunStatus::TimedOut)
+            && attempt <= job.retries
+            && !inner.runs_cancel.is_cancelled();
         if retry {
             self.schedule_retry(job, attempt + 1);
         }
@@ -546,7 +640,10 @@ impl Engine {
 
     /// Retries after `retry_backoff_secs * 2^(attempt-2)`, as a new run row.
     fn schedule_retry(&self, job: Job, attempt: u32) {
-        let backoff = Duration::from_secs(job.retry_backoff_secs.saturating_mul(1u64 << (attempt - 2).min(16)));
+        let backoff = Duration::from_secs(
+            job.retry_backoff_secs
+                .saturating_mul(1u64 << (attempt - 2).min(16)),
+        );
         let engine = self.clone();
         self.inner.tracker.spawn(async move {
             tokio::select! {
@@ -557,7 +654,16 @@ impl Engine {
             let claimed = engine
                 .inner
                 .store
-                .insert_run(&NewRun { job_id: &job.id, trigger: Trigger::Retry, status: RunStatus::Running, scheduled_at: None, started_at: Some(now), attempt, error: None, node: &engine.inner.config.node })
+                .insert_run(&NewRun {
+                    job_id: &job.id,
+                    trigger: Trigger::Retry,
+                    status: RunStatus::Running,
+                    scheduled_at: None,
+                    started_at: Some(now),
+                    attempt,
+                    error: None,
+                    node: &engine.inner.config.node,
+                })
                 .await;
             match claimed {
                 Ok(Some(id)) => engine.begin(job, id, attempt, None),
@@ -593,7 +699,8 @@ impl Engine {
             // the misfire policy like slots missed while the server was down.
             if let Some((last, missed)) = slots.split_last() {
                 if !missed.is_empty() {
-                    self.record_missed(&job, missed, "the scheduler fell behind", now).await;
+                    self.record_missed(&job, missed, "the scheduler fell behind", now)
+                        .await;
                 }
                 self.fire_slot(&job, *last, Trigger::Schedule, now).await;
             }
@@ -601,22 +708,54 @@ impl Engine {
     }
 
     /// Claims `slot` and runs it, applying the overlap policy.
-    async fn fire_slot(&self, job: &Job, slot: DateTime<Utc>, trigger: Trigger, now: DateTime<Utc>) {
+    async fn fire_slot(
+        &self,
+        job: &Job,
+        slot: DateTime<Utc>,
+        trigger: Trigger,
+        now: DateTime<Utc>,
+    ) {
         let (active, queued) = {
             let jobs = lock(&self.inner.jobs);
-            jobs.get(&job.id).map_or((0, 0), |s| (s.active, s.queue.len()))
+            jobs.get(&job.id)
+                .map_or((0, 0), |s| (s.active, s.queue.len()))
         };
         let node = &self.inner.config.node;
-        let claim = |status, error| NewRun { job_id: &job.id, trigger, status, scheduled_at: Some(slot), started_at: Some(now), attempt: 1, error, node };
+        let claim = |status, error| NewRun {
+            job_id: &job.id,
+            trigger,
+            status,
+            scheduled_at: Some(slot),
+            started_at: Some(now),
+            attempt: 1,
+            error,
+            node,
+        };
         let outcome = if active == 0 || job.overlap == Overlap::Allow {
-            self.inner.store.insert_run(&claim(RunStatus::Running, None)).await.map(|id| id.map(|id| (id, RunStatus::Running)))
+            self.inner
+                .store
+                .insert_run(&claim(RunStatus::Running, None))
+                .await
+                .map(|id| id.map(|id| (id, RunStatus::Running)))
         } else if job.overlap == Overlap::Queue && queued == 0 {
             let mut run = claim(RunStatus::Queued, None);
             run.started_at = None;
-            self.inner.store.insert_run(&run).await.map(|id| id.map(|id| (id, RunStatus::Queued)))
+            self.inner
+                .store
+                .insert_run(&run)
+                .await
+                .map(|id| id.map(|id| (id, RunStatus::Queued)))
         } else {
-            let why = if job.overlap == Overlap::Queue { "a run is already queued behind the active one" } else { "the previous run is still active (overlap = skip)" };
-            self.inner.store.insert_run(&claim(RunStatus::Skipped, Some(why))).await.map(|id| id.map(|id| (id, RunStatus::Skipped)))
+            let why = if job.overlap == Overlap::Queue {
+                "a run is already queued behind the active one"
+            } else {
+                "the previous run is still active (overlap = skip)"
+            };
+            self.inner
+                .store
+                .insert_run(&claim(RunStatus::Skipped, Some(why)))
+                .await
+                .map(|id| id.map(|id| (id, RunStatus::Skipped)))
         };
         match outcome {
             Ok(Some((id, RunStatus::Running))) => self.begin(job.clone(), id, 1, Some(slot)),
@@ -629,13 +768,21 @@ impl Engine {
             Ok(Some((_, _))) => {}
             // Another claim of this slot won: it runs there, not here.
             Ok(None) => tracing::debug!(job = job.id, %slot, "slot already claimed"),
-            Err(e) => tracing::error!(error = %e, job = job.id, %slot, "cannot claim a slot; it is not run"),
+            Err(e) => {
+                tracing::error!(error = %e, job = job.id, %slot, "cannot claim a slot; it is not run")
+            }
         }
     }
 
     /// Records missed slots per the misfire policy: all skipped, or all but the latest
     /// skipped and the latest run once.
-    async fn record_missed(&self, job: &Job, missed: &[DateTime<Utc>], why: &str, now: DateTime<Utc>) {
+    async fn record_missed(
+        &self,
+        job: &Job,
+        missed: &[DateTime<Utc>],
+        why: &str,
+        now: DateTime<Utc>,
+    ) {
         let (skip, run_once) = match job.misfire {
             Misfire::Skip => (missed, None),
             Misfire::RunOnce => match missed.split_last() {
@@ -644,7 +791,12 @@ impl Engine {
             },
         };
         let reason = format!("missed: {why} (misfire = {})", job.misfire.as_str());
-        if let Err(e) = self.inner.store.insert_skipped_slots(&job.id, skip, &reason, now, &self.inner.config.node).await {
+        if let Err(e) = self
+            .inner
+            .store
+            .insert_skipped_slots(&job.id, skip, &reason, now, &self.inner.config.node)
+            .await
+        {
             tracing::error!(error = %e, job = job.id, "cannot record missed slots");
         }
         if let Some(slot) = run_once {
@@ -656,9 +808,15 @@ impl Engine {
     async fn recover(&self, running: bool) -> Result<()> {
         let inner = &self.inner;
         let now = inner.clock.now();
-        let interrupted = inner.store.interrupt_unfinished("the server stopped while this run was in flight", now).await?;
+        let interrupted = inner
+            .store
+            .interrupt_unfinished("the server stopped while this run was in flight", now)
+            .await?;
         if !interrupted.is_empty() {
-            self.event("runs_interrupted", serde_json::json!({ "count": interrupted.len() }));
+            self.event(
+                "runs_interrupted",
+                serde_json::json!({ "count": interrupted.len() }),
+            );
         }
         let mut catch_up = Vec::new();
         for (job, last_slot_ms) in inner.store.list_jobs().await? {
@@ -673,7 +831,10 @@ impl Engine {
             if running && job.enabled {
                 let all = schedule.slots_between(last, now, MAX_CATCH_UP_SLOTS + 1);
                 if all.len() > MAX_CATCH_UP_SLOTS {
-                    self.event("catch_up_truncated", serde_json::json!({ "job": job.id, "recorded": MAX_CATCH_UP_SLOTS }));
+                    self.event(
+                        "catch_up_truncated",
+                        serde_json::json!({ "job": job.id, "recorded": MAX_CATCH_UP_SLOTS }),
+                    );
                 }
                 let missed: Vec<_> = all.into_iter().take(MAX_CATCH_UP_SLOTS).collect();
                 if !missed.is_empty() {
@@ -683,7 +844,8 @@ impl Engine {
             self.install(job, schedule, now.max(last));
         }
         for (job, missed) in catch_up {
-            self.record_missed(&job, &missed, "the server was down", now).await;
+            self.record_missed(&job, &missed, "the server was down", now)
+                .await;
         }
         for run in interrupted {
             if let Ok(job) = self.get_job(&run.job_id) {
@@ -696,11 +858,16 @@ impl Engine {
     }
 
     fn loop_active(&self) -> bool {
-        lock(&self.inner.loop_token).as_ref().is_some_and(|t| !t.is_cancelled())
+        lock(&self.inner.loop_token)
+            .as_ref()
+            .is_some_and(|t| !t.is_cancelled())
     }
 
     async fn set_desired(&self, desired: DesiredState) -> Result<()> {
-        self.inner.store.set_desired_state(desired, self.inner.clock.now()).await?;
+        self.inner
+            .store
+            .set_desired_state(desired, self.inner.clock.now())
+            .await?;
         *lock(&self.inner.desired) = desired;
         Ok(())
     }
@@ -712,7 +879,9 @@ impl Engine {
         *lock(&self.inner.loop_token) = Some(token.clone());
         self.heartbeat().await;
         let engine = self.clone();
-        self.inner.tracker.spawn(async move { engine.run_loop(token).await });
+        self.inner
+            .tracker
+            .spawn(async move { engine.run_loop(token).await });
     }
 
     /// The firing loop: sleep until the earliest slot or heartbeat, fire, repeat.
@@ -736,7 +905,8 @@ impl Engine {
             }
             if let Some(slot) = next_slot {
                 if slot_at.is_some_and(|s| s <= wake) {
-                    let lag = (inner.clock.now() - slot).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+                    let lag =
+                        (inner.clock.now() - slot).num_microseconds().unwrap_or(0) as f64 / 1000.0;
                     *lock(&inner.loop_lag_ms) = Some(lag.max(0.0));
                 }
             }
@@ -798,7 +968,10 @@ impl Engine {
             tracing::warn!(error = %e, "cannot store the heartbeat");
         }
         *lock(&inner.last_heartbeat) = Some(hb.at);
-        self.event("heartbeat", serde_json::json!({ "next_runs": hb.next_runs }));
+        self.event(
+            "heartbeat",
+            serde_json::json!({ "next_runs": hb.next_runs }),
+        );
     }
 
     fn event(&self, name: &str, fields: serde_json::Value) {
@@ -821,7 +994,12 @@ fn job_view(s: &JobState) -> Job {
 fn next_runs(jobs: &HashMap<String, JobState>) -> Vec<NextRun> {
     let mut out: Vec<NextRun> = jobs
         .values()
-        .filter_map(|s| s.next.map(|at| NextRun { job: s.job.id.clone(), at }))
+        .filter_map(|s| {
+            s.next.map(|at| NextRun {
+                job: s.job.id.clone(),
+                at,
+            })
+        })
         .collect();
     out.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.job.cmp(&b.job)));
     out

@@ -243,8 +243,10 @@ fn run_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Run> {
     Ok(Run {
         id: row.try_get("id")?,
         job_id: row.try_get("job_id")?,
-        trigger: Trigger::parse(&trigger).ok_or_else(|| EngineError::Corrupt(format!("run trigger {trigger:?}")))?,
-        status: RunStatus::parse(&status).ok_or_else(|| EngineError::Corrupt(format!("run status {status:?}")))?,
+        trigger: Trigger::parse(&trigger)
+            .ok_or_else(|| EngineError::Corrupt(format!("run trigger {trigger:?}")))?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| EngineError::Corrupt(format!("run status {status:?}")))?,
         scheduled_at: from_ms(row.try_get("scheduled_ms")?),
         started_at: from_ms(row.try_get("started_ms")?),
         finished_at: from_ms(row.try_get("finished_ms")?),
@@ -295,7 +297,10 @@ impl Store {
         .await;
         match r {
             Err(e) if is_unique_violation(&e) => {
-                return Err(EngineError::Conflict(format!("a job with id {:?} already exists", job.id)))
+                return Err(EngineError::Conflict(format!(
+                    "a job with id {:?} already exists",
+                    job.id
+                )))
             }
             r => r?,
         };
@@ -329,7 +334,10 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
-            return Err(EngineError::NotFound(format!("no job with id {:?}", job.id)));
+            return Err(EngineError::NotFound(format!(
+                "no job with id {:?}",
+                job.id
+            )));
         }
         tx.commit().await?;
         Ok(())
@@ -337,25 +345,35 @@ impl Store {
 
     pub async fn delete_job(&self, id: &str) -> Result<bool> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query("DELETE FROM jobs WHERE id = ?1").bind(id).execute(&mut *tx).await?;
+        let done = sqlx::query("DELETE FROM jobs WHERE id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
     /// Every job with the last slot it claimed (ms).
     pub async fn list_jobs(&self) -> Result<Vec<(Job, i64)>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id")))
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs ORDER BY id"
+        )))
+        .fetch_all(&self.reader)
+        .await?;
         rows.iter().map(job_from_row).collect()
     }
 
     pub async fn get_job(&self, id: &str) -> Result<Option<Job>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1")))
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(job_from_row).transpose().map(|o| o.map(|(j, _)| j))
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref()
+            .map(job_from_row)
+            .transpose()
+            .map(|o| o.map(|(j, _)| j))
     }
 
     /// Inserts a run row; for scheduled triggers this is the claim of the slot, and
@@ -380,7 +398,8 @@ impl Store {
             Err(e) if is_unique_violation(&e) => return Ok(None),
             r => r?.last_insert_rowid(),
         };
-        if let (Some(slot), Trigger::Schedule | Trigger::CatchUp) = (run.scheduled_at, run.trigger) {
+        if let (Some(slot), Trigger::Schedule | Trigger::CatchUp) = (run.scheduled_at, run.trigger)
+        {
             sqlx::query("UPDATE jobs SET last_slot_ms = MAX(last_slot_ms, ?2) WHERE id = ?1")
                 .bind(run.job_id)
                 .bind(to_ms(slot))
@@ -392,7 +411,14 @@ impl Store {
     }
 
     /// Records many skipped slots of one job in one transaction (catch-up after downtime).
-    pub async fn insert_skipped_slots(&self, job_id: &str, slots: &[DateTime<Utc>], reason: &str, now: DateTime<Utc>, node: &str) -> Result<u64> {
+    pub async fn insert_skipped_slots(
+        &self,
+        job_id: &str,
+        slots: &[DateTime<Utc>],
+        reason: &str,
+        now: DateTime<Utc>,
+        node: &str,
+    ) -> Result<u64> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut n = 0;
         for slot in slots {
@@ -431,16 +457,25 @@ impl Store {
         Ok(())
     }
 
-    pub async fn finish_run(&self, id: i64, status: RunStatus, at: DateTime<Utc>, output: Option<&serde_json::Value>, error: Option<&str>) -> Result<()> {
+    pub async fn finish_run(
+        &self,
+        id: i64,
+        status: RunStatus,
+        at: DateTime<Utc>,
+        output: Option<&serde_json::Value>,
+        error: Option<&str>,
+    ) -> Result<()> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("UPDATE runs SET status = ?2, finished_ms = ?3, output = ?4, error = ?5 WHERE id = ?1")
-            .bind(id)
-            .bind(status.as_str())
-            .bind(to_ms(at))
-            .bind(output.map(|o| o.to_string()))
-            .bind(error)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE runs SET status = ?2, finished_ms = ?3, output = ?4, error = ?5 WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(status.as_str())
+        .bind(to_ms(at))
+        .bind(output.map(|o| o.to_string()))
+        .bind(error)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -461,10 +496,12 @@ impl Store {
     }
 
     pub async fn get_run(&self, id: i64) -> Result<Option<Run>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1")))
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
         row.as_ref().map(run_from_row).transpose()
     }
 
@@ -486,10 +523,12 @@ impl Store {
 
     /// Run rows of one job, oldest first; for tests and reports.
     pub async fn runs_of(&self, job_id: &str) -> Result<Vec<Run>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM runs WHERE job_id = ?1 ORDER BY id")))
-            .bind(job_id)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE job_id = ?1 ORDER BY id"
+        )))
+        .bind(job_id)
+        .fetch_all(&self.reader)
+        .await?;
         rows.iter().map(run_from_row).collect()
     }
 }

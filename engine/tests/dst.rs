@@ -6,7 +6,12 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Offset, TimeZone, Tim
 use chrono_tz::Tz;
 use engine::Schedule;
 
-const ZONES: [&str; 4] = ["America/New_York", "Europe/London", "Europe/Warsaw", "America/Santiago"];
+const ZONES: [&str; 4] = [
+    "America/New_York",
+    "Europe/London",
+    "Europe/Warsaw",
+    "America/Santiago",
+];
 
 struct Transition {
     /// First instant with the new offset.
@@ -34,7 +39,12 @@ fn transitions(tz: Tz) -> Vec<Transition> {
             while offset(tz, m) == a {
                 m += Duration::minutes(1);
             }
-            out.push(Transition { at: m, shift: b - a, old_offset: a, new_offset: b });
+            out.push(Transition {
+                at: m,
+                shift: b - a,
+                old_offset: a,
+                new_offset: b,
+            });
         }
         t = next;
     }
@@ -68,7 +78,11 @@ fn local_day(tz: Tz, date: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
 
 fn slots_on_day(schedule: &Schedule, tz: Tz, date: NaiveDate) -> Vec<DateTime<Utc>> {
     let (start, end) = local_day(tz, date);
-    schedule.slots_between(start - Duration::milliseconds(1), end - Duration::milliseconds(1), 100_000)
+    schedule.slots_between(
+        start - Duration::milliseconds(1),
+        end - Duration::milliseconds(1),
+        100_000,
+    )
 }
 
 fn assert_strictly_increasing(slots: &[DateTime<Utc>], what: &str) {
@@ -111,7 +125,12 @@ fn fixed_time_slot_in_a_repeated_hour_runs_once() {
             let pattern = format!("0 {} {} * * *", in_fold.minute(), in_fold.hour());
             let s = Schedule::parse(&pattern, name).unwrap();
             let slots = slots_on_day(&s, tz, in_fold.date());
-            assert_eq!(slots.len(), 1, "{name} {pattern} on {}: {slots:?}", in_fold.date());
+            assert_eq!(
+                slots.len(),
+                1,
+                "{name} {pattern} on {}: {slots:?}",
+                in_fold.date()
+            );
             // The first of the two wall-clock occurrences.
             assert_eq!(slots[0], t.at - Duration::minutes(30), "{name}");
         }
@@ -129,13 +148,21 @@ fn interval_fields_fire_through_both_repeated_hours_and_skip_the_gap() {
             let (start, end) = local_day(tz, date);
             let hours = (end - start).num_hours();
             let halves = slots_on_day(&half_hourly, tz, date);
-            assert_eq!(halves.len() as i64, hours * 2, "{name} {date}: a {hours} h day");
+            assert_eq!(
+                halves.len() as i64,
+                hours * 2,
+                "{name} {date}: a {hours} h day"
+            );
             assert_strictly_increasing(&halves, name);
             let minutes = slots_on_day(&minutely, tz, date);
             assert_eq!(minutes.len() as i64, hours * 60, "{name} {date}");
             assert_strictly_increasing(&minutes, name);
             if t.shift > 0 {
-                assert_eq!(minutes.len(), 1380, "{name} {date}: minutely on a spring-forward day");
+                assert_eq!(
+                    minutes.len(),
+                    1380,
+                    "{name} {date}: minutely on a spring-forward day"
+                );
             }
         }
     }
@@ -148,7 +175,11 @@ fn fire_times_strictly_increase_across_two_years_in_any_zone() {
     let from = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let until = Utc.with_ymd_and_hms(2028, 1, 1, 0, 0, 0).unwrap();
     for (i, tz) in chrono_tz::TZ_VARIANTS.iter().enumerate() {
-        let patterns: &[&str] = if i % 30 == 0 { &["0 30 2 * * *", "0 */20 * * * *"] } else { &["0 30 2 * * *"] };
+        let patterns: &[&str] = if i % 30 == 0 {
+            &["0 30 2 * * *", "0 */20 * * * *"]
+        } else {
+            &["0 30 2 * * *"]
+        };
         for pattern in patterns {
             let s = Schedule::parse(pattern, tz.name()).unwrap();
             let slots = s.slots_between(from, until, 200_000);
@@ -156,7 +187,12 @@ fn fire_times_strictly_increase_across_two_years_in_any_zone() {
             assert_strictly_increasing(&slots, tz.name());
             if pattern.starts_with("0 30 2") {
                 // Once a day, never twice, never zero (a skipped 02:30 moves past the gap).
-                assert!((729..=731).contains(&slots.len()), "{} {pattern}: {}", tz.name(), slots.len());
+                assert!(
+                    (729..=731).contains(&slots.len()),
+                    "{} {pattern}: {}",
+                    tz.name(),
+                    slots.len()
+                );
             }
         }
     }

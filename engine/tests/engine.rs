@@ -3,7 +3,10 @@
 
 use chrono::{DateTime, Duration as Span, TimeZone, Utc};
 use engine::store::NewRun;
-use engine::{Engine, EngineConfig, JobFailure, JobSpec, Kinds, ManualClock, Misfire, Overlap, RunQuery, RunStatus, Store, Trigger};
+use engine::{
+    Engine, EngineConfig, JobFailure, JobSpec, Kinds, ManualClock, Misfire, Overlap, RunQuery,
+    RunStatus, Store, Trigger,
+};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +23,10 @@ impl Harness {
     async fn open(dir: &Path, clock: Arc<dyn engine::Clock>) -> Self {
         let mut kinds = Kinds::builtin();
         kinds
-            .register("hang", |_ctx| async { std::future::pending::<()>().await; Ok(serde_json::json!({})) })
+            .register("hang", |_ctx| async {
+                std::future::pending::<()>().await;
+                Ok(serde_json::json!({}))
+            })
             .register("panic", |_ctx| async { panic!("boom in a job") })
             .register("block", |_ctx| async {
                 // Blocks its worker thread outright, as a badly written job would.
@@ -28,12 +34,20 @@ impl Harness {
                 Ok(serde_json::json!({}))
             })
             .register("flaky", |ctx| async move {
-                if ctx.attempt < 3 { Err(JobFailure::new(format!("attempt {} fails", ctx.attempt))) } else { Ok(serde_json::json!({"attempt": ctx.attempt})) }
+                if ctx.attempt < 3 {
+                    Err(JobFailure::new(format!("attempt {} fails", ctx.attempt)))
+                } else {
+                    Ok(serde_json::json!({"attempt": ctx.attempt}))
+                }
             });
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         let engine = Engine::open(
-            EngineConfig { data_dir: dir.to_path_buf(), heartbeat: Duration::from_secs(3600), node: "test".into() },
+            EngineConfig {
+                data_dir: dir.to_path_buf(),
+                heartbeat: Duration::from_secs(3600),
+                node: "test".into(),
+            },
             kinds,
             clock,
             token.clone(),
@@ -41,7 +55,11 @@ impl Harness {
         )
         .await
         .expect("engine opens");
-        Harness { engine, token, tracker }
+        Harness {
+            engine,
+            token,
+            tracker,
+        }
     }
 
     /// Stops everything as a shutdown would (runs abandoned at once) and closes the store.
@@ -50,7 +68,9 @@ impl Harness {
         self.engine.abandon_runs();
         self.tracker.close();
         self.token.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.tracker.wait()).await.expect("tasks stop");
+        tokio::time::timeout(Duration::from_secs(10), self.tracker.wait())
+            .await
+            .expect("tasks stop");
         self.engine.close().await;
     }
 }
@@ -60,10 +80,19 @@ fn at(h: u32, m: u32, s: u32, ms: i64) -> DateTime<Utc> {
 }
 
 fn spec(id: &str, kind: &str, schedule: &str) -> JobSpec {
-    JobSpec { id: Some(id.into()), kind: Some(kind.into()), schedule: Some(schedule.into()), ..JobSpec::default() }
+    JobSpec {
+        id: Some(id.into()),
+        kind: Some(kind.into()),
+        schedule: Some(schedule.into()),
+        ..JobSpec::default()
+    }
 }
 
-async fn wait_until<F: Fn() -> Fut, Fut: std::future::Future<Output = bool>>(what: &str, within: Duration, f: F) {
+async fn wait_until<F: Fn() -> Fut, Fut: std::future::Future<Output = bool>>(
+    what: &str,
+    within: Duration,
+    f: F,
+) {
     let deadline = Instant::now() + within;
     while !f().await {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -72,7 +101,13 @@ async fn wait_until<F: Fn() -> Fut, Fut: std::future::Future<Output = bool>>(wha
 }
 
 async fn statuses(store: &Store, job: &str) -> Vec<(Trigger, RunStatus)> {
-    store.runs_of(job).await.unwrap().into_iter().map(|r| (r.trigger, r.status)).collect()
+    store
+        .runs_of(job)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.trigger, r.status))
+        .collect()
 }
 
 async fn misfire_across_downtime(policy: Misfire) -> Vec<(Trigger, RunStatus)> {
@@ -90,13 +125,29 @@ async fn misfire_across_downtime(policy: Misfire) -> Vec<(Trigger, RunStatus)> {
         h.engine.fire_due(clock.now_utc()).await;
     }
     let store = h.engine.store().clone();
-    wait_until("the 29 runs", Duration::from_secs(10), || async { store.runs_of("minutely").await.unwrap().iter().all(|r| r.status == RunStatus::Succeeded) }).await;
+    wait_until("the 29 runs", Duration::from_secs(10), || async {
+        store
+            .runs_of("minutely")
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.status == RunStatus::Succeeded)
+    })
+    .await;
     h.close().await;
     // Down from 08:29 to 10:21.
     clock.set(at(10, 21, 0, 500));
     let h = Harness::open(dir.path(), Arc::new(clock.clone())).await;
     let store = h.engine.store().clone();
-    wait_until("catch-up to settle", Duration::from_secs(10), || async { store.runs_of("minutely").await.unwrap().iter().all(|r| r.status.is_finished()) }).await;
+    wait_until("catch-up to settle", Duration::from_secs(10), || async {
+        store
+            .runs_of("minutely")
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.status.is_finished())
+    })
+    .await;
     let runs = statuses(h.engine.store(), "minutely").await;
     h.close().await;
     runs
@@ -115,11 +166,15 @@ impl NowUtc for ManualClock {
 async fn misfire_skip_records_every_missed_slot_and_runs_none() {
     let runs = misfire_across_downtime(Misfire::Skip).await;
     let before: Vec<_> = runs.iter().take(29).collect();
-    assert!(before.iter().all(|r| **r == (Trigger::Schedule, RunStatus::Succeeded)));
+    assert!(before
+        .iter()
+        .all(|r| **r == (Trigger::Schedule, RunStatus::Succeeded)));
     let after = &runs[29..];
     // 08:30 .. 10:21 inclusive: 112 slots, each recorded, none run.
     assert_eq!(after.len(), 112, "{after:?}");
-    assert!(after.iter().all(|r| *r == (Trigger::Schedule, RunStatus::Skipped)));
+    assert!(after
+        .iter()
+        .all(|r| *r == (Trigger::Schedule, RunStatus::Skipped)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,8 +182,17 @@ async fn misfire_run_once_runs_exactly_one_and_records_the_rest() {
     let runs = misfire_across_downtime(Misfire::RunOnce).await;
     let after = &runs[29..];
     assert_eq!(after.len(), 112, "{after:?}");
-    assert_eq!(after.iter().filter(|r| r.1 == RunStatus::Skipped).count(), 111);
-    assert_eq!(after.iter().filter(|r| **r == (Trigger::CatchUp, RunStatus::Succeeded)).count(), 1);
+    assert_eq!(
+        after.iter().filter(|r| r.1 == RunStatus::Skipped).count(),
+        111
+    );
+    assert_eq!(
+        after
+            .iter()
+            .filter(|r| **r == (Trigger::CatchUp, RunStatus::Succeeded))
+            .count(),
+        1
+    );
 }
 
 async fn overlap(policy: Overlap) -> (usize, Vec<RunStatus>) {
@@ -144,7 +208,15 @@ async fn overlap(policy: Overlap) -> (usize, Vec<RunStatus>) {
         h.engine.fire_due(clock.now_utc()).await;
     }
     let active = h.engine.status().active_runs;
-    let runs = h.engine.store().runs_of("long").await.unwrap().into_iter().map(|r| r.status).collect();
+    let runs = h
+        .engine
+        .store()
+        .runs_of("long")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.status)
+        .collect();
     h.close().await;
     (active, runs)
 }
@@ -160,14 +232,20 @@ async fn overlap_allow_runs_alongside() {
 async fn overlap_skip_keeps_one_active_and_records_the_skipped_slots() {
     let (active, runs) = overlap(Overlap::Skip).await;
     assert_eq!(active, 1);
-    assert_eq!(runs, vec![RunStatus::Running, RunStatus::Skipped, RunStatus::Skipped]);
+    assert_eq!(
+        runs,
+        vec![RunStatus::Running, RunStatus::Skipped, RunStatus::Skipped]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlap_queue_keeps_at_most_one_waiting() {
     let (active, runs) = overlap(Overlap::Queue).await;
     assert_eq!(active, 1);
-    assert_eq!(runs, vec![RunStatus::Running, RunStatus::Queued, RunStatus::Skipped]);
+    assert_eq!(
+        runs,
+        vec![RunStatus::Running, RunStatus::Queued, RunStatus::Skipped]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,7 +262,16 @@ async fn twenty_concurrent_claims_of_one_slot_make_one_run() {
             let store = Store::open_sqlite(&db).await.unwrap();
             let node = format!("node-{i}");
             let id = store
-                .insert_run(&NewRun { job_id: "j", trigger: Trigger::Schedule, status: RunStatus::Running, scheduled_at: Some(slot), started_at: Some(slot), attempt: 1, error: None, node: &node })
+                .insert_run(&NewRun {
+                    job_id: "j",
+                    trigger: Trigger::Schedule,
+                    status: RunStatus::Running,
+                    scheduled_at: Some(slot),
+                    started_at: Some(slot),
+                    attempt: 1,
+                    error: None,
+                    node: &node,
+                })
                 .await
                 .unwrap();
             store.close().await;
@@ -208,16 +295,35 @@ async fn five_hundred_jobs_due_in_the_same_second_make_five_hundred_runs() {
     let clock = ManualClock::new(at(7, 0, 30, 0));
     let h = Harness::open(dir.path(), Arc::new(clock.clone())).await;
     for i in 0..500 {
-        h.engine.create_job(spec(&format!("burst-{i}"), "noop", "0 * * * * *")).await.unwrap();
+        h.engine
+            .create_job(spec(&format!("burst-{i}"), "noop", "0 * * * * *"))
+            .await
+            .unwrap();
     }
     clock.set(at(7, 1, 0, 1));
     h.engine.fire_due(clock.now_utc()).await;
     let store = h.engine.store().clone();
     wait_until("500 runs to finish", Duration::from_secs(60), || async {
-        store.list_runs(&RunQuery { status: Some(RunStatus::Succeeded), limit: 500, ..RunQuery::default() }).await.unwrap().len() == 500
+        store
+            .list_runs(&RunQuery {
+                status: Some(RunStatus::Succeeded),
+                limit: 500,
+                ..RunQuery::default()
+            })
+            .await
+            .unwrap()
+            .len()
+            == 500
     })
     .await;
-    let all = store.list_runs(&RunQuery { limit: 500, before: None, ..RunQuery::default() }).await.unwrap();
+    let all = store
+        .list_runs(&RunQuery {
+            limit: 500,
+            before: None,
+            ..RunQuery::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(all.len(), 500);
     let mut jobs: Vec<_> = all.iter().map(|r| r.job_id.clone()).collect();
     jobs.sort();
@@ -233,8 +339,14 @@ async fn hung_job_times_out_panicking_job_fails_and_others_are_unaffected() {
     let mut hang = spec("hang", "hang", "@every 1h");
     hang.timeout_secs = Some(1);
     h.engine.create_job(hang).await.unwrap();
-    h.engine.create_job(spec("panic", "panic", "@every 1h")).await.unwrap();
-    h.engine.create_job(spec("fine", "noop", "@every 1h")).await.unwrap();
+    h.engine
+        .create_job(spec("panic", "panic", "@every 1h"))
+        .await
+        .unwrap();
+    h.engine
+        .create_job(spec("fine", "noop", "@every 1h"))
+        .await
+        .unwrap();
     let hung = h.engine.run_now("hang", Trigger::Api).await.unwrap();
     let panicked = h.engine.run_now("panic", Trigger::Api).await.unwrap();
     let fine = h.engine.run_now("fine", Trigger::Api).await.unwrap();
@@ -245,7 +357,10 @@ async fn hung_job_times_out_panicking_job_fails_and_others_are_unaffected() {
     let panicked = h.engine.wait_run(panicked.id, wait).await.unwrap();
     assert_eq!(panicked.status, RunStatus::Failed);
     assert!(panicked.error.as_deref().unwrap().contains("boom in a job"));
-    assert_eq!(h.engine.wait_run(fine.id, wait).await.unwrap().status, RunStatus::Succeeded);
+    assert_eq!(
+        h.engine.wait_run(fine.id, wait).await.unwrap().status,
+        RunStatus::Succeeded
+    );
     assert_eq!(h.engine.status().active_runs, 0);
     h.close().await;
 }
@@ -254,16 +369,32 @@ async fn hung_job_times_out_panicking_job_fails_and_others_are_unaffected() {
 async fn jobs_keep_firing_on_schedule_while_another_blocks_a_worker_thread() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::open(dir.path(), Arc::new(engine::SystemClock)).await;
-    h.engine.create_job(spec("ticker", "noop", "* * * * * *")).await.unwrap();
-    h.engine.create_job(spec("blocker", "block", "@every 1h")).await.unwrap();
+    h.engine
+        .create_job(spec("ticker", "noop", "* * * * * *"))
+        .await
+        .unwrap();
+    h.engine
+        .create_job(spec("blocker", "block", "@every 1h"))
+        .await
+        .unwrap();
     let store = h.engine.store().clone();
-    wait_until("the ticker to fire", Duration::from_secs(5), || async { !store.runs_of("ticker").await.unwrap().is_empty() }).await;
+    wait_until("the ticker to fire", Duration::from_secs(5), || async {
+        !store.runs_of("ticker").await.unwrap().is_empty()
+    })
+    .await;
     let before = store.runs_of("ticker").await.unwrap().len();
     let blocked = h.engine.run_now("blocker", Trigger::Api).await.unwrap();
-    let finished = h.engine.wait_run(blocked.id, Duration::from_secs(15)).await.unwrap();
+    let finished = h
+        .engine
+        .wait_run(blocked.id, Duration::from_secs(15))
+        .await
+        .unwrap();
     assert_eq!(finished.status, RunStatus::Succeeded);
     let during = store.runs_of("ticker").await.unwrap().len() - before;
-    assert!(during >= 4, "only {during} ticks fired while a worker was blocked for 5 s");
+    assert!(
+        during >= 4,
+        "only {during} ticks fired while a worker was blocked for 5 s"
+    );
     h.close().await;
 }
 
@@ -278,27 +409,65 @@ async fn failed_runs_are_retried_as_new_attempts() {
     h.engine.run_now("flaky", Trigger::Api).await.unwrap();
     let store = h.engine.store().clone();
     wait_until("three attempts", Duration::from_secs(10), || async {
-        store.runs_of("flaky").await.unwrap().iter().filter(|r| r.status.is_finished()).count() == 3
+        store
+            .runs_of("flaky")
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.status.is_finished())
+            .count()
+            == 3
     })
     .await;
     let runs = store.runs_of("flaky").await.unwrap();
-    let seen: Vec<_> = runs.iter().map(|r| (r.attempt, r.trigger, r.status)).collect();
-    assert_eq!(seen, vec![(1, Trigger::Api, RunStatus::Failed), (2, Trigger::Retry, RunStatus::Failed), (3, Trigger::Retry, RunStatus::Succeeded)]);
+    let seen: Vec<_> = runs
+        .iter()
+        .map(|r| (r.attempt, r.trigger, r.status))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (1, Trigger::Api, RunStatus::Failed),
+            (2, Trigger::Retry, RunStatus::Failed),
+            (3, Trigger::Retry, RunStatus::Succeeded)
+        ]
+    );
     h.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_left_running_by_a_dead_process_become_interrupted_at_boot() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&dir.path().join("echopilot.db")).await.unwrap();
+    let store = Store::open_sqlite(&dir.path().join("echopilot.db"))
+        .await
+        .unwrap();
     let t = at(6, 0, 0, 0);
     for status in [RunStatus::Running, RunStatus::Queued, RunStatus::Succeeded] {
-        store.insert_run(&NewRun { job_id: "gone", trigger: Trigger::Api, status, scheduled_at: None, started_at: Some(t), attempt: 1, error: None, node: "old" }).await.unwrap();
+        store
+            .insert_run(&NewRun {
+                job_id: "gone",
+                trigger: Trigger::Api,
+                status,
+                scheduled_at: None,
+                started_at: Some(t),
+                attempt: 1,
+                error: None,
+                node: "old",
+            })
+            .await
+            .unwrap();
     }
     store.close().await;
     let h = Harness::open(dir.path(), Arc::new(engine::SystemClock)).await;
     let runs = statuses(h.engine.store(), "gone").await;
-    assert_eq!(runs.iter().map(|r| r.1).collect::<Vec<_>>(), vec![RunStatus::Interrupted, RunStatus::Interrupted, RunStatus::Succeeded]);
+    assert_eq!(
+        runs.iter().map(|r| r.1).collect::<Vec<_>>(),
+        vec![
+            RunStatus::Interrupted,
+            RunStatus::Interrupted,
+            RunStatus::Succeeded
+        ]
+    );
     h.close().await;
 }
 
@@ -307,7 +476,10 @@ async fn wall_clock_stepped_back_an_hour_never_runs_a_slot_twice() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(at(9, 59, 30, 0));
     let h = Harness::open(dir.path(), Arc::new(clock.clone())).await;
-    h.engine.create_job(spec("m", "noop", "0 * * * * *")).await.unwrap();
+    h.engine
+        .create_job(spec("m", "noop", "0 * * * * *"))
+        .await
+        .unwrap();
     clock.set(at(10, 0, 0, 5));
     h.engine.fire_due(clock.now_utc()).await;
     // The clock jumps back an hour, then walks forward again, live...
@@ -347,10 +519,27 @@ async fn fifty_concurrent_writers_never_see_database_is_locked() {
             for k in 0..20 {
                 let node = format!("w{i}");
                 let id = store
-                    .insert_run(&NewRun { job_id: "w", trigger: Trigger::Api, status: RunStatus::Running, scheduled_at: None, started_at: Some(Utc::now()), attempt: 1, error: None, node: &node })
+                    .insert_run(&NewRun {
+                        job_id: "w",
+                        trigger: Trigger::Api,
+                        status: RunStatus::Running,
+                        scheduled_at: None,
+                        started_at: Some(Utc::now()),
+                        attempt: 1,
+                        error: None,
+                        node: &node,
+                    })
                     .await?
                     .expect("manual runs never collide");
-                store.finish_run(id, RunStatus::Succeeded, Utc::now(), Some(&serde_json::json!({ "k": k })), None).await?;
+                store
+                    .finish_run(
+                        id,
+                        RunStatus::Succeeded,
+                        Utc::now(),
+                        Some(&serde_json::json!({ "k": k })),
+                        None,
+                    )
+                    .await?;
             }
             Ok::<_, engine::EngineError>(())
         }));
@@ -365,16 +554,35 @@ async fn fifty_concurrent_writers_never_see_database_is_locked() {
 async fn bad_input_is_refused_with_the_field_named_and_nothing_saved() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::open(dir.path(), Arc::new(engine::SystemClock)).await;
-    let err = h.engine.create_job(spec("bad", "noop", "0 0 25 * * *")).await.unwrap_err();
+    let err = h
+        .engine
+        .create_job(spec("bad", "noop", "0 0 25 * * *"))
+        .await
+        .unwrap_err();
     assert_eq!(err.to_string(), "schedule: hour: 25 is out of range 0-23");
-    let err = h.engine.create_job(spec("Bad Id", "noop", "@every 1m")).await.unwrap_err();
+    let err = h
+        .engine
+        .create_job(spec("Bad Id", "noop", "@every 1m"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().starts_with("id:"), "{err}");
-    let err = h.engine.create_job(spec("x", "rocket", "@every 1m")).await.unwrap_err();
+    let err = h
+        .engine
+        .create_job(spec("x", "rocket", "@every 1m"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().starts_with("kind: unknown kind"), "{err}");
     assert!(h.engine.list_jobs().is_empty());
     assert!(h.engine.store().list_jobs().await.unwrap().is_empty());
-    h.engine.create_job(spec("ok", "noop", "@every 1m")).await.unwrap();
-    let err = h.engine.create_job(spec("ok", "noop", "@every 1m")).await.unwrap_err();
+    h.engine
+        .create_job(spec("ok", "noop", "@every 1m"))
+        .await
+        .unwrap();
+    let err = h
+        .engine
+        .create_job(spec("ok", "noop", "@every 1m"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, engine::EngineError::Conflict(_)), "{err}");
     h.close().await;
 }
@@ -382,16 +590,22 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_saved() {
 #[test]
 fn parser_never_panics_on_arbitrary_input() {
     use proptest::prelude::*;
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 3000, ..ProptestConfig::default() });
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 3000,
+        ..ProptestConfig::default()
+    });
     let token = prop_oneof!["[0-9*/,\\-?LW#]{1,6}", "[A-Za-z]{1,4}", "[0-9]{1,12}"];
     let fields = proptest::collection::vec(token, 0..8).prop_map(|v| v.join(" "));
     let any = prop_oneof![fields, ".{0,64}", "@every [0-9a-z]{0,10}"];
     runner
-        .run(&(any, prop_oneof!["", "UTC", "Europe/Warsaw", ".{0,10}"]), |(s, tz)| {
-            if let Ok(sched) = engine::Schedule::parse(&s, &tz) {
-                let _ = sched.upcoming(Utc::now(), 3);
-            }
-            Ok(())
-        })
+        .run(
+            &(any, prop_oneof!["", "UTC", "Europe/Warsaw", ".{0,10}"]),
+            |(s, tz)| {
+                if let Ok(sched) = engine::Schedule::parse(&s, &tz) {
+                    let _ = sched.upcoming(Utc::now(), 3);
+                }
+                Ok(())
+            },
+        )
         .unwrap();
 }

@@ -8,7 +8,9 @@
 //! Lateness of the every-second job is measured by `../shared/bench` against the server
 //! started with `--bench` (see `scripts/bench.sh`). Prints one JSON line per figure.
 
-use engine::{Engine, EngineConfig, JobSpec, Kinds, Overlap, RunQuery, RunStatus, SystemClock, Trigger};
+use engine::{
+    Engine, EngineConfig, JobSpec, Kinds, Overlap, RunQuery, RunStatus, SystemClock, Trigger,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -26,7 +28,11 @@ async fn open(dir: &std::path::Path) -> (Engine, CancellationToken, TaskTracker)
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     let engine = Engine::open(
-        EngineConfig { data_dir: dir.to_path_buf(), heartbeat: Duration::from_secs(60), node: "bench".into() },
+        EngineConfig {
+            data_dir: dir.to_path_buf(),
+            heartbeat: Duration::from_secs(60),
+            node: "bench".into(),
+        },
         Kinds::builtin(),
         Arc::new(SystemClock),
         token.clone(),
@@ -41,7 +47,13 @@ async fn runs_per_second() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, token, tracker) = open(dir.path()).await;
     engine
-        .create_job(JobSpec { id: Some("noop".into()), kind: Some("noop".into()), schedule: Some("@every 24h".into()), overlap: Some(Overlap::Allow), ..JobSpec::default() })
+        .create_job(JobSpec {
+            id: Some("noop".into()),
+            kind: Some("noop".into()),
+            schedule: Some("@every 24h".into()),
+            overlap: Some(Overlap::Allow),
+            ..JobSpec::default()
+        })
         .await
         .unwrap();
     let start = Instant::now();
@@ -59,7 +71,14 @@ async fn runs_per_second() {
     }
     // Wait until every run is recorded as finished.
     loop {
-        let open = engine.list_runs(&RunQuery { status: Some(RunStatus::Running), limit: 1, ..RunQuery::default() }).await.unwrap();
+        let open = engine
+            .list_runs(&RunQuery {
+                status: Some(RunStatus::Running),
+                limit: 1,
+                ..RunQuery::default()
+            })
+            .await
+            .unwrap();
         if open.is_empty() && engine.status().active_runs == 0 {
             break;
         }
@@ -81,7 +100,12 @@ async fn runs_listing_with_a_million_runs() {
         let (engine, token, tracker) = open(&data).await;
         for id in ["alpha", "beta", "gamma", "delta"] {
             engine
-                .create_job(JobSpec { id: Some(id.into()), kind: Some("noop".into()), schedule: Some("@every 24h".into()), ..JobSpec::default() })
+                .create_job(JobSpec {
+                    id: Some(id.into()),
+                    kind: Some("noop".into()),
+                    schedule: Some("@every 24h".into()),
+                    ..JobSpec::default()
+                })
                 .await
                 .unwrap();
         }
@@ -121,22 +145,41 @@ db.commit()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {} (run `make build` first): {e}", bin.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {} (run `make build` first): {e}",
+                bin.display()
+            )
+        });
     use std::io::BufRead;
     let url = std::io::BufReader::new(child.stdout.take().unwrap())
         .lines()
         .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("EchoPilot is running on ").map(|r| r.split_whitespace().next().unwrap().to_string()))
+        .find_map(|l| {
+            l.strip_prefix("EchoPilot is running on ")
+                .map(|r| r.split_whitespace().next().unwrap().to_string())
+        })
         .expect("server announces its URL");
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
-    let paths = ["/api/runs", "/api/runs?job=beta", "/api/runs?status=failed", "/api/runs?job=gamma&status=failed", "/api/runs?limit=100&before=500000"];
+    let paths = [
+        "/api/runs",
+        "/api/runs?job=beta",
+        "/api/runs?status=failed",
+        "/api/runs?job=gamma&status=failed",
+        "/api/runs?limit=100&before=500000",
+    ];
     let mut all = Vec::new();
     for path in paths {
         let mut ms = Vec::new();
         for _ in 0..QUERIES / paths.len() {
             let t = Instant::now();
-            let r = client.get(format!("{url}{path}")).header("X-Dash-Key", "bench-key").send().await.unwrap();
+            let r = client
+                .get(format!("{url}{path}"))
+                .header("X-Dash-Key", "bench-key")
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 200);
             let body: serde_json::Value = r.json().await.unwrap();
             assert!(!body["runs"].as_array().unwrap().is_empty());

@@ -83,7 +83,10 @@ impl From<engine::EngineError> for ApiError {
     fn from(e: engine::EngineError) -> Self {
         use engine::EngineError as E;
         match e {
-            E::Invalid(v) => ApiError::Invalid { field: v.field, message: v.message },
+            E::Invalid(v) => ApiError::Invalid {
+                field: v.field,
+                message: v.message,
+            },
             E::NotFound(m) => ApiError::NotFound(m),
             E::Conflict(m) => ApiError::Conflict(m),
             other => ApiError::Internal(other),
@@ -95,11 +98,21 @@ impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
             // serde's message carries the line and column of the fault.
-            JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest(format!("malformed JSON: {}", root_cause(&e))),
-            JsonRejection::JsonDataError(e) => ApiError::Invalid { field: "body".into(), message: root_cause(&e) },
-            JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest("send the body as JSON with Content-Type: application/json".into()),
+            JsonRejection::JsonSyntaxError(e) => {
+                ApiError::BadRequest(format!("malformed JSON: {}", root_cause(&e)))
+            }
+            JsonRejection::JsonDataError(e) => ApiError::Invalid {
+                field: "body".into(),
+                message: root_cause(&e),
+            },
+            JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest(
+                "send the body as JSON with Content-Type: application/json".into(),
+            ),
             JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::PayloadTooLarge(format!("the body is larger than {} bytes", crate::startup::MAX_BODY_BYTES))
+                ApiError::PayloadTooLarge(format!(
+                    "the body is larger than {} bytes",
+                    crate::startup::MAX_BODY_BYTES
+                ))
             }
             other => ApiError::BadRequest(other.body_text()),
         }
@@ -175,7 +188,9 @@ pub async fn login(
     if !state.key.matches(&key) {
         let refused = login_refused(&state, peer.ip());
         return match (form, refused) {
-            (true, Err(ApiError::TooManyAttempts(_))) => Redirect::to("/login?error=throttled").into_response(),
+            (true, Err(ApiError::TooManyAttempts(_))) => {
+                Redirect::to("/login?error=throttled").into_response()
+            }
             (true, _) => Redirect::to("/login?error=key").into_response(),
             (false, Err(e)) => e.into_response(),
             (false, Ok(())) => StatusCode::UNAUTHORIZED.into_response(),
@@ -196,7 +211,11 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
     if let Some(id) = session_id(&headers) {
         state.sessions.remove(&id);
     }
-    (StatusCode::NO_CONTENT, [(header::SET_COOKIE, session_cookie(None))]).into_response()
+    (
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, session_cookie(None))],
+    )
+        .into_response()
 }
 
 /// `POST /api/session/logout`: the dashboard's log-out form.
@@ -207,7 +226,11 @@ pub async fn logout_form(State(state): State<AppState>, headers: HeaderMap) -> R
     if let Some(id) = session_id(&headers) {
         state.sessions.remove(&id);
     }
-    ([(header::SET_COOKIE, session_cookie(None))], Redirect::to("/login")).into_response()
+    (
+        [(header::SET_COOKIE, session_cookie(None))],
+        Redirect::to("/login"),
+    )
+        .into_response()
 }
 
 pub async fn healthz() -> &'static str {
@@ -228,23 +251,43 @@ pub async fn list_jobs(State(state): State<AppState>) -> Json<Vec<Job>> {
     Json(state.engine.list_jobs())
 }
 
-pub async fn create_job(State(state): State<AppState>, ApiJson(spec): ApiJson<JobSpec>) -> ApiResult<(StatusCode, Json<Job>)> {
-    Ok((StatusCode::CREATED, Json(state.engine.create_job(spec).await?)))
+pub async fn create_job(
+    State(state): State<AppState>,
+    ApiJson(spec): ApiJson<JobSpec>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.engine.create_job(spec).await?),
+    ))
 }
 
-pub async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Job>> {
+pub async fn get_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Job>> {
     Ok(Json(state.engine.get_job(&id)?))
 }
 
-pub async fn replace_job(State(state): State<AppState>, Path(id): Path<String>, ApiJson(spec): ApiJson<JobSpec>) -> ApiResult<Json<Job>> {
+pub async fn replace_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(spec): ApiJson<JobSpec>,
+) -> ApiResult<Json<Job>> {
     Ok(Json(state.engine.update_job(&id, spec, false).await?))
 }
 
-pub async fn patch_job(State(state): State<AppState>, Path(id): Path<String>, ApiJson(spec): ApiJson<JobSpec>) -> ApiResult<Json<Job>> {
+pub async fn patch_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(spec): ApiJson<JobSpec>,
+) -> ApiResult<Json<Job>> {
     Ok(Json(state.engine.update_job(&id, spec, true).await?))
 }
 
-pub async fn delete_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     state.engine.delete_job(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -258,7 +301,10 @@ pub struct WaitQuery {
 /// Who asked for a manual run: the CLI says so in a header; the key means a script; a
 /// session means the dashboard.
 fn trigger_of(headers: &HeaderMap) -> Trigger {
-    if headers.get("x-echopilot-client").is_some_and(|v| v == "cli") {
+    if headers
+        .get("x-echopilot-client")
+        .is_some_and(|v| v == "cli")
+    {
         Trigger::Cli
     } else if headers.contains_key(auth::KEY_HEADER) {
         Trigger::Api
@@ -269,17 +315,38 @@ fn trigger_of(headers: &HeaderMap) -> Trigger {
 
 /// Starts `job` now: `202 {"run"}`, or with `?wait=true` waits up to 30 s and answers
 /// `200 {"run"}` once it finished (202 if it had not by then).
-pub async fn run_job_now(state: &AppState, job: &str, trigger: Trigger, wait: bool) -> ApiResult<Response> {
+pub async fn run_job_now(
+    state: &AppState,
+    job: &str,
+    trigger: Trigger,
+    wait: bool,
+) -> ApiResult<Response> {
     let run = state.engine.run_now(job, trigger).await?;
     if !wait {
-        return Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "run": run }))).into_response());
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "run": run })),
+        )
+            .into_response());
     }
-    let run = state.engine.wait_run(run.id, engine::scheduler::MAX_WAIT).await?;
-    let status = if run.status.is_finished() { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let run = state
+        .engine
+        .wait_run(run.id, engine::scheduler::MAX_WAIT)
+        .await?;
+    let status = if run.status.is_finished() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
     Ok((status, Json(serde_json::json!({ "run": run }))).into_response())
 }
 
-pub async fn run_job(State(state): State<AppState>, Path(id): Path<String>, Query(q): Query<WaitQuery>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn run_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     run_job_now(&state, &id, trigger_of(&headers), q.wait).await
 }
 
@@ -291,7 +358,10 @@ pub struct RunsQuery {
     before: Option<i64>,
 }
 
-pub async fn list_runs(State(state): State<AppState>, Query(q): Query<RunsQuery>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn list_runs(
+    State(state): State<AppState>,
+    Query(q): Query<RunsQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
     let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => Some(RunStatus::parse(s).ok_or_else(|| ApiError::Invalid {
             field: "status".into(),
@@ -301,11 +371,21 @@ pub async fn list_runs(State(state): State<AppState>, Query(q): Query<RunsQuery>
     };
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::Invalid { field: "limit".into(), message: format!("{limit} is out of range 1-500") });
+        return Err(ApiError::Invalid {
+            field: "limit".into(),
+            message: format!("{limit} is out of range 1-500"),
+        });
     }
-    let query = RunQuery { job: q.job.filter(|j| !j.is_empty()), status, before: q.before, limit };
+    let query = RunQuery {
+        job: q.job.filter(|j| !j.is_empty()),
+        status,
+        before: q.before,
+        limit,
+    };
     let runs = state.engine.list_runs(&query).await?;
-    let next = (runs.len() == limit as usize).then(|| runs.last().map(|r| r.id)).flatten();
+    let next = (runs.len() == limit as usize)
+        .then(|| runs.last().map(|r| r.id))
+        .flatten();
     Ok(Json(serde_json::json!({ "runs": runs, "next": next })))
 }
 
@@ -323,17 +403,26 @@ pub struct PreviewQuery {
 }
 
 pub async fn schedule_preview(Query(q): Query<PreviewQuery>) -> ApiResult<Json<serde_json::Value>> {
-    let schedule = engine::Schedule::parse(&q.schedule, &q.timezone)
-        .map_err(|e| ApiError::Invalid { field: e.field.to_string(), message: e.message })?;
+    let schedule =
+        engine::Schedule::parse(&q.schedule, &q.timezone).map_err(|e| ApiError::Invalid {
+            field: e.field.to_string(),
+            message: e.message,
+        })?;
     let from = match q.from.as_deref().filter(|f| !f.is_empty()) {
         Some(f) => chrono::DateTime::parse_from_rfc3339(f)
-            .map_err(|e| ApiError::Invalid { field: "from".into(), message: format!("{f:?} is not an RFC 3339 time: {e}") })?
+            .map_err(|e| ApiError::Invalid {
+                field: "from".into(),
+                message: format!("{f:?} is not an RFC 3339 time: {e}"),
+            })?
             .with_timezone(&chrono::Utc),
         None => chrono::Utc::now(),
     };
     let count = q.count.unwrap_or(5);
     if !(1..=100).contains(&count) {
-        return Err(ApiError::Invalid { field: "count".into(), message: format!("{count} is out of range 1-100") });
+        return Err(ApiError::Invalid {
+            field: "count".into(),
+            message: format!("{count} is out of range 1-100"),
+        });
     }
     let times: Vec<String> = schedule
         .upcoming(from, count)

@@ -163,7 +163,10 @@ impl Sessions {
     }
 
     pub fn remove(&self, id: &str) {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
     }
 }
 
@@ -295,7 +298,10 @@ pub async fn guard(
     match credential(&state, request.headers()) {
         Credential::Key => next.run(request).await,
         Credential::Session => {
-            let mutating = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+            let mutating = !matches!(
+                *request.method(),
+                Method::GET | Method::HEAD | Method::OPTIONS
+            );
             if mutating && cross_site(request.headers()) {
                 tracing::warn!(%peer, path, "cross-site request refused");
                 return ApiError::Forbidden("cross-site request refused".into()).into_response();
@@ -311,7 +317,8 @@ pub async fn guard(
             ApiError::Unauthorized("wrong dashboard key".into()).into_response()
         }
         Credential::None if api => ApiError::Unauthorized(
-            "missing credentials: send the dashboard key in the X-Dash-Key header, or log in".into(),
+            "missing credentials: send the dashboard key in the X-Dash-Key header, or log in"
+                .into(),
         )
         .into_response(),
         Credential::None => Redirect::to("/login").into_response(),
@@ -327,7 +334,6 @@ pub fn login_refused(state: &AppState, peer: IpAddr) -> Result<(), ApiError> {
     tracing::warn!(%peer, "failed login");
     Err(ApiError::Unauthorized("wrong dashboard key".into()))
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -345,7 +351,10 @@ mod tests {
     fn empty_env_key_is_refused_with_the_reason() {
         let dir = tempfile::tempdir().unwrap();
         let err = DashKey::load_or_create(Some("  "), dir.path()).unwrap_err();
-        assert!(err.to_string().contains("DASHBOARD_KEY is set but empty"), "{err}");
+        assert!(
+            err.to_string().contains("DASHBOARD_KEY is set but empty"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -371,16 +380,25 @@ mod tests {
         assert!(!cross_site(&h));
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:3000"));
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://evil.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
         assert!(cross_site(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:3000"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:3000"),
+        );
         assert!(!cross_site(&h));
     }
 
     #[test]
     fn session_id_is_read_from_among_other_cookies() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; echopilot_session=abc; b=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; echopilot_session=abc; b=2"),
+        );
         assert_eq!(session_id(&h).as_deref(), Some("abc"));
     }
 }

@@ -74,8 +74,15 @@ pub struct Since {
 }
 
 pub async fn ticks(State(state): State<AppState>, Query(q): Query<Since>) -> Json<Vec<Tick>> {
-    let Some(ticks) = state.ticks.as_ref() else { return Json(Vec::new()) };
+    let Some(ticks) = state.ticks.as_ref() else {
+        return Json(Vec::new());
+    };
     let q_since = q.since_ms.unwrap_or(f64::MIN);
     let list = ticks.0.lock().unwrap_or_else(|e| e.into_inner());
-    Json(list.iter().filter(|t| t.scheduled_ms >= q_since).copied().collect())
+    Json(
+        list.iter()
+            .filter(|t| t.scheduled_ms >= q_since)
+            .copied()
+            .collect(),
+    )
 }

@@ -18,7 +18,10 @@ pub async fn scheduler(cmd: SchedulerCommand) -> ExitCode {
     };
     match call(&args, method, &format!("/api/automations/{route}")).await {
         Ok(body) => {
-            println!("{}", serde_json::to_string_pretty(&body).unwrap_or_else(|_| body.to_string()));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&body).unwrap_or_else(|_| body.to_string())
+            );
             let running = body.get("state").and_then(|s| s.as_str()) == Some("running");
             if route == "status" && !running {
                 ExitCode::from(EXIT_NOT_RUNNING)
@@ -34,7 +37,11 @@ pub async fn scheduler(cmd: SchedulerCommand) -> ExitCode {
 }
 
 /// Sends one request and returns the JSON body, or a one-line error.
-async fn call(args: &ClientArgs, method: reqwest::Method, path: &str) -> Result<serde_json::Value, String> {
+async fn call(
+    args: &ClientArgs,
+    method: reqwest::Method,
+    path: &str,
+) -> Result<serde_json::Value, String> {
     let base = args.url.trim_end_matches('/');
     let key = key(args)?;
     let client = reqwest::Client::builder()
@@ -48,10 +55,9 @@ async fn call(args: &ClientArgs, method: reqwest::Method, path: &str) -> Result<
         .await
         .map_err(|e| format!("cannot reach EchoPilot at {base}: {}", root_cause(&e)))?;
     let status = response.status();
-    let body: serde_json::Value = response
-        .json()
-        .await
-        .map_err(|e| format!("EchoPilot at {base} answered {status} with a body that is not JSON: {e}"))?;
+    let body: serde_json::Value = response.json().await.map_err(|e| {
+        format!("EchoPilot at {base} answered {status} with a body that is not JSON: {e}")
+    })?;
     if status.is_success() {
         return Ok(body);
     }
@@ -69,7 +75,12 @@ fn key(args: &ClientArgs) -> Result<String, String> {
     let path = args.data_dir.join("dashboard.key");
     std::fs::read_to_string(&path)
         .map(|k| k.trim().to_string())
-        .map_err(|e| format!("no key given (--key or DASHBOARD_KEY) and cannot read {}: {e}", path.display()))
+        .map_err(|e| {
+            format!(
+                "no key given (--key or DASHBOARD_KEY) and cannot read {}: {e}",
+                path.display()
+            )
+        })
 }
 
 /// The innermost cause, which names what actually went wrong ("Connection refused").

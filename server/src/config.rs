@@ -5,7 +5,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "echopilot", version, about = "EchoPilot: a self-hosted automation control plane")]
+#[command(
+    name = "echopilot",
+    version,
+    about = "EchoPilot: a self-hosted automation control plane"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -52,13 +56,23 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// The server's base URL.
-    #[arg(long, env = "ECHOPILOT_URL", default_value = "http://127.0.0.1:3000", global = true)]
+    #[arg(
+        long,
+        env = "ECHOPILOT_URL",
+        default_value = "http://127.0.0.1:3000",
+        global = true
+    )]
     pub url: String,
     /// The dashboard key (default: read from <data dir>/dashboard.key when present).
     #[arg(long, env = "DASHBOARD_KEY", hide_env_values = true, global = true)]
     pub key: Option<String>,
     /// Data dir to read dashboard.key from when no key is given.
-    #[arg(long, env = "ECHOPILOT_DATA_DIR", default_value = "./data", global = true)]
+    #[arg(
+        long,
+        env = "ECHOPILOT_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
     pub data_dir: PathBuf,
 }
 

@@ -11,8 +11,8 @@
 //! - [`telemetry`]: tracing set-up.
 
 pub mod api;
-pub mod bench;
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod pidfile;

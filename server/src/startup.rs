@@ -48,7 +48,10 @@ pub struct AppState {
 }
 
 /// Runs the server until `shutdown` resolves, then shuts down gracefully.
-pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    args: ServeArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
@@ -76,13 +79,17 @@ pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 's
     )
     .await?;
     if ticks.is_some() {
-        crate::bench::ensure_job(&engine).await.context("cannot create the benchmark job")?;
+        crate::bench::ensure_job(&engine)
+            .await
+            .context("cannot create the benchmark job")?;
     }
 
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
-    let addr = listener.local_addr().context("cannot read the listening address")?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
     let site_root = find_site_root(args.site_root.as_deref());
     let state = AppState {
         leptos_options: leptos_options(&site_root, addr),
@@ -97,7 +104,11 @@ pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 's
     // Tests and scripts read this line to learn the port when binding port 0.
     println!(
         "EchoPilot is running on http://{addr} (dashboard key: {})",
-        if env_key.is_some() { "from DASHBOARD_KEY".to_string() } else { data_dir.join("dashboard.key").display().to_string() }
+        if env_key.is_some() {
+            "from DASHBOARD_KEY".to_string()
+        } else {
+            data_dir.join("dashboard.key").display().to_string()
+        }
     );
     tracing::info!(%addr, data_dir = %data_dir.display(), site_root = %site_root.display(), "listening");
 
@@ -106,8 +117,11 @@ pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 's
         shutdown.await;
         stop.cancel();
     });
-    let serving = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(token.clone().cancelled_owned());
+    let serving = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(token.clone().cancelled_owned());
     let grace = Duration::from_secs(args.shutdown_grace_secs);
     let served = tokio::spawn(async move { serving.await });
     token.cancelled().await;
@@ -117,9 +131,15 @@ pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send + 's
     engine.shutdown().await;
     tracker.close();
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        tracing::warn!(?grace, "runs still in flight after the grace period; interrupting them");
+        tracing::warn!(
+            ?grace,
+            "runs still in flight after the grace period; interrupting them"
+        );
         engine.abandon_runs();
-        if tokio::time::timeout(ABANDON_WAIT, tracker.wait()).await.is_err() {
+        if tokio::time::timeout(ABANDON_WAIT, tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("some runs did not stop; the next start records them as interrupted");
         }
     }
@@ -145,7 +165,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/automations/stop", post(api::stop))
         .route("/api/automations/restart", post(api::restart))
         .route("/api/jobs", get(api::list_jobs).post(api::create_job))
-        .route("/api/jobs/{id}", get(api::get_job).put(api::replace_job).patch(api::patch_job).delete(api::delete_job))
+        .route(
+            "/api/jobs/{id}",
+            get(api::get_job)
+                .put(api::replace_job)
+                .patch(api::patch_job)
+                .delete(api::delete_job),
+        )
         .route("/api/jobs/{id}/run", post(api::run_job))
         .route("/api/runs", get(api::list_runs))
         .route("/api/runs/{id}", get(api::get_run))

@@ -50,7 +50,10 @@ pub fn spawn(opts: Opts) -> Result<TestServer, (ExitStatus, String)> {
     let mut cmd = Command::new(bin());
     cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(&data_dir)
-        .args(["--heartbeat-secs", &opts.heartbeat_secs.unwrap_or(60).to_string()])
+        .args([
+            "--heartbeat-secs",
+            &opts.heartbeat_secs.unwrap_or(60).to_string(),
+        ])
         .args(["--shutdown-grace-secs", "5"])
         .env("DASHBOARD_KEY", KEY)
         .env("RUST_LOG", "info")
@@ -79,7 +82,11 @@ pub fn spawn(opts: Opts) -> Result<TestServer, (ExitStatus, String)> {
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(rest) = line.strip_prefix("EchoPilot is running on ") {
-                let url = rest.split_whitespace().next().unwrap_or_default().to_string();
+                let url = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
                 let _ = tx.send(url);
             }
         }
@@ -103,7 +110,10 @@ pub fn spawn(opts: Opts) -> Result<TestServer, (ExitStatus, String)> {
             }
             return Err((status, err_text.lock().unwrap().clone()));
         }
-        assert!(Instant::now() < deadline, "server did not start within {START_DEADLINE:?}");
+        assert!(
+            Instant::now() < deadline,
+            "server did not start within {START_DEADLINE:?}"
+        );
     }
 }
 
@@ -125,7 +135,10 @@ impl TestServer {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "server did not exit within {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit within {within:?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -157,13 +170,21 @@ impl TestServer {
     }
 
     pub async fn json(&self, method: &str, path: &str) -> serde_json::Value {
-        let r = if method == "GET" { self.get(path).await } else { self.post(path).await };
+        let r = if method == "GET" {
+            self.get(path).await
+        } else {
+            self.post(path).await
+        };
         assert!(r.status().is_success(), "{method} {path} → {}", r.status());
         r.json().await.expect("json body")
     }
 
     /// Polls `GET /api/automations/status` until `pred` holds, up to `within`.
-    pub async fn wait_status(&self, within: Duration, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub async fn wait_status(
+        &self,
+        within: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + within;
         loop {
             let s = self.json("GET", "/api/automations/status").await;

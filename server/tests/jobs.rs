@@ -7,15 +7,25 @@ use common::{client, spawn, spawn_app, Opts, KEY};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-async fn send(app: &common::TestServer, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = client().request(method, format!("{}{path}", app.url)).header("X-Dash-Key", KEY);
+async fn send(
+    app: &common::TestServer,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = client()
+        .request(method, format!("{}{path}", app.url))
+        .header("X-Dash-Key", KEY);
     if let Some(b) = body {
         req = req.json(&b);
     }
     let r = req.send().await.unwrap();
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 use reqwest::Method;
@@ -29,24 +39,50 @@ async fn jobs_crud_with_precise_errors() {
     assert_eq!(created["id"], "nightly");
     assert_eq!(created["overlap"], "skip");
     assert_eq!(created["misfire"], "run_once");
-    assert!(created["next_run_at"].as_str().unwrap().ends_with('Z'), "RFC 3339 UTC: {created}");
+    assert!(
+        created["next_run_at"].as_str().unwrap().ends_with('Z'),
+        "RFC 3339 UTC: {created}"
+    );
 
     let (s, body) = send(&app, Method::POST, "/api/jobs", Some(job.clone())).await;
     assert_eq!(s, 409, "{body}");
 
-    let (s, body) = send(&app, Method::POST, "/api/jobs", Some(json!({ "id": "x", "kind": "noop", "schedule": "0 0 25 * * *" }))).await;
+    let (s, body) = send(
+        &app,
+        Method::POST,
+        "/api/jobs",
+        Some(json!({ "id": "x", "kind": "noop", "schedule": "0 0 25 * * *" })),
+    )
+    .await;
     assert_eq!(s, 422);
     assert_eq!(body["error"]["field"], "schedule");
     assert_eq!(body["error"]["message"], "hour: 25 is out of range 0-23");
 
-    let (s, body) = send(&app, Method::POST, "/api/jobs", Some(json!({ "id": "x", "kind": "noop", "schedule": "@every 1m", "timezone": "Mars/Base" }))).await;
+    let (s, body) = send(
+        &app,
+        Method::POST,
+        "/api/jobs",
+        Some(
+            json!({ "id": "x", "kind": "noop", "schedule": "@every 1m", "timezone": "Mars/Base" }),
+        ),
+    )
+    .await;
     assert_eq!(s, 422);
     assert_eq!(body["error"]["field"], "timezone");
 
-    let (s, body) = send(&app, Method::PATCH, "/api/jobs/nightly", Some(json!({ "enabled": false }))).await;
+    let (s, body) = send(
+        &app,
+        Method::PATCH,
+        "/api/jobs/nightly",
+        Some(json!({ "enabled": false })),
+    )
+    .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["enabled"], false);
-    assert_eq!(body["schedule"], "0 0 3 * * *", "PATCH keeps the other fields");
+    assert_eq!(
+        body["schedule"], "0 0 3 * * *",
+        "PATCH keeps the other fields"
+    );
     assert!(body["next_run_at"].is_null());
 
     let (s, _) = send(&app, Method::GET, "/api/jobs/missing", None).await;
@@ -86,7 +122,13 @@ async fn malformed_json_is_400_with_the_position_and_oversized_is_413() {
 #[tokio::test]
 async fn run_now_with_wait_returns_the_finished_run_and_runs_list_pages() {
     let app = spawn_app();
-    send(&app, Method::POST, "/api/jobs", Some(json!({ "id": "quick", "kind": "noop", "schedule": "@every 1h" }))).await;
+    send(
+        &app,
+        Method::POST,
+        "/api/jobs",
+        Some(json!({ "id": "quick", "kind": "noop", "schedule": "@every 1h" })),
+    )
+    .await;
     let (s, body) = send(&app, Method::POST, "/api/jobs/quick/run?wait=true", None).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["run"]["status"], "succeeded");
@@ -101,9 +143,18 @@ async fn run_now_with_wait_returns_the_finished_run_and_runs_list_pages() {
     assert_eq!(s, 200);
     let runs = page1["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 3);
-    assert!(runs[0]["id"].as_i64() > runs[1]["id"].as_i64(), "newest first");
+    assert!(
+        runs[0]["id"].as_i64() > runs[1]["id"].as_i64(),
+        "newest first"
+    );
     let cursor = page1["next"].as_i64().expect("a next cursor");
-    let (_, page2) = send(&app, Method::GET, &format!("/api/runs?job=quick&limit=3&before={cursor}"), None).await;
+    let (_, page2) = send(
+        &app,
+        Method::GET,
+        &format!("/api/runs?job=quick&limit=3&before={cursor}"),
+        None,
+    )
+    .await;
     assert_eq!(page2["runs"].as_array().unwrap().len(), 2);
     assert!(page2["next"].is_null());
     let id = runs[0]["id"].as_i64().unwrap();
@@ -125,16 +176,40 @@ async fn schedule_preview_lists_slots_in_utc_and_names_bad_fields() {
     let (s, body) = send(&app, Method::GET, "/api/schedule/preview?schedule=0%2030%202%20*%20*%20*&timezone=America/New_York&from=2026-03-07T12:00:00Z&count=3", None).await;
     assert_eq!(s, 200, "{body}");
     // 2026-03-08 is spring-forward day in New York: 02:30 does not exist, it runs at 03:00 EDT.
-    assert_eq!(body["times"], json!(["2026-03-08T07:00:00Z", "2026-03-09T06:30:00Z", "2026-03-10T06:30:00Z"]));
-    let (s, body) = send(&app, Method::GET, "/api/schedule/preview?schedule=0%200%2025%20*%20*%20*", None).await;
+    assert_eq!(
+        body["times"],
+        json!([
+            "2026-03-08T07:00:00Z",
+            "2026-03-09T06:30:00Z",
+            "2026-03-10T06:30:00Z"
+        ])
+    );
+    let (s, body) = send(
+        &app,
+        Method::GET,
+        "/api/schedule/preview?schedule=0%200%2025%20*%20*%20*",
+        None,
+    )
+    .await;
     assert_eq!(s, 422);
     assert_eq!(body["error"]["message"], "hour: 25 is out of range 0-23");
-    let (s, body) = send(&app, Method::GET, "/api/schedule/preview?schedule=@every%2010s&count=101", None).await;
+    let (s, body) = send(
+        &app,
+        Method::GET,
+        "/api/schedule/preview?schedule=@every%2010s&count=101",
+        None,
+    )
+    .await;
     assert_eq!(s, 422);
     assert_eq!(body["error"]["field"], "count");
 }
 
-async fn wait_for<F: Fn(&Value) -> bool>(app: &common::TestServer, path: &str, within: Duration, pred: F) -> Value {
+async fn wait_for<F: Fn(&Value) -> bool>(
+    app: &common::TestServer,
+    path: &str,
+    within: Duration,
+    pred: F,
+) -> Value {
     let deadline = Instant::now() + within;
     loop {
         let (_, v) = send(app, Method::GET, path, None).await;
@@ -149,10 +224,19 @@ async fn wait_for<F: Fn(&Value) -> bool>(app: &common::TestServer, path: &str, w
 #[tokio::test]
 async fn kill_9_with_fifty_runs_in_flight_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = Opts { data_dir: Some(dir.path().join("data")), ..Opts::default() };
+    let opts = Opts {
+        data_dir: Some(dir.path().join("data")),
+        ..Opts::default()
+    };
     let mut app = spawn(opts.clone()).unwrap();
     send(&app, Method::POST, "/api/jobs", Some(json!({ "id": "slow", "kind": "noop", "schedule": "@every 24h", "overlap": "allow", "params": { "duration_ms": 60000 } }))).await;
-    send(&app, Method::POST, "/api/jobs", Some(json!({ "id": "fast", "kind": "noop", "schedule": "@every 24h", "overlap": "allow" }))).await;
+    send(
+        &app,
+        Method::POST,
+        "/api/jobs",
+        Some(json!({ "id": "fast", "kind": "noop", "schedule": "@every 24h", "overlap": "allow" })),
+    )
+    .await;
     let mut dispatched = Vec::new();
     for i in 0..60 {
         let job = if i % 6 == 0 { "fast" } else { "slow" };
@@ -160,7 +244,13 @@ async fn kill_9_with_fifty_runs_in_flight_loses_and_duplicates_nothing() {
         assert_eq!(s, 202);
         dispatched.push(body["run"]["id"].as_i64().unwrap());
     }
-    let live = wait_for(&app, "/api/runs?status=running&limit=500", Duration::from_secs(10), |v| v["runs"].as_array().unwrap().len() == 50).await;
+    let live = wait_for(
+        &app,
+        "/api/runs?status=running&limit=500",
+        Duration::from_secs(10),
+        |v| v["runs"].as_array().unwrap().len() == 50,
+    )
+    .await;
     assert_eq!(live["runs"].as_array().unwrap().len(), 50);
     app.signal(libc::SIGKILL);
     app.wait_exit(Duration::from_secs(10));
@@ -171,9 +261,16 @@ async fn kill_9_with_fifty_runs_in_flight_loses_and_duplicates_nothing() {
     let mut ids: Vec<i64> = runs.iter().map(|r| r["id"].as_i64().unwrap()).collect();
     ids.sort();
     dispatched.sort();
-    assert_eq!(ids, dispatched, "run rows equal dispatches: none lost, none added");
+    assert_eq!(
+        ids, dispatched,
+        "run rows equal dispatches: none lost, none added"
+    );
     for r in runs {
-        let expected = if r["job_id"] == "fast" { "succeeded" } else { "interrupted" };
+        let expected = if r["job_id"] == "fast" {
+            "succeeded"
+        } else {
+            "interrupted"
+        };
         assert_eq!(r["status"], expected, "{r}");
     }
 }
@@ -181,7 +278,10 @@ async fn kill_9_with_fifty_runs_in_flight_loses_and_duplicates_nothing() {
 #[tokio::test]
 async fn sigterm_with_runs_in_flight_gives_them_the_grace_then_interrupts_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = Opts { data_dir: Some(dir.path().join("data")), ..Opts::default() };
+    let opts = Opts {
+        data_dir: Some(dir.path().join("data")),
+        ..Opts::default()
+    };
     let mut app = spawn(opts.clone()).unwrap();
     send(&app, Method::POST, "/api/jobs", Some(json!({ "id": "slow", "kind": "noop", "schedule": "@every 24h", "overlap": "allow", "params": { "duration_ms": 60000 } }))).await;
     send(&app, Method::POST, "/api/jobs", Some(json!({ "id": "short", "kind": "noop", "schedule": "@every 24h", "overlap": "allow", "params": { "duration_ms": 1500 } }))).await;
@@ -189,7 +289,13 @@ async fn sigterm_with_runs_in_flight_gives_them_the_grace_then_interrupts_and_ex
         let job = if i < 2 { "short" } else { "slow" };
         send(&app, Method::POST, &format!("/api/jobs/{job}/run"), None).await;
     }
-    wait_for(&app, "/api/runs?status=running&limit=500", Duration::from_secs(10), |v| v["runs"].as_array().unwrap().len() == 10).await;
+    wait_for(
+        &app,
+        "/api/runs?status=running&limit=500",
+        Duration::from_secs(10),
+        |v| v["runs"].as_array().unwrap().len() == 10,
+    )
+    .await;
     let started = Instant::now();
     app.signal(libc::SIGTERM);
     let status = app.wait_exit(Duration::from_secs(30));
@@ -201,7 +307,11 @@ async fn sigterm_with_runs_in_flight_gives_them_the_grace_then_interrupts_and_ex
     let runs = all["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 10);
     for r in runs {
-        let expected = if r["job_id"] == "short" { "succeeded" } else { "interrupted" };
+        let expected = if r["job_id"] == "short" {
+            "succeeded"
+        } else {
+            "interrupted"
+        };
         assert_eq!(r["status"], expected, "{r}");
         if expected == "interrupted" {
             assert!(r["error"].as_str().unwrap().contains("shut down"), "{r}");

@@ -17,7 +17,11 @@ const ROUTES: &[(&str, &str)] = &[
 
 async fn send(method: &str, url: &str, key: Option<&str>) -> reqwest::Response {
     let c = client();
-    let req = if method == "GET" { c.get(url) } else { c.post(url) };
+    let req = if method == "GET" {
+        c.get(url)
+    } else {
+        c.post(url)
+    };
     let req = match key {
         Some(k) => req.header("X-Dash-Key", k),
         None => req,
@@ -33,8 +37,13 @@ async fn every_api_route_answers_401_json_without_or_with_a_wrong_key() {
             let r = send(method, &format!("{}{path}", app.url), key).await;
             assert_eq!(r.status(), 401, "{method} {path} with {key:?}");
             let body: serde_json::Value = r.json().await.unwrap();
-            assert_eq!(body["error"]["code"], "unauthorized", "{method} {path}: {body}");
-            assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+            assert_eq!(
+                body["error"]["code"], "unauthorized",
+                "{method} {path}: {body}"
+            );
+            assert!(body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()));
         }
     }
     // Nothing changed behind the refusals.
@@ -55,7 +64,17 @@ async fn unknown_api_route_is_a_json_404() {
 async fn status_has_the_contract_fields() {
     let app = spawn_app();
     let s = app.json("GET", "/api/automations/status").await;
-    for field in ["state", "running", "pid", "started_at", "uptime_secs", "last_heartbeat", "heartbeat_age_secs", "next_runs", "node"] {
+    for field in [
+        "state",
+        "running",
+        "pid",
+        "started_at",
+        "uptime_secs",
+        "last_heartbeat",
+        "heartbeat_age_secs",
+        "next_runs",
+        "node",
+    ] {
         assert!(s.get(field).is_some(), "status lacks {field}: {s}");
     }
     assert_eq!(s["pid"], app.pid());
@@ -82,7 +101,10 @@ async fn start_and_stop_are_idempotent() {
 #[tokio::test]
 async fn stopped_scheduler_stays_stopped_after_restart_and_running_one_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = Opts { data_dir: Some(dir.path().join("data")), ..Opts::default() };
+    let opts = Opts {
+        data_dir: Some(dir.path().join("data")),
+        ..Opts::default()
+    };
 
     let mut app = spawn(opts.clone()).unwrap();
     app.json("POST", "/api/automations/stop").await;
@@ -98,12 +120,19 @@ async fn stopped_scheduler_stays_stopped_after_restart_and_running_one_resumes()
 
     let app = spawn(opts).unwrap();
     let s = app.json("GET", "/api/automations/status").await;
-    assert_eq!(s["state"], "running", "a running scheduler must resume by itself: {s}");
+    assert_eq!(
+        s["state"], "running",
+        "a running scheduler must resume by itself: {s}"
+    );
 }
 
 #[tokio::test]
 async fn heartbeat_is_recorded_every_interval_and_written_to_the_event_log() {
-    let app = spawn(Opts { heartbeat_secs: Some(1), ..Opts::default() }).unwrap();
+    let app = spawn(Opts {
+        heartbeat_secs: Some(1),
+        ..Opts::default()
+    })
+    .unwrap();
     let first = app.json("GET", "/api/automations/status").await["last_heartbeat"].clone();
     let later = app
         .wait_status(Duration::from_secs(10), |s| s["last_heartbeat"] != first)
@@ -141,14 +170,24 @@ async fn scheduler_whose_heartbeat_stops_is_reported_stalled() {
 #[tokio::test]
 async fn second_server_on_the_same_data_dir_is_refused() {
     let first = spawn_app();
-    let err = spawn(Opts { data_dir: Some(first.data_dir.clone()), ..Opts::default() })
-        .err()
-        .expect("second server must not start");
+    let err = spawn(Opts {
+        data_dir: Some(first.data_dir.clone()),
+        ..Opts::default()
+    })
+    .err()
+    .expect("second server must not start");
     assert!(!err.0.success());
     assert!(err.1.contains("already running"), "stderr: {}", err.1);
-    assert!(err.1.contains(&first.pid().to_string()), "names the holder's pid: {}", err.1);
+    assert!(
+        err.1.contains(&first.pid().to_string()),
+        "names the holder's pid: {}",
+        err.1
+    );
     // The first one is untouched.
-    assert_eq!(first.json("GET", "/api/automations/status").await["pid"], first.pid());
+    assert_eq!(
+        first.json("GET", "/api/automations/status").await["pid"],
+        first.pid()
+    );
 }
 
 #[tokio::test]
@@ -160,8 +199,15 @@ async fn sigterm_and_sigint_exit_0_and_remove_the_pid_file() {
         assert_eq!(written.trim(), app.pid().to_string());
         app.signal(sig);
         let status = app.wait_exit(Duration::from_secs(20));
-        assert!(status.success(), "signal {sig} → {status:?}\n{}", app.stderr());
-        assert!(!pid_path.exists(), "PID file left behind after signal {sig}");
+        assert!(
+            status.success(),
+            "signal {sig} → {status:?}\n{}",
+            app.stderr()
+        );
+        assert!(
+            !pid_path.exists(),
+            "PID file left behind after signal {sig}"
+        );
     }
 }
 
@@ -171,18 +217,32 @@ async fn stale_pid_file_left_by_kill_9_does_not_block_the_next_start() {
     let dir = app.data_dir.clone();
     app.signal(libc::SIGKILL);
     app.wait_exit(Duration::from_secs(20));
-    assert!(pid_file(&dir).exists(), "kill -9 leaves the file (that is the case under test)");
-    let next = spawn(Opts { data_dir: Some(dir.clone()), ..Opts::default() }).expect("restart after kill -9");
+    assert!(
+        pid_file(&dir).exists(),
+        "kill -9 leaves the file (that is the case under test)"
+    );
+    let next = spawn(Opts {
+        data_dir: Some(dir.clone()),
+        ..Opts::default()
+    })
+    .expect("restart after kill -9");
     let written = std::fs::read_to_string(pid_file(&dir)).unwrap();
     assert_eq!(written.trim(), next.pid().to_string());
 }
 
 #[tokio::test]
 async fn empty_key_refuses_to_start() {
-    let err = spawn(Opts { env: vec![("DASHBOARD_KEY".into(), "".into())], ..Opts::default() })
-        .err()
-        .expect("must refuse");
-    assert!(err.1.contains("DASHBOARD_KEY is set but empty"), "{}", err.1);
+    let err = spawn(Opts {
+        env: vec![("DASHBOARD_KEY".into(), "".into())],
+        ..Opts::default()
+    })
+    .err()
+    .expect("must refuse");
+    assert!(
+        err.1.contains("DASHBOARD_KEY is set but empty"),
+        "{}",
+        err.1
+    );
 }
 
 #[tokio::test]
@@ -212,9 +272,15 @@ async fn generated_key_is_printed_once_saved_0600_and_accepted() {
     let _ = child.kill();
     let _ = child.wait();
     let key = std::fs::read_to_string(data.join("dashboard.key")).unwrap();
-    assert!(printed.contains(key.trim()), "key printed on first start: {printed}");
+    assert!(
+        printed.contains(key.trim()),
+        "key printed on first start: {printed}"
+    );
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(data.join("dashboard.key")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(data.join("dashboard.key"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
 
@@ -223,13 +289,27 @@ async fn data_dir_that_is_a_file_or_holds_a_corrupt_store_refuses_to_start_namin
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, "x").unwrap();
-    let err = spawn(Opts { data_dir: Some(file.clone()), ..Opts::default() }).err().expect("refused");
-    assert!(err.1.contains(&file.display().to_string()), "names the path: {}", err.1);
+    let err = spawn(Opts {
+        data_dir: Some(file.clone()),
+        ..Opts::default()
+    })
+    .err()
+    .expect("refused");
+    assert!(
+        err.1.contains(&file.display().to_string()),
+        "names the path: {}",
+        err.1
+    );
 
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("echopilot.db"), vec![0x42u8; 8192]).unwrap();
-    let err = spawn(Opts { data_dir: Some(data.clone()), ..Opts::default() }).err().expect("refused");
+    let err = spawn(Opts {
+        data_dir: Some(data.clone()),
+        ..Opts::default()
+    })
+    .err()
+    .expect("refused");
     assert!(err.1.contains("echopilot.db"), "names the store: {}", err.1);
     assert!(err.1.contains("not a database"), "says why: {}", err.1);
 }
@@ -238,27 +318,75 @@ async fn data_dir_that_is_a_file_or_holds_a_corrupt_store_refuses_to_start_namin
 async fn login_gives_an_httponly_strict_session_that_logout_kills() {
     let app = spawn_app();
     let c = client();
-    let wrong = c.post(format!("{}/api/session", app.url)).json(&serde_json::json!({"key": "nope"})).send().await.unwrap();
+    let wrong = c
+        .post(format!("{}/api/session", app.url))
+        .json(&serde_json::json!({"key": "nope"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
-    let r = c.post(format!("{}/api/session", app.url)).json(&serde_json::json!({"key": KEY})).send().await.unwrap();
+    let r = c
+        .post(format!("{}/api/session", app.url))
+        .json(&serde_json::json!({"key": KEY}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let pair = cookie.split(';').next().unwrap().to_string();
     let id = pair.split_once('=').unwrap().1;
     assert!(id.len() >= 32, "session id carries at least 128 bits: {id}");
 
-    let with_cookie = |m: reqwest::Method, path: &str| c.request(m, format!("{}{path}", app.url)).header("cookie", pair.clone());
-    assert_eq!(with_cookie(reqwest::Method::GET, "/api/automations/status").send().await.unwrap().status(), 200);
+    let with_cookie = |m: reqwest::Method, path: &str| {
+        c.request(m, format!("{}{path}", app.url))
+            .header("cookie", pair.clone())
+    };
+    assert_eq!(
+        with_cookie(reqwest::Method::GET, "/api/automations/status")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     // A cross-site POST riding on the cookie is refused, and changes nothing.
-    let forged = with_cookie(reqwest::Method::POST, "/api/automations/stop").header("sec-fetch-site", "cross-site").send().await.unwrap();
+    let forged = with_cookie(reqwest::Method::POST, "/api/automations/stop")
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forged.status(), 403);
-    assert_eq!(app.json("GET", "/api/automations/status").await["state"], "running");
-    let same = with_cookie(reqwest::Method::POST, "/api/automations/stop").header("sec-fetch-site", "same-origin").send().await.unwrap();
+    assert_eq!(
+        app.json("GET", "/api/automations/status").await["state"],
+        "running"
+    );
+    let same = with_cookie(reqwest::Method::POST, "/api/automations/stop")
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(same.status(), 200);
 
-    assert_eq!(with_cookie(reqwest::Method::DELETE, "/api/session").send().await.unwrap().status(), 204);
-    assert_eq!(with_cookie(reqwest::Method::GET, "/api/automations/status").send().await.unwrap().status(), 401);
+    assert_eq!(
+        with_cookie(reqwest::Method::DELETE, "/api/session")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        with_cookie(reqwest::Method::GET, "/api/automations/status")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
 }
 
 #[tokio::test]
@@ -267,7 +395,11 @@ async fn pages_redirect_to_login_without_a_session() {
     let r = client().get(format!("{}/", app.url)).send().await.unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/login");
-    let login = client().get(format!("{}/login", app.url)).send().await.unwrap();
+    let login = client()
+        .get(format!("{}/login", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(login.status(), 200);
     assert!(login.text().await.unwrap().contains("Dashboard key"));
 }
@@ -292,7 +424,13 @@ async fn repeated_bad_keys_get_429_with_retry_after() {
 async fn oversized_body_gets_413() {
     let app = spawn_app();
     let body = vec![b'a'; 1024 * 1024 + 1];
-    let r = client().post(format!("{}/api/session", app.url)).header("content-type", "application/json").body(body).send().await.unwrap();
+    let r = client()
+        .post(format!("{}/api/session", app.url))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
 }
 
@@ -320,7 +458,8 @@ async fn cli_controls_the_scheduler_and_status_exit_codes_tell_the_state() {
     })
     .await
     .unwrap();
-    let json = |o: &std::process::Output| serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap();
+    let json =
+        |o: &std::process::Output| serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap();
     assert_eq!(out.0.status.code(), Some(0));
     assert_eq!(json(&out.0)["state"], "running");
     assert_eq!(out.1.status.code(), Some(0));
@@ -338,7 +477,11 @@ async fn cli_controls_the_scheduler_and_status_exit_codes_tell_the_state() {
 #[test]
 fn cli_against_a_dead_server_prints_one_line_naming_the_url_and_exits_1() {
     // A port that was just free: bind, read it, release it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("http://127.0.0.1:{port}");
     let out = cli(&["scheduler", "status"], &url, KEY);
     assert_eq!(out.status.code(), Some(1));
