@@ -86,7 +86,7 @@ struct JobState {
     cursor: DateTime<Utc>,
     next: Option<DateTime<Utc>>,
     active: usize,
-    /// Runs waiting for the active one (overlap = queue): (run id, slot).
+    /// Ids of runs waiting for the active one (overlap = queue).
     queue: VecDeque<i64>,
 }
 
