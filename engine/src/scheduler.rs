@@ -601,15 +601,9 @@ impl Engine {
         } else {
             (status, error)
         };
-        let now = inner.clock.now();
-        if let Err(e) = inner
-            .store
-            .finish_run(run_id, status, now, output.as_ref(), error.as_deref())
-            .await
-        {
-            // The row stays `running`; the next boot marks it interrupted.
-            tracing::error!(error = %e, run_id, "cannot record the end of a run");
-        }
+        fail::fail_point!("before_finish", |_| std::process::abort());
+        self.record_finish(run_id, status, output.as_ref(), error.as_deref())
+            .await;
         self.event(
             "run_finished",
             serde_json::json!({ "job": job.id, "run": run_id, "status": status.as_str() }),
@@ -635,6 +629,38 @@ impl Engine {
             && !inner.runs_cancel.is_cancelled();
         if retry {
             self.schedule_retry(job, attempt + 1);
+        }
+    }
+
+    /// Records a run's end, retrying through a store outage (locked SQLite, a database
+    /// that went away) so no run is left `running` once the store is back. If the process
+    /// dies first, the next boot marks the run interrupted.
+    async fn record_finish(
+        &self,
+        run_id: i64,
+        status: RunStatus,
+        output: Option<&serde_json::Value>,
+        error: Option<&str>,
+    ) {
+        let inner = &self.inner;
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match inner
+                .store
+                .finish_run(run_id, status, inner.clock.now(), output, error)
+                .await
+            {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, run_id, ?delay, "cannot record the end of a run yet; retrying");
+                    if inner.runs_cancel.is_cancelled() && delay > Duration::from_secs(2) {
+                        // Shutting down: leave it to the next boot.
+                        return;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
         }
     }
 
@@ -758,7 +784,10 @@ impl Engine {
                 .map(|id| id.map(|id| (id, RunStatus::Skipped)))
         };
         match outcome {
-            Ok(Some((id, RunStatus::Running))) => self.begin(job.clone(), id, 1, Some(slot)),
+            Ok(Some((id, RunStatus::Running))) => {
+                fail::fail_point!("after_claim", |_| std::process::abort());
+                self.begin(job.clone(), id, 1, Some(slot))
+            }
             Ok(Some((id, RunStatus::Queued))) => {
                 let mut jobs = lock(&self.inner.jobs);
                 if let Some(s) = jobs.get_mut(&job.id) {

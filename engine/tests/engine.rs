@@ -609,3 +609,152 @@ fn parser_never_panics_on_arbitrary_input() {
         )
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_path_through_a_fall_back_day_has_no_drift_and_no_double_fire() {
+    // RELIABILITY 10: the firing path itself, driven by an injected clock minute by
+    // minute through New York's fall-back day (2026-11-01, 25 hours long).
+    let dir = tempfile::tempdir().unwrap();
+    let start = Utc.with_ymd_and_hms(2026, 11, 1, 4, 0, 0).unwrap(); // 00:00 EDT
+    let clock = ManualClock::new(start - Span::seconds(30));
+    let h = Harness::open(dir.path(), Arc::new(clock.clone())).await;
+    for (id, schedule) in [
+        ("half-hourly", "0 */30 * * * *"),
+        ("at-0130", "0 30 1 * * *"),
+    ] {
+        let mut s = spec(id, "noop", schedule);
+        s.timezone = Some("America/New_York".into());
+        s.overlap = Some(Overlap::Allow);
+        h.engine.create_job(s).await.unwrap();
+    }
+    for minute in 0..=(25 * 60) {
+        clock.set(start + Span::minutes(minute) + Span::milliseconds(3));
+        h.engine.fire_due(clock.now_utc()).await;
+    }
+    let store = h.engine.store().clone();
+    let half = store.runs_of("half-hourly").await.unwrap();
+    assert_eq!(
+        half.len(),
+        51,
+        "50 half hours in a 25 h day, plus the next midnight"
+    );
+    let fixed = store.runs_of("at-0130").await.unwrap();
+    assert_eq!(
+        fixed.len(),
+        1,
+        "01:30 comes twice on the wall clock, runs once: {fixed:?}"
+    );
+    assert_eq!(
+        fixed[0].scheduled_at,
+        Some(Utc.with_ymd_and_hms(2026, 11, 1, 5, 30, 0).unwrap()),
+        "the first 01:30 (EDT)"
+    );
+    for r in half.iter().chain(fixed.iter()) {
+        assert!(
+            r.started_at.unwrap() - r.scheduled_at.unwrap() < Span::seconds(1),
+            "no drift: {r:?}"
+        );
+    }
+    h.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wall_clock_jumping_forward_follows_the_misfire_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(at(11, 0, 30, 0));
+    let h = Harness::open(dir.path(), Arc::new(clock.clone())).await;
+    h.engine
+        .create_job(spec("m", "noop", "0 * * * * *"))
+        .await
+        .unwrap(); // misfire = run_once
+    clock.set(at(12, 0, 30, 0));
+    h.engine.fire_due(clock.now_utc()).await;
+    let store = h.engine.store().clone();
+    wait_until("the catch-up run", Duration::from_secs(10), || async {
+        store
+            .runs_of("m")
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.status.is_finished())
+    })
+    .await;
+    let runs = statuses(&store, "m").await;
+    assert_eq!(runs.len(), 60);
+    assert_eq!(
+        runs.iter().filter(|r| r.1 == RunStatus::Skipped).count(),
+        59
+    );
+    assert_eq!(
+        runs.iter().filter(|r| r.1 == RunStatus::Succeeded).count(),
+        1
+    );
+    h.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_database_stalls_nothing_for_good_and_the_scheduler_resumes_by_itself() {
+    // RELIABILITY 13: another process holds SQLite's write lock for 12 s (past the 10 s
+    // busy timeout) while runs are in flight and slots come due.
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(dir.path(), Arc::new(engine::SystemClock)).await;
+    let mut s = spec("ticker", "noop", "* * * * * *");
+    s.params = Some(serde_json::json!({ "duration_ms": 1500 }));
+    s.overlap = Some(Overlap::Allow);
+    h.engine.create_job(s).await.unwrap();
+    let store = h.engine.store().clone();
+    wait_until("a run in flight", Duration::from_secs(5), || async {
+        store
+            .runs_of("ticker")
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.status == RunStatus::Running)
+    })
+    .await;
+
+    let url = format!("sqlite://{}", dir.path().join("echopilot.db").display());
+    let other = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    let mut conn = other.acquire().await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    sqlx::query("COMMIT").execute(&mut *conn).await.unwrap();
+    drop(conn);
+    other.close().await;
+    let released = Utc::now();
+
+    // The scheduler claims new slots again without a restart...
+    wait_until(
+        "a slot fired after the outage",
+        Duration::from_secs(10),
+        || async {
+            store.runs_of("ticker").await.unwrap().iter().any(|r| {
+                r.scheduled_at.is_some_and(|t| t > released) && r.status == RunStatus::Succeeded
+            })
+        },
+    )
+    .await;
+    // ...and no run that was in flight during the outage is left stuck.
+    wait_until(
+        "every earlier run recorded as finished",
+        Duration::from_secs(15),
+        || async {
+            store
+                .runs_of("ticker")
+                .await
+                .unwrap()
+                .iter()
+                .filter(|r| r.scheduled_at.is_some_and(|t| t < released))
+                .all(|r| r.status.is_finished())
+        },
+    )
+    .await;
+    h.close().await;
+}

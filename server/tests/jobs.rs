@@ -318,3 +318,57 @@ async fn sigterm_with_runs_in_flight_gives_them_the_grace_then_interrupts_and_ex
         }
     }
 }
+
+/// RELIABILITY 2: the process dies at a fault-injection point; after a restart the run
+/// it was handling is visible as interrupted, never missing.
+#[cfg(feature = "failpoints")]
+async fn crash_at(point: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut app = spawn(Opts {
+        data_dir: Some(data.clone()),
+        env: vec![("FAILPOINTS".into(), format!("{point}=return"))],
+        ..Opts::default()
+    })
+    .unwrap();
+    send(
+        &app,
+        Method::POST,
+        "/api/jobs",
+        Some(json!({ "id": "tick", "kind": "noop", "schedule": "* * * * * *" })),
+    )
+    .await;
+    let status = app.wait_exit(Duration::from_secs(15));
+    assert!(
+        !status.success(),
+        "the fail point {point} aborts the process"
+    );
+    let app = spawn(Opts {
+        data_dir: Some(data),
+        ..Opts::default()
+    })
+    .unwrap();
+    let (_, all) = send(
+        &app,
+        Method::GET,
+        "/api/runs?job=tick&status=interrupted&limit=10",
+        None,
+    )
+    .await;
+    let runs = all["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{point}: {all}");
+    assert_eq!(runs[0]["trigger"], "schedule");
+    assert!(runs[0]["scheduled_at"].is_string());
+}
+
+#[cfg(feature = "failpoints")]
+#[tokio::test]
+async fn crash_between_claiming_a_slot_and_starting_it_leaves_an_interrupted_run() {
+    crash_at("after_claim").await;
+}
+
+#[cfg(feature = "failpoints")]
+#[tokio::test]
+async fn crash_between_starting_a_run_and_recording_its_end_leaves_an_interrupted_run() {
+    crash_at("before_finish").await;
+}

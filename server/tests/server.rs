@@ -489,3 +489,27 @@ fn cli_against_a_dead_server_prints_one_line_naming_the_url_and_exits_1() {
     assert_eq!(msg.lines().count(), 1, "{msg}");
     assert!(msg.contains(&url), "{msg}");
 }
+
+#[tokio::test]
+async fn two_servers_started_together_a_hundred_times_exactly_one_runs() {
+    for round in 0..100 {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Opts {
+            data_dir: Some(dir.path().join("data")),
+            ..Opts::default()
+        };
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| spawn(opts.clone()));
+            let b = s.spawn(|| spawn(opts.clone()));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let up = [a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count();
+        assert_eq!(up, 1, "round {round}: {up} servers running on one data dir");
+        let refused = a.as_ref().err().or(b.as_ref().err()).unwrap();
+        assert!(
+            refused.1.contains("already running"),
+            "round {round}: {}",
+            refused.1
+        );
+    }
+}
