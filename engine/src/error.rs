@@ -30,6 +30,9 @@ pub enum EngineError {
     /// A query failed after the store was open.
     #[error("store error: {0}")]
     Store(#[from] sqlx::Error),
+    /// A write through the group-commit queue failed.
+    #[error("cannot write to the store: {0}")]
+    Write(String),
     /// A row held a value the engine does not understand.
     #[error("bad value in the store: {0}")]
     Corrupt(String),

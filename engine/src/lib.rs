@@ -5,7 +5,8 @@
 //! - [`schedule`]: cron (with seconds, in an IANA zone) and `@every` schedules.
 //! - [`model`]: jobs, runs, policies, validation.
 //! - [`kinds`]: what a job does — async functions registered by name.
-//! - [`store`]: the durable store (SQLite via sqlx, embedded migrations).
+//! - [`store`]: the durable store (SQLite via sqlx, embedded migrations), with group
+//!   commit for run rows (`writer`).
 //! - [`events`]: the JSON-lines event log in `<data dir>/logs/`.
 //! - [`clock`]: the injectable clock that time-dependent logic reads.
 //! - [`error`]: the engine's error type, [`EngineError`].
@@ -21,6 +22,7 @@ pub mod model;
 pub mod schedule;
 pub mod scheduler;
 pub mod store;
+mod writer;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineError, Result};

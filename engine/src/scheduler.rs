@@ -496,7 +496,20 @@ impl Engine {
                 EngineError::Corrupt("a manual run collided with a slot claim".into())
             })?;
         self.begin(job, id, 1, None);
-        self.get_run(id).await
+        // What was just committed; no need to read it back.
+        Ok(Run {
+            id,
+            job_id: job_id.to_string(),
+            trigger,
+            status: RunStatus::Running,
+            scheduled_at: None,
+            started_at: Some(now),
+            finished_at: None,
+            attempt: 1,
+            output: serde_json::json!({}),
+            error: None,
+            node: self.inner.config.node.clone(),
+        })
     }
 
     pub async fn get_run(&self, id: i64) -> Result<Run> {

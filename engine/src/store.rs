@@ -71,6 +71,8 @@ pub struct Store {
     writer: SqlitePool,
     /// Readers; WAL lets them proceed while the writer holds its lock.
     reader: SqlitePool,
+    /// The group-commit queue for run rows (see [`crate::writer`]).
+    batch: tokio::sync::mpsc::Sender<crate::writer::Op>,
 }
 
 impl Store {
@@ -108,7 +110,12 @@ impl Store {
             .connect_with(options.read_only(true))
             .await
             .map_err(open_err)?;
-        Ok(Self { writer, reader })
+        let batch = crate::writer::spawn(writer.clone());
+        Ok(Self {
+            writer,
+            reader,
+            batch,
+        })
     }
 
     /// The stored intent, or `None` on a store that has never been told.
@@ -208,6 +215,16 @@ fn from_ms(ms: Option<i64>) -> Option<DateTime<Utc>> {
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// `SELECT <run columns> FROM runs` followed by `$tail`, as one static string.
+macro_rules! select_runs {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, job_id, trigger, status, scheduled_ms, started_ms, finished_ms, attempt, output, error, node FROM runs",
+            $tail
+        )
+    };
 }
 
 const JOB_COLUMNS: &str = "id, name, kind, schedule, timezone, enabled, timeout_secs, retries, retry_backoff_secs, overlap, misfire, params, last_slot_ms";
@@ -379,35 +396,34 @@ impl Store {
     /// Inserts a run row; for scheduled triggers this is the claim of the slot, and
     /// `None` means another claim of the same (job, slot) got there first.
     pub async fn insert_run(&self, run: &NewRun<'_>) -> Result<Option<i64>> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let r = sqlx::query(
-            "INSERT INTO runs (job_id, trigger, status, scheduled_ms, started_ms, finished_ms, attempt, error, node)
-             VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?3 = 'skipped' THEN ?5 END, ?6, ?7, ?8)",
-        )
-        .bind(run.job_id)
-        .bind(run.trigger.as_str())
-        .bind(run.status.as_str())
-        .bind(run.scheduled_at.map(to_ms))
-        .bind(run.started_at.map(to_ms))
-        .bind(i64::from(run.attempt))
-        .bind(run.error)
-        .bind(run.node)
-        .execute(&mut *tx)
-        .await;
-        let id = match r {
-            Err(e) if is_unique_violation(&e) => return Ok(None),
-            r => r?.last_insert_rowid(),
+        let row = crate::writer::RunRow {
+            job_id: run.job_id.to_string(),
+            trigger: run.trigger.as_str(),
+            status: run.status.as_str(),
+            scheduled_at: run.scheduled_at,
+            started_at: run.started_at,
+            attempt: run.attempt,
+            error: run.error.map(str::to_string),
+            node: run.node.to_string(),
+            advances_slot: matches!(run.trigger, Trigger::Schedule | Trigger::CatchUp),
         };
-        if let (Some(slot), Trigger::Schedule | Trigger::CatchUp) = (run.scheduled_at, run.trigger)
-        {
-            sqlx::query("UPDATE jobs SET last_slot_ms = MAX(last_slot_ms, ?2) WHERE id = ?1")
-                .bind(run.job_id)
-                .bind(to_ms(slot))
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(Some(id))
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.submit(crate::writer::Op::InsertRun(row, reply), answer)
+            .await
+    }
+
+    /// Queues a write for the group-commit task and waits for its committed answer.
+    async fn submit<T>(
+        &self,
+        op: crate::writer::Op,
+        answer: tokio::sync::oneshot::Receiver<Result<T, String>>,
+    ) -> Result<T> {
+        let gone = || EngineError::Write("the store's writer has stopped".into());
+        self.batch.send(op).await.map_err(|_| gone())?;
+        answer
+            .await
+            .map_err(|_| gone())?
+            .map_err(EngineError::Write)
     }
 
     /// Records many skipped slots of one job in one transaction (catch-up after downtime).
@@ -465,19 +481,16 @@ impl Store {
         output: Option<&serde_json::Value>,
         error: Option<&str>,
     ) -> Result<()> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "UPDATE runs SET status = ?2, finished_ms = ?3, output = ?4, error = ?5 WHERE id = ?1",
-        )
-        .bind(id)
-        .bind(status.as_str())
-        .bind(to_ms(at))
-        .bind(output.map(|o| o.to_string()))
-        .bind(error)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let op = crate::writer::Op::FinishRun {
+            id,
+            status: status.as_str(),
+            at,
+            output: output.map(|o| o.to_string()),
+            error: error.map(str::to_string),
+            reply,
+        };
+        self.submit(op, answer).await
     }
 
     /// Runs left queued or running by a process that is gone become `interrupted`.
@@ -505,19 +518,36 @@ impl Store {
         row.as_ref().map(run_from_row).transpose()
     }
 
-    /// Newest first, filtered, at most `limit` (1-500).
+    /// Newest first, filtered, at most `limit` (1-500). One statement per filter shape, so
+    /// each uses its own index rather than a plan that fits all shapes badly.
     pub async fn list_runs(&self, q: &RunQuery) -> Result<Vec<Run>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {RUN_COLUMNS} FROM runs
-             WHERE (?1 IS NULL OR job_id = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id < ?3)
-             ORDER BY id DESC LIMIT ?4"
-        )))
-        .bind(q.job.as_deref())
-        .bind(q.status.map(|s| s.as_str()))
-        .bind(q.before)
-        .bind(i64::from(q.limit.clamp(1, 500)))
-        .fetch_all(&self.reader)
-        .await?;
+        let before = q.before.unwrap_or(i64::MAX);
+        let limit = i64::from(q.limit.clamp(1, 500));
+        let query = match (&q.job, q.status) {
+            (None, None) => sqlx::query(select_runs!(" WHERE id < ?1 ORDER BY id DESC LIMIT ?2"))
+                .bind(before)
+                .bind(limit),
+            (Some(job), None) => sqlx::query(select_runs!(
+                " WHERE job_id = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
+            ))
+            .bind(before)
+            .bind(limit)
+            .bind(job.as_str()),
+            (None, Some(status)) => sqlx::query(select_runs!(
+                " WHERE status = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
+            ))
+            .bind(before)
+            .bind(limit)
+            .bind(status.as_str()),
+            (Some(job), Some(status)) => sqlx::query(select_runs!(
+                " WHERE job_id = ?3 AND status = ?4 AND id < ?1 ORDER BY id DESC LIMIT ?2"
+            ))
+            .bind(before)
+            .bind(limit)
+            .bind(job.as_str())
+            .bind(status.as_str()),
+        };
+        let rows = query.fetch_all(&self.reader).await?;
         rows.iter().map(run_from_row).collect()
     }
 

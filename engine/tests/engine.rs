@@ -758,3 +758,31 @@ async fn a_locked_database_stalls_nothing_for_good_and_the_scheduler_resumes_by_
     .await;
     h.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_committed_runs_get_the_ids_of_their_own_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(dir.path(), Arc::new(engine::SystemClock)).await;
+    for id in ["a", "b", "c"] {
+        let mut s = spec(id, "noop", "@every 1h");
+        s.overlap = Some(Overlap::Allow);
+        h.engine.create_job(s).await.unwrap();
+    }
+    let mut calls = Vec::new();
+    for i in 0..300 {
+        let engine = h.engine.clone();
+        let job = ["a", "b", "c"][i % 3];
+        calls.push(tokio::spawn(async move { (job, engine.run_now(job, Trigger::Api).await.unwrap().id) }));
+    }
+    let mut ids = Vec::new();
+    for c in calls {
+        let (job, id) = c.await.unwrap();
+        let stored = h.engine.get_run(id).await.unwrap();
+        assert_eq!(stored.job_id, job, "run {id} belongs to another job");
+        ids.push(id);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 300);
+    h.close().await;
+}

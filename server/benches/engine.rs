@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-const RUNS: usize = 20_000;
+const RUNS: usize = 64_000;
 const HISTORY: i64 = 1_000_000;
 const QUERIES: usize = 400;
 
@@ -58,10 +58,12 @@ async fn runs_per_second() {
         .unwrap();
     let start = Instant::now();
     let mut dispatchers = Vec::new();
-    for _ in 0..8 {
+    // Callers in flight at once, as concurrent API requests would be.
+    const CALLERS: usize = 64;
+    for _ in 0..CALLERS {
         let engine = engine.clone();
         dispatchers.push(tokio::spawn(async move {
-            for _ in 0..RUNS / 8 {
+            for _ in 0..RUNS / CALLERS {
                 engine.run_now("noop", Trigger::Api).await.unwrap();
             }
         }));
@@ -185,6 +187,12 @@ db.commit()
             assert!(!body["runs"].as_array().unwrap().is_empty());
             ms.push(t.elapsed().as_secs_f64() * 1000.0);
         }
+        ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        eprintln!(
+            "  GET {path}: p50 {:.2} ms, p99 {:.2} ms",
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.99)
+        );
         all.extend(ms);
     }
     all.sort_by(|a, b| a.partial_cmp(b).unwrap());
