@@ -34,6 +34,8 @@ use tokio_util::task::TaskTracker;
 /// Most missed slots recorded one by one per job at boot; past that, the rest are counted
 /// in the event log, so a long outage of an every-second job cannot flood the store.
 const MAX_CATCH_UP_SLOTS: usize = 10_000;
+/// How far ahead of a slot the loop claims it, so the commit is done when the slot comes.
+const CLAIM_LEAD: Duration = Duration::from_millis(10);
 /// Longest a caller may wait for a run (`?wait=true`).
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
 
@@ -88,6 +90,13 @@ struct JobState {
     active: usize,
     /// Ids of runs waiting for the active one (overlap = queue).
     queue: VecDeque<i64>,
+}
+
+/// A slot claimed for a run that is yet to start.
+struct Claimed {
+    job: Job,
+    run_id: i64,
+    slot: DateTime<Utc>,
 }
 
 /// The engine handle: cheap to clone, shared by the REST API, server functions and CLI
@@ -544,9 +553,19 @@ impl Engine {
 
     /// Marks a run active in memory and executes it in its own tracked task.
     fn begin(&self, job: Job, run_id: i64, attempt: u32, scheduled_at: Option<DateTime<Utc>>) {
-        if let Some(state) = lock(&self.inner.jobs).get_mut(&job.id) {
+        self.mark_active(&job.id);
+        self.launch(job, run_id, attempt, scheduled_at);
+    }
+
+    /// Counts a run as active for the overlap policy, from its claim on.
+    fn mark_active(&self, job_id: &str) {
+        if let Some(state) = lock(&self.inner.jobs).get_mut(job_id) {
             state.active += 1;
         }
+    }
+
+    /// Executes an already active run in its own tracked task.
+    fn launch(&self, job: Job, run_id: i64, attempt: u32, scheduled_at: Option<DateTime<Utc>>) {
         let engine = self.clone();
         self.inner
             .tracker
@@ -714,25 +733,35 @@ impl Engine {
 
     // ---- firing ------------------------------------------------------------------
 
-    /// Fires every slot due at `now`: the loop calls this when it wakes; tests with an
-    /// injected clock call it directly.
+    /// Fires every slot due at `now` at once. Tests with an injected clock drive time
+    /// through this; the loop uses [`Engine::claim_due`] and starts runs on the dot.
     pub async fn fire_due(&self, now: DateTime<Utc>) {
+        for c in self.claim_due(now, now).await {
+            self.launch(c.job, c.run_id, 1, Some(c.slot));
+        }
+    }
+
+    /// Claims every slot due up to `horizon` (which may be a little ahead of `now`, so the
+    /// claim is committed before the slot's instant) and returns the runs to start.
+    async fn claim_due(&self, now: DateTime<Utc>, horizon: DateTime<Utc>) -> Vec<Claimed> {
         let _firing = self.inner.firing.lock().await;
         let due: Vec<(Job, Vec<DateTime<Utc>>)> = {
             let mut jobs = lock(&self.inner.jobs);
             jobs.values_mut()
-                .filter(|s| s.job.enabled && s.next.is_some_and(|n| n <= now))
+                .filter(|s| s.job.enabled && s.next.is_some_and(|n| n <= horizon))
                 .map(|s| {
-                    let slots = s.schedule.slots_between(s.cursor, now, MAX_CATCH_UP_SLOTS);
+                    let slots = s
+                        .schedule
+                        .slots_between(s.cursor, horizon, MAX_CATCH_UP_SLOTS);
                     if let Some(last) = slots.last() {
                         s.cursor = *last;
                     }
-                    s.cursor = s.cursor.max(s.next.unwrap_or(now));
                     s.next = s.schedule.next_after(s.cursor.max(now));
                     (s.job.clone(), slots)
                 })
                 .collect()
         };
+        let mut claimed = Vec::new();
         for (job, slots) in due {
             // More than one slot due means the loop fell behind; the earlier ones follow
             // the misfire policy like slots missed while the server was down.
@@ -741,19 +770,35 @@ impl Engine {
                     self.record_missed(&job, missed, "the scheduler fell behind", now)
                         .await;
                 }
-                self.fire_slot(&job, *last, Trigger::Schedule, now).await;
+                claimed.extend(self.fire_slot(&job, *last, Trigger::Schedule, now).await);
             }
+        }
+        claimed.sort_by_key(|c| c.slot);
+        claimed
+    }
+
+    /// Waits until the clock reads `at`: a timer to within two milliseconds (tokio's timer
+    /// rounds up to whole milliseconds), then yielding until the instant.
+    async fn wait_until(&self, at: DateTime<Utc>) {
+        let clock = &self.inner.clock;
+        if let Ok(ahead) = (at - clock.now() - chrono::Duration::milliseconds(2)).to_std() {
+            tokio::time::sleep(ahead).await;
+        }
+        // Bounded: a clock that does not move (tests) must not spin forever.
+        let give_up = tokio::time::Instant::now() + Duration::from_millis(50);
+        while clock.now() < at && tokio::time::Instant::now() < give_up {
+            tokio::task::yield_now().await;
         }
     }
 
-    /// Claims `slot` and runs it, applying the overlap policy.
+    /// Claims `slot`, applying the overlap policy; returns the run to start, if any.
     async fn fire_slot(
         &self,
         job: &Job,
         slot: DateTime<Utc>,
         trigger: Trigger,
         now: DateTime<Utc>,
-    ) {
+    ) -> Option<Claimed> {
         let (active, queued) = {
             let jobs = lock(&self.inner.jobs);
             jobs.get(&job.id)
@@ -765,7 +810,7 @@ impl Engine {
             trigger,
             status,
             scheduled_at: Some(slot),
-            started_at: Some(now),
+            started_at: Some(now.max(slot)), // claimed a little ahead; starts on the slot
             attempt: 1,
             error,
             node,
@@ -799,7 +844,12 @@ impl Engine {
         match outcome {
             Ok(Some((id, RunStatus::Running))) => {
                 fail::fail_point!("after_claim", |_| std::process::abort());
-                self.begin(job.clone(), id, 1, Some(slot))
+                self.mark_active(&job.id);
+                return Some(Claimed {
+                    job: job.clone(),
+                    run_id: id,
+                    slot,
+                });
             }
             Ok(Some((id, RunStatus::Queued))) => {
                 let mut jobs = lock(&self.inner.jobs);
@@ -814,6 +864,7 @@ impl Engine {
                 tracing::error!(error = %e, job = job.id, %slot, "cannot claim a slot; it is not run")
             }
         }
+        None
     }
 
     /// Records missed slots per the misfire policy: all skipped, or all but the latest
@@ -842,7 +893,9 @@ impl Engine {
             tracing::error!(error = %e, job = job.id, "cannot record missed slots");
         }
         if let Some(slot) = run_once {
-            self.fire_slot(job, slot, Trigger::CatchUp, now).await;
+            if let Some(c) = self.fire_slot(job, slot, Trigger::CatchUp, now).await {
+                self.launch(c.job, c.run_id, 1, Some(c.slot));
+            }
         }
     }
 
@@ -930,13 +983,31 @@ impl Engine {
     async fn run_loop(&self, token: CancellationToken) {
         let inner = &self.inner;
         let every = inner.config.heartbeat;
+        let lead = chrono::Duration::from_std(CLAIM_LEAD).unwrap_or_default();
         let mut next_beat = tokio::time::Instant::now() + every;
         loop {
+            // Claim what falls due within the lead, then start each run on its instant:
+            // the claim's commit is off the critical path.
             let now = inner.clock.now();
-            self.fire_due(now).await;
+            let claimed = self.claim_due(now, now + lead).await;
+            let mut i = 0;
+            while i < claimed.len() {
+                let slot = claimed[i].slot;
+                self.wait_until(slot).await;
+                let lag =
+                    (inner.clock.now() - slot).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+                *lock(&inner.loop_lag_ms) = Some(lag.max(0.0));
+                while i < claimed.len() && claimed[i].slot == slot {
+                    let c = &claimed[i];
+                    self.launch(c.job.clone(), c.run_id, 1, Some(c.slot));
+                    i += 1;
+                }
+            }
             let next_slot = lock(&inner.jobs).values().filter_map(|s| s.next).min();
             let slot_at = next_slot.map(|t| {
-                let wait = (t - inner.clock.now()).to_std().unwrap_or(Duration::ZERO);
+                let wait = (t - lead - inner.clock.now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO);
                 tokio::time::Instant::now() + wait
             });
             let wake = slot_at.map_or(next_beat, |s| s.min(next_beat));
@@ -944,13 +1015,6 @@ impl Engine {
                 () = token.cancelled() => break,
                 () = inner.wake.notified() => continue,
                 () = tokio::time::sleep_until(wake) => {}
-            }
-            if let Some(slot) = next_slot {
-                if slot_at.is_some_and(|s| s <= wake) {
-                    let lag =
-                        (inner.clock.now() - slot).num_microseconds().unwrap_or(0) as f64 / 1000.0;
-                    *lock(&inner.loop_lag_ms) = Some(lag.max(0.0));
-                }
             }
             if tokio::time::Instant::now() >= next_beat {
                 self.heartbeat().await;

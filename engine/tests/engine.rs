@@ -772,7 +772,9 @@ async fn group_committed_runs_get_the_ids_of_their_own_rows() {
     for i in 0..300 {
         let engine = h.engine.clone();
         let job = ["a", "b", "c"][i % 3];
-        calls.push(tokio::spawn(async move { (job, engine.run_now(job, Trigger::Api).await.unwrap().id) }));
+        calls.push(tokio::spawn(async move {
+            (job, engine.run_now(job, Trigger::Api).await.unwrap().id)
+        }));
     }
     let mut ids = Vec::new();
     for c in calls {
