@@ -7,6 +7,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 shared_bench=${SHARED_BENCH:-$root/../shared/bench}
+# The harness's venvs, node_modules and results go here, never into shared/.
+export BENCH_WORK=${BENCH_WORK:-/tmp/echopilot-bench}
 
 echo "== engine: runs/s into SQLite, GET /api/runs with 1M runs"
 cargo bench -p echopilot --bench engine
