@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// What a kind gets to work with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JobContext {
     pub run_id: i64,
     pub job: Job,
@@ -20,6 +20,8 @@ pub struct JobContext {
     pub scheduled_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Cancelled when the run is abandoned (timeout, shutdown): stop promptly.
     pub cancel: CancellationToken,
+    /// The engine, for built-in automations that inspect or repair it.
+    pub engine: crate::Engine,
 }
 
 /// A failed run: the message shown to the operator, and any partial output.
@@ -56,10 +58,11 @@ impl std::fmt::Debug for Kinds {
 }
 
 impl Kinds {
-    /// The kinds every engine has: `noop`.
+    /// The kinds every engine has: `noop` and the built-in automations.
     pub fn builtin() -> Self {
         let mut kinds = Kinds::default();
         kinds.register("noop", noop);
+        crate::automations::register(&mut kinds);
         kinds
     }
 

@@ -5,6 +5,7 @@
 //! - [`schedule`]: cron (with seconds, in an IANA zone) and `@every` schedules.
 //! - [`model`]: jobs, runs, policies, validation.
 //! - [`kinds`]: what a job does — async functions registered by name.
+//! - [`automations`]: the built-in jobs (self-heal, metrics summary, retention cleanup).
 //! - [`store`]: the durable store (SQLite via sqlx, embedded migrations), with group
 //!   commit for run rows (`writer`).
 //! - [`events`]: the JSON-lines event log in `<data dir>/logs/`.
@@ -14,6 +15,7 @@
 //! The server (`echopilot` binary) and the dashboard's server functions both drive the
 //! engine through one [`Engine`] handle.
 
+pub mod automations;
 pub mod clock;
 pub mod error;
 pub mod events;

@@ -601,6 +601,7 @@ impl Engine {
                     attempt,
                     scheduled_at,
                     cancel: cancel.clone(),
+                    engine: self.clone(),
                 };
                 let mut task = tokio::spawn(kind(ctx));
                 let timeout = Duration::from_secs(job.timeout_secs);

@@ -562,3 +562,101 @@ impl Store {
         rows.iter().map(run_from_row).collect()
     }
 }
+
+// ---- reports and housekeeping ----------------------------------------------------------
+
+/// What the metrics summary needs of one run.
+#[derive(Debug, Clone)]
+pub struct RunTiming {
+    pub job_id: String,
+    pub status: RunStatus,
+    pub duration_ms: Option<i64>,
+}
+
+impl Store {
+    pub async fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Runs that started (or were skipped) at or after `since`, for reports.
+    pub async fn runs_since(&self, since: DateTime<Utc>) -> Result<Vec<RunTiming>> {
+        let rows = sqlx::query(
+            "SELECT job_id, status, started_ms, finished_ms FROM runs WHERE COALESCE(started_ms, finished_ms) >= ?1",
+        )
+        .bind(to_ms(since))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let status: String = r.try_get("status")?;
+                let started: Option<i64> = r.try_get("started_ms")?;
+                let finished: Option<i64> = r.try_get("finished_ms")?;
+                Ok(RunTiming {
+                    job_id: r.try_get("job_id")?,
+                    status: RunStatus::parse(&status)
+                        .ok_or_else(|| EngineError::Corrupt(format!("run status {status:?}")))?,
+                    duration_ms: started.zip(finished).map(|(s, f)| (f - s).max(0)),
+                })
+            })
+            .collect()
+    }
+
+    /// Runs still marked running long after their job's timeout (plus `grace`).
+    pub async fn stuck_runs(
+        &self,
+        now: DateTime<Utc>,
+        grace: std::time::Duration,
+    ) -> Result<Vec<Run>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {cols} FROM runs r JOIN jobs j ON j.id = r.job_id
+             WHERE r.status = 'running' AND r.started_ms + j.timeout_secs * 1000 + ?2 < ?1",
+            cols = RUN_COLUMNS
+                .split(", ")
+                .map(|c| format!("r.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+        .bind(to_ms(now))
+        .bind(grace.as_millis() as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Deletes finished runs that finished before `cutoff`, keeping the newest `keep_last`
+    /// of every job whatever their age. Returns how many were deleted.
+    pub async fn delete_old_runs(&self, cutoff: DateTime<Utc>, keep_last: u32) -> Result<u64> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query(
+            "DELETE FROM runs WHERE status NOT IN ('queued', 'running') AND COALESCE(finished_ms, started_ms, 0) < ?1
+               AND id NOT IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY id DESC) AS n FROM runs) WHERE n <= ?2)",
+        )
+        .bind(to_ms(cutoff))
+        .bind(i64::from(keep_last))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Gives the space of deleted rows back to the file system.
+    pub async fn vacuum(&self) -> Result<()> {
+        sqlx::query("VACUUM").execute(&self.writer).await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+}

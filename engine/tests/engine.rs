@@ -788,3 +788,120 @@ async fn group_committed_runs_get_the_ids_of_their_own_rows() {
     assert_eq!(ids.len(), 300);
     h.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_old_runs_and_logs_but_keeps_the_last_n_of_every_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(dir.path(), Arc::new(engine::SystemClock)).await;
+    let store = h.engine.store().clone();
+    let old = Utc::now() - Span::days(60);
+    let new = Utc::now() - Span::hours(1);
+    // job "busy": 5 old + 2 new runs; job "rare": 3 old runs only.
+    for (job, t, n) in [("busy", old, 5), ("busy", new, 2), ("rare", old, 3)] {
+        for _ in 0..n {
+            let id = store
+                .insert_run(&NewRun {
+                    job_id: job,
+                    trigger: Trigger::Api,
+                    status: RunStatus::Running,
+                    scheduled_at: None,
+                    started_at: Some(t),
+                    attempt: 1,
+                    error: None,
+                    node: "t",
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            store
+                .finish_run(id, RunStatus::Succeeded, t, None, None)
+                .await
+                .unwrap();
+        }
+    }
+    let logs = dir.path().join("logs");
+    std::fs::write(logs.join("events.2020-01-01.jsonl"), "{}\n").unwrap();
+    let mut s = spec("cleanup", "retention-cleanup", "@every 24h");
+    s.params = Some(serde_json::json!({ "retention_days": 30, "keep_last": 2 }));
+    h.engine.create_job(s).await.unwrap();
+    let run = h.engine.run_now("cleanup", Trigger::Api).await.unwrap();
+    let run = h
+        .engine
+        .wait_run(run.id, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    // busy: the 5 old ones go (2 newer kept anyway); rare: the newest 2 old ones stay.
+    assert_eq!(run.output["runs_deleted"], 6, "{}", run.output);
+    assert_eq!(
+        run.output["log_files_deleted"],
+        serde_json::json!(["events.2020-01-01.jsonl"])
+    );
+    assert_eq!(store.runs_of("busy").await.unwrap().len(), 2);
+    assert_eq!(store.runs_of("rare").await.unwrap().len(), 2);
+    assert!(!logs.join("events.2020-01-01.jsonl").exists());
+    assert!(
+        std::fs::read_dir(&logs).unwrap().count() >= 1,
+        "today's log stays"
+    );
+    h.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_heal_reports_every_check_and_cancels_runs_stuck_past_their_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(dir.path(), Arc::new(engine::SystemClock)).await;
+    let store = h.engine.store().clone();
+    let mut quick = spec("quick", "noop", "@every 24h");
+    quick.timeout_secs = Some(1);
+    h.engine.create_job(quick).await.unwrap();
+    // A row left running an hour ago with nothing in memory behind it.
+    let stuck = store
+        .insert_run(&NewRun {
+            job_id: "quick",
+            trigger: Trigger::Api,
+            status: RunStatus::Running,
+            scheduled_at: None,
+            started_at: Some(Utc::now() - Span::hours(1)),
+            attempt: 1,
+            error: None,
+            node: "t",
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let mut s = spec("heal", "self-heal", "@every 24h");
+    s.params = Some(serde_json::json!({ "min_free_mb": 1 }));
+    h.engine.create_job(s).await.unwrap();
+    let run = h.engine.run_now("heal", Trigger::Api).await.unwrap();
+    let run = h
+        .engine
+        .wait_run(run.id, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    let checks: Vec<(String, String)> = run.output["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = checks.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(
+        names,
+        ["store_writable", "disk_free", "heartbeat", "stuck_runs"]
+    );
+    assert_eq!(checks[0].1, "pass");
+    assert_eq!(checks[3].1, "warn");
+    assert_eq!(run.output["status"], "warn");
+    assert_eq!(
+        h.engine.get_run(stuck).await.unwrap().status,
+        RunStatus::Cancelled
+    );
+    h.close().await;
+}

@@ -350,6 +350,21 @@ pub async fn run_job(
     run_job_now(&state, &id, trigger_of(&headers), q.wait).await
 }
 
+/// `POST /api/self-heal` (kept from the seed): runs the self-heal job now.
+pub async fn self_heal(
+    State(state): State<AppState>,
+    Query(q): Query<WaitQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    run_job_now(
+        &state,
+        engine::automations::self_heal::KIND,
+        trigger_of(&headers),
+        q.wait,
+    )
+    .await
+}
+
 #[derive(Deserialize)]
 pub struct RunsQuery {
     job: Option<String>,

@@ -2,7 +2,7 @@
 //! They print the status JSON. Exit codes: 0 success (for `status`: running), 3 stopped or
 //! stalled, 1 any error — with a one-line message naming the URL.
 
-use crate::config::{ClientArgs, SchedulerCommand};
+use crate::config::{ClientArgs, RunArgs, SchedulerCommand};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -36,6 +36,39 @@ pub async fn scheduler(cmd: SchedulerCommand) -> ExitCode {
     }
 }
 
+/// `status`-like exit for `run --wait` when the run did not succeed.
+const EXIT_RUN_FAILED: u8 = 2;
+
+/// `echopilot run JOB [--wait]`.
+pub async fn run(args: RunArgs) -> ExitCode {
+    let path = format!(
+        "/api/jobs/{}/run{}",
+        args.job,
+        if args.wait { "?wait=true" } else { "" }
+    );
+    match call(&args.client, reqwest::Method::POST, &path).await {
+        Ok(body) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&body).unwrap_or_else(|_| body.to_string())
+            );
+            let status = body
+                .pointer("/run/status")
+                .and_then(|s| s.as_str())
+                .unwrap_or_default();
+            if args.wait && status != "succeeded" {
+                ExitCode::from(EXIT_RUN_FAILED)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Sends one request and returns the JSON body, or a one-line error.
 async fn call(
     args: &ClientArgs,
@@ -51,6 +84,7 @@ async fn call(
     let response = client
         .request(method, format!("{base}{path}"))
         .header("X-Dash-Key", key)
+        .header("X-EchoPilot-Client", "cli")
         .send()
         .await
         .map_err(|e| format!("cannot reach EchoPilot at {base}: {}", root_cause(&e)))?;

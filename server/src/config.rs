@@ -22,6 +22,20 @@ pub enum Command {
     /// Control the scheduler of a running server.
     #[command(subcommand)]
     Scheduler(SchedulerCommand),
+    /// Run a job now on a running server; prints the run. With --wait, exits 2 when the
+    /// run did not succeed.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The job's id (e.g. self-heal).
+    pub job: String,
+    /// Wait (up to 30 s) for the run to finish.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Clone, Args)]

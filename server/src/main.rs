@@ -35,6 +35,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Scheduler(cmd) => runtime.block_on(echopilot::cli::scheduler(cmd)),
+        Command::Run(args) => runtime.block_on(echopilot::cli::run(args)),
     }
 }
 

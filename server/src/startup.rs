@@ -78,6 +78,9 @@ pub async fn run(
         tracker.clone(),
     )
     .await?;
+    engine::automations::seed(&engine)
+        .await
+        .context("cannot create the built-in jobs")?;
     if ticks.is_some() {
         crate::bench::ensure_job(&engine)
             .await
@@ -177,6 +180,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/runs/{id}", get(api::get_run))
         .route("/api/schedule/preview", get(api::schedule_preview))
         .route("/api/bench/ticks", get(crate::bench::ticks))
+        .route("/api/self-heal", post(api::self_heal))
         .route("/api/session", post(api::login).delete(api::logout))
         .route("/api/session/logout", post(api::logout_form))
         .route("/healthz", get(api::healthz))

@@ -89,7 +89,11 @@ async fn jobs_crud_with_precise_errors() {
     assert_eq!(s, 404);
     let (s, list) = send(&app, Method::GET, "/api/jobs", None).await;
     assert_eq!(s, 200);
-    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|j| j["id"] == "nightly"));
     let (s, _) = send(&app, Method::DELETE, "/api/jobs/nightly", None).await;
     assert_eq!(s, 204);
     let (s, _) = send(&app, Method::DELETE, "/api/jobs/nightly", None).await;
@@ -115,8 +119,8 @@ async fn malformed_json_is_400_with_the_position_and_oversized_is_413() {
     let big = json!({ "id": "big", "kind": "noop", "schedule": "@every 1m", "params": { "blob": "x".repeat(1024 * 1024) } });
     let (s, body) = send(&app, Method::POST, "/api/jobs", Some(big)).await;
     assert_eq!(s, 413, "{body}");
-    let (_, list) = send(&app, Method::GET, "/api/jobs", None).await;
-    assert_eq!(list, json!([]), "nothing was written");
+    let (s, _) = send(&app, Method::GET, "/api/jobs/big", None).await;
+    assert_eq!(s, 404, "nothing was written");
 }
 
 #[tokio::test]
@@ -257,7 +261,13 @@ async fn kill_9_with_fifty_runs_in_flight_loses_and_duplicates_nothing() {
 
     let app = spawn(opts).unwrap();
     let (_, all) = send(&app, Method::GET, "/api/runs?limit=500", None).await;
-    let runs = all["runs"].as_array().unwrap();
+    // Only this test's jobs: a built-in job may have fired meanwhile.
+    let runs: Vec<&Value> = all["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["job_id"] == "slow" || r["job_id"] == "fast")
+        .collect();
     let mut ids: Vec<i64> = runs.iter().map(|r| r["id"].as_i64().unwrap()).collect();
     ids.sort();
     dispatched.sort();
@@ -304,7 +314,12 @@ async fn sigterm_with_runs_in_flight_gives_them_the_grace_then_interrupts_and_ex
     assert!(started.elapsed() >= Duration::from_secs(1));
     let app = spawn(opts).unwrap();
     let (_, all) = send(&app, Method::GET, "/api/runs?limit=500", None).await;
-    let runs = all["runs"].as_array().unwrap();
+    let runs: Vec<&Value> = all["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["job_id"] == "slow" || r["job_id"] == "short")
+        .collect();
     assert_eq!(runs.len(), 10);
     for r in runs {
         let expected = if r["job_id"] == "short" {
@@ -371,4 +386,77 @@ async fn crash_between_claiming_a_slot_and_starting_it_leaves_an_interrupted_run
 #[tokio::test]
 async fn crash_between_starting_a_run_and_recording_its_end_leaves_an_interrupted_run() {
     crash_at("before_finish").await;
+}
+
+#[tokio::test]
+async fn built_in_jobs_are_seeded_once_and_the_seed_self_heal_route_runs_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Opts {
+        data_dir: Some(dir.path().join("data")),
+        ..Opts::default()
+    };
+    let mut app = spawn(opts.clone()).unwrap();
+    let (_, jobs) = send(&app, Method::GET, "/api/jobs", None).await;
+    let ids: Vec<&str> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["metrics-summary", "retention-cleanup", "self-heal"]);
+
+    let (s, body) = send(&app, Method::POST, "/api/self-heal?wait=true", None).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["run"]["job_id"], "self-heal");
+    assert_eq!(body["run"]["output"]["checks"][0]["name"], "store_writable");
+    let (s, body) = send(&app, Method::POST, "/api/self-heal", None).await;
+    assert_eq!(s, 202, "{body}");
+
+    // A deleted built-in stays deleted across a restart.
+    send(&app, Method::DELETE, "/api/jobs/metrics-summary", None).await;
+    app.signal(libc::SIGTERM);
+    app.wait_exit(Duration::from_secs(20));
+    let app = spawn(opts).unwrap();
+    let (_, jobs) = send(&app, Method::GET, "/api/jobs", None).await;
+    assert_eq!(jobs.as_array().unwrap().len(), 2, "{jobs}");
+}
+
+#[tokio::test]
+async fn cli_run_prints_the_run_and_exits_non_zero_when_it_failed() {
+    let app = spawn_app();
+    send(&app, Method::POST, "/api/jobs", Some(json!({ "id": "bad", "kind": "noop", "schedule": "@every 24h", "params": { "fail": true } }))).await;
+    let url = app.url.clone();
+    let (ok, failed, missing) = tokio::task::spawn_blocking(move || {
+        let run = |job: &str| {
+            std::process::Command::new(common::bin())
+                .args(["run", job, "--wait"])
+                .env("ECHOPILOT_URL", &url)
+                .env("DASHBOARD_KEY", KEY)
+                .output()
+                .unwrap()
+        };
+        (run("metrics-summary"), run("bad"), run("nope"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let body: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(body["run"]["status"], "succeeded");
+    assert_eq!(body["run"]["trigger"], "cli");
+    assert!(
+        body["run"]["output"]["process"]["rss_bytes"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(failed.status.code(), Some(2));
+    let body: Value = serde_json::from_slice(&failed.stdout).unwrap();
+    assert_eq!(body["run"]["status"], "failed");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
 }

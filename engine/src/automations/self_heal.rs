@@ -1,0 +1,190 @@
+//! Self-heal: checks that EchoPilot can do its work, repairs what it can, and reports each
+//! check as pass / warn / fail with a message. Params: `min_free_mb` (default 500) and
+//! `health_targets` (`[{"name": "...", "url": "https://..."}]`, checked with a GET).
+
+use crate::kinds::{JobContext, JobFailure, JobResult};
+use crate::scheduler::SchedulerState;
+use serde::Serialize;
+use std::time::Duration;
+
+pub const KIND: &str = "self-heal";
+const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+/// A run is stuck when it is still `running` this long past its job's timeout.
+const STUCK_GRACE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    name: String,
+    status: Verdict,
+    message: String,
+}
+
+fn check(name: &str, status: Verdict, message: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        status,
+        message: message.into(),
+    }
+}
+
+pub async fn run(ctx: JobContext) -> JobResult {
+    let engine = &ctx.engine;
+    let params = &ctx.job.params;
+    let mut checks = Vec::new();
+    let mut repairs: Vec<String> = Vec::new();
+
+    checks.push(match engine.store().ping_write().await {
+        Ok(()) => check("store_writable", Verdict::Pass, "the store accepts writes"),
+        Err(e) => check(
+            "store_writable",
+            Verdict::Fail,
+            format!("the store refuses writes: {e}"),
+        ),
+    });
+
+    let min_free = params
+        .get("min_free_mb")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(500)
+        * 1024
+        * 1024;
+    checks.push(match super::disk_free(&engine.config().data_dir) {
+        Some(free) if free < min_free => check(
+            "disk_free",
+            Verdict::Fail,
+            format!("{} MiB free, below {} MiB", free >> 20, min_free >> 20),
+        ),
+        Some(free) if free < 2 * min_free => check(
+            "disk_free",
+            Verdict::Warn,
+            format!("{} MiB free, close to {} MiB", free >> 20, min_free >> 20),
+        ),
+        Some(free) => check(
+            "disk_free",
+            Verdict::Pass,
+            format!("{} MiB free", free >> 20),
+        ),
+        None => check("disk_free", Verdict::Warn, "cannot read free disk space"),
+    });
+
+    let status = engine.status();
+    checks.push(match status.state {
+        SchedulerState::Running => check(
+            "heartbeat",
+            Verdict::Pass,
+            format!(
+                "fresh ({:.0} s old)",
+                status.heartbeat_age_secs.unwrap_or(0.0)
+            ),
+        ),
+        SchedulerState::Stopped => check(
+            "heartbeat",
+            Verdict::Warn,
+            "the scheduler is stopped by the operator",
+        ),
+        SchedulerState::Stalled => match engine.restart().await {
+            Ok(s) if s.state == SchedulerState::Running => {
+                repairs.push("restarted the stalled scheduler loop".into());
+                check(
+                    "heartbeat",
+                    Verdict::Warn,
+                    "was stalled; restarted the scheduler loop",
+                )
+            }
+            Ok(_) | Err(_) => check(
+                "heartbeat",
+                Verdict::Fail,
+                "stalled, and restarting the loop did not help",
+            ),
+        },
+    });
+
+    let now = chrono::Utc::now();
+    checks.push(match engine.store().stuck_runs(now, STUCK_GRACE).await {
+        Ok(stuck) if stuck.is_empty() => {
+            check("stuck_runs", Verdict::Pass, "no run is past its timeout")
+        }
+        Ok(stuck) => {
+            let mut cancelled = 0;
+            for r in &stuck {
+                let why = "cancelled by self-heal: still running long after its timeout";
+                if engine
+                    .store()
+                    .finish_run(r.id, crate::RunStatus::Cancelled, now, None, Some(why))
+                    .await
+                    .is_ok()
+                {
+                    cancelled += 1;
+                }
+            }
+            repairs.push(format!("cancelled {cancelled} stuck run(s)"));
+            check(
+                "stuck_runs",
+                Verdict::Warn,
+                format!(
+                    "{} run(s) were stuck past their timeout; cancelled {cancelled}",
+                    stuck.len()
+                ),
+            )
+        }
+        Err(e) => check(
+            "stuck_runs",
+            Verdict::Fail,
+            format!("cannot look for stuck runs: {e}"),
+        ),
+    });
+
+    if let Some(targets) = params.get("health_targets").and_then(|v| v.as_array()) {
+        let client = reqwest::Client::builder()
+            .timeout(HTTP_TIMEOUT)
+            .build()
+            .map_err(|e| JobFailure::new(format!("cannot build an HTTP client: {e}")))?;
+        for t in targets {
+            let url = t.get("url").and_then(|u| u.as_str()).unwrap_or_default();
+            let name = format!(
+                "http:{}",
+                t.get("name").and_then(|n| n.as_str()).unwrap_or(url)
+            );
+            checks.push(match client.get(url).send().await {
+                Ok(r) if r.status().is_success() => check(
+                    &name,
+                    Verdict::Pass,
+                    format!("{url} answered {}", r.status()),
+                ),
+                Ok(r) => check(
+                    &name,
+                    Verdict::Fail,
+                    format!("{url} answered {}", r.status()),
+                ),
+                Err(e) => check(&name, Verdict::Fail, format!("{url} unreachable: {e}")),
+            });
+        }
+    }
+
+    let overall = checks
+        .iter()
+        .map(|c| c.status)
+        .max()
+        .unwrap_or(Verdict::Pass);
+    let report = serde_json::json!({ "status": overall, "checks": checks, "repairs": repairs });
+    if overall == Verdict::Fail {
+        let failed: Vec<_> = checks
+            .iter()
+            .filter(|c| c.status == Verdict::Fail)
+            .map(|c| format!("{}: {}", c.name, c.message))
+            .collect();
+        return Err(JobFailure {
+            message: format!("self-heal found failures: {}", failed.join("; ")),
+            output: Some(report),
+        });
+    }
+    Ok(report)
+}
