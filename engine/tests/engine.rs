@@ -905,3 +905,88 @@ async fn self_heal_reports_every_check_and_cancels_runs_stuck_past_their_timeout
     );
     h.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finance_metrics_on_the_sample_ledger_match_totals_computed_independently() {
+    // The test's own arithmetic: split lines, strip the decimal point, add cents.
+    let text = std::fs::read_to_string("../examples/ledger.csv").unwrap();
+    let (mut revenue, mut expenses) = (0i64, 0i64);
+    let mut months = std::collections::BTreeSet::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let cents: i64 = f[1].replace('.', "").parse().unwrap();
+        months.insert(&f[0][..7]);
+        if f[4] == "revenue" {
+            revenue += cents
+        } else {
+            expenses += cents
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::open(dir.path(), Arc::new(engine::SystemClock)).await;
+    let mut s = spec("finance", "finance-metrics", "@every 1h");
+    s.params = Some(serde_json::json!({ "ledger_path": "../examples/ledger.csv" }));
+    h.engine.create_job(s).await.unwrap();
+    let run = h.engine.run_now("finance", Trigger::Api).await.unwrap();
+    let run = h
+        .engine
+        .wait_run(run.id, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    let out = &run.output;
+    assert_eq!(out["months"].as_array().unwrap().len(), months.len());
+    assert_eq!(months.len(), 24, "two years");
+    let cents = |v: &serde_json::Value| (v.as_f64().unwrap() * 100.0).round() as i64;
+    assert_eq!(cents(&out["totals"]["revenue"]), revenue);
+    assert_eq!(cents(&out["totals"]["expenses"]), expenses);
+    assert_eq!(cents(&out["totals"]["net"]), revenue - expenses);
+    let sum_of_months: i64 = out["months"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| cents(&m["revenue"]))
+        .sum();
+    assert_eq!(sum_of_months, revenue);
+
+    // A ledger with bad rows fails the run, names the lines, and writes no snapshot.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        format!(
+            "{}\n2026-02-30,5.00,USD,x,revenue,\n2026-03-01,-3,USD,x,expense,\n",
+            text.trim_end()
+        ),
+    )
+    .unwrap();
+    let lines = text.lines().count();
+    h.engine
+        .update_job(
+            "finance",
+            engine::JobSpec {
+                params: Some(serde_json::json!({ "ledger_path": bad })),
+                ..Default::default()
+            },
+            true,
+        )
+        .await
+        .unwrap();
+    let run = h.engine.run_now("finance", Trigger::Api).await.unwrap();
+    let run = h
+        .engine
+        .wait_run(run.id, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.unwrap();
+    assert!(
+        error.contains(&format!("line {}: date", lines + 1)),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!("line {}: amount", lines + 2)),
+        "{error}"
+    );
+    assert_eq!(run.output, serde_json::json!({}), "no snapshot");
+    h.close().await;
+}

@@ -403,7 +403,15 @@ async fn built_in_jobs_are_seeded_once_and_the_seed_self_heal_route_runs_one() {
         .iter()
         .map(|j| j["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["metrics-summary", "retention-cleanup", "self-heal"]);
+    assert_eq!(
+        ids,
+        [
+            "finance-metrics",
+            "metrics-summary",
+            "retention-cleanup",
+            "self-heal"
+        ]
+    );
 
     let (s, body) = send(&app, Method::POST, "/api/self-heal?wait=true", None).await;
     assert_eq!(s, 200, "{body}");
@@ -418,7 +426,7 @@ async fn built_in_jobs_are_seeded_once_and_the_seed_self_heal_route_runs_one() {
     app.wait_exit(Duration::from_secs(20));
     let app = spawn(opts).unwrap();
     let (_, jobs) = send(&app, Method::GET, "/api/jobs", None).await;
-    assert_eq!(jobs.as_array().unwrap().len(), 2, "{jobs}");
+    assert_eq!(jobs.as_array().unwrap().len(), 3, "{jobs}");
 }
 
 #[tokio::test]

@@ -5,9 +5,11 @@
 //!   repairs what it can.
 //! - [`metrics`]: success rate and durations per job over 24 h; process figures.
 //! - [`retention`]: deletes old runs and event-log files, keeps the last N per job.
+//! - [`finance`]: monthly revenue, expenses, net, MRR, burn, runway from a ledger.
 //!
 //! Each returns a JSON report as the run's output.
 
+pub mod finance;
 pub mod metrics;
 pub mod retention;
 pub mod self_heal;
@@ -21,6 +23,7 @@ const SEEDED_KEY: &str = "builtin_jobs_seeded_v1";
 
 pub(crate) fn register(kinds: &mut Kinds) {
     kinds
+        .register(finance::KIND, finance::run)
         .register(self_heal::KIND, self_heal::run)
         .register(metrics::KIND, metrics::run)
         .register(retention::KIND, retention::run);
@@ -41,6 +44,7 @@ pub fn default_jobs() -> Vec<JobSpec> {
         job(retention::KIND, "Retention cleanup", "0 0 3 * * *", 1800),
         job(self_heal::KIND, "Self-heal", "0 */5 * * * *", 120),
         job(metrics::KIND, "Metrics summary", "0 */15 * * * *", 120),
+        job(finance::KIND, "Finance metrics", "0 0 * * * *", 300),
     ]
 }
 
