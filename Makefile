@@ -6,11 +6,15 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 BIND ?= 127.0.0.1:3000
 DATA_DIR ?= ./data
 
-.PHONY: run build tools test test-rust test-e2e bench run-selfheal fmt lint clean
+.PHONY: run build tools test test-rust test-e2e bench run-brief run-selfheal fmt lint clean
 
 ## Build and start EchoPilot on http://$(BIND) with SQLite in $(DATA_DIR).
 run: build
 	./target/release/echopilot serve --bind $(BIND) --data-dir $(DATA_DIR)
+
+## Write the CEO brief now on the running server and print it.
+run-brief:
+	./target/release/echopilot run ceo-brief --wait
 
 ## Run the self-heal automation now on the running server and print its report.
 run-selfheal:

@@ -18,6 +18,9 @@ pub struct JobContext {
     pub attempt: u32,
     /// The slot this run was scheduled for (`None` for manual runs and retries).
     pub scheduled_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The id of the first attempt; every retry of the same run shares it, so a kind can
+    /// make side effects (sending a message) happen once per chain.
+    pub first_run: i64,
     /// Cancelled when the run is abandoned (timeout, shutdown): stop promptly.
     pub cancel: CancellationToken,
     /// The engine, for built-in automations that inspect or repair it.

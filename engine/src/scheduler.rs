@@ -92,6 +92,25 @@ struct JobState {
     queue: VecDeque<i64>,
 }
 
+/// Which attempt a run is, and of what.
+#[derive(Debug, Clone, Copy)]
+struct RunMeta {
+    attempt: u32,
+    scheduled_at: Option<DateTime<Utc>>,
+    /// The id of the chain's first attempt: retries share it.
+    first_run: i64,
+}
+
+impl RunMeta {
+    fn first(run_id: i64, scheduled_at: Option<DateTime<Utc>>) -> Self {
+        RunMeta {
+            attempt: 1,
+            scheduled_at,
+            first_run: run_id,
+        }
+    }
+}
+
 /// A slot claimed for a run that is yet to start.
 struct Claimed {
     job: Job,
@@ -504,7 +523,7 @@ impl Engine {
             .ok_or_else(|| {
                 EngineError::Corrupt("a manual run collided with a slot claim".into())
             })?;
-        self.begin(job, id, 1, None);
+        self.begin(job, id, RunMeta::first(id, None));
         // What was just committed; no need to read it back.
         Ok(Run {
             id,
@@ -552,9 +571,9 @@ impl Engine {
     }
 
     /// Marks a run active in memory and executes it in its own tracked task.
-    fn begin(&self, job: Job, run_id: i64, attempt: u32, scheduled_at: Option<DateTime<Utc>>) {
+    fn begin(&self, job: Job, run_id: i64, meta: RunMeta) {
         self.mark_active(&job.id);
-        self.launch(job, run_id, attempt, scheduled_at);
+        self.launch(job, run_id, meta);
     }
 
     /// Counts a run as active for the overlap policy, from its claim on.
@@ -565,23 +584,22 @@ impl Engine {
     }
 
     /// Executes an already active run in its own tracked task.
-    fn launch(&self, job: Job, run_id: i64, attempt: u32, scheduled_at: Option<DateTime<Utc>>) {
+    fn launch(&self, job: Job, run_id: i64, meta: RunMeta) {
         let engine = self.clone();
         self.inner
             .tracker
-            .spawn(async move { engine.execute(job, run_id, attempt, scheduled_at).await });
+            .spawn(async move { engine.execute(job, run_id, meta).await });
     }
 
     /// Runs the kind under the job's timeout, in a task of its own so that a panic is
     /// caught as a `JoinError` and a hung job can be abandoned; records the outcome;
     /// starts whatever was queued behind it; schedules a retry if the policy says so.
-    async fn execute(
-        &self,
-        job: Job,
-        run_id: i64,
-        attempt: u32,
-        scheduled_at: Option<DateTime<Utc>>,
-    ) {
+    async fn execute(&self, job: Job, run_id: i64, meta: RunMeta) {
+        let RunMeta {
+            attempt,
+            scheduled_at,
+            first_run,
+        } = meta;
         let inner = &self.inner;
         self.event(
             "run_started",
@@ -600,6 +618,7 @@ impl Engine {
                     job: job.clone(),
                     attempt,
                     scheduled_at,
+                    first_run,
                     cancel: cancel.clone(),
                     engine: self.clone(),
                 };
@@ -654,14 +673,14 @@ impl Engine {
             if let Err(e) = inner.store.mark_started(queued, inner.clock.now()).await {
                 tracing::error!(error = %e, run_id = queued, "cannot start a queued run");
             } else {
-                self.begin(job.clone(), queued, 1, None);
+                self.begin(job.clone(), queued, RunMeta::first(queued, None));
             }
         }
         let retry = matches!(status, RunStatus::Failed | RunStatus::TimedOut)
             && attempt <= job.retries
             && !inner.runs_cancel.is_cancelled();
         if retry {
-            self.schedule_retry(job, attempt + 1);
+            self.schedule_retry(job, attempt + 1, meta.first_run);
         }
     }
 
@@ -698,7 +717,7 @@ impl Engine {
     }
 
     /// Retries after `retry_backoff_secs * 2^(attempt-2)`, as a new run row.
-    fn schedule_retry(&self, job: Job, attempt: u32) {
+    fn schedule_retry(&self, job: Job, attempt: u32, first_run: i64) {
         let backoff = Duration::from_secs(
             job.retry_backoff_secs
                 .saturating_mul(1u64 << (attempt - 2).min(16)),
@@ -725,7 +744,15 @@ impl Engine {
                 })
                 .await;
             match claimed {
-                Ok(Some(id)) => engine.begin(job, id, attempt, None),
+                Ok(Some(id)) => engine.begin(
+                    job,
+                    id,
+                    RunMeta {
+                        attempt,
+                        scheduled_at: None,
+                        first_run,
+                    },
+                ),
                 Ok(None) => {}
                 Err(e) => tracing::error!(error = %e, job = job.id, "cannot record a retry"),
             }
@@ -738,7 +765,7 @@ impl Engine {
     /// through this; the loop uses [`Engine::claim_due`] and starts runs on the dot.
     pub async fn fire_due(&self, now: DateTime<Utc>) {
         for c in self.claim_due(now, now).await {
-            self.launch(c.job, c.run_id, 1, Some(c.slot));
+            self.launch(c.job, c.run_id, RunMeta::first(c.run_id, Some(c.slot)));
         }
     }
 
@@ -895,7 +922,7 @@ impl Engine {
         }
         if let Some(slot) = run_once {
             if let Some(c) = self.fire_slot(job, slot, Trigger::CatchUp, now).await {
-                self.launch(c.job, c.run_id, 1, Some(c.slot));
+                self.launch(c.job, c.run_id, RunMeta::first(c.run_id, Some(c.slot)));
             }
         }
     }
@@ -946,7 +973,7 @@ impl Engine {
         for run in interrupted {
             if let Ok(job) = self.get_job(&run.job_id) {
                 if run.attempt <= job.retries {
-                    self.schedule_retry(job, run.attempt + 1);
+                    self.schedule_retry(job, run.attempt + 1, run.id);
                 }
             }
         }
@@ -1000,7 +1027,11 @@ impl Engine {
                 *lock(&inner.loop_lag_ms) = Some(lag.max(0.0));
                 while i < claimed.len() && claimed[i].slot == slot {
                     let c = &claimed[i];
-                    self.launch(c.job.clone(), c.run_id, 1, Some(c.slot));
+                    self.launch(
+                        c.job.clone(),
+                        c.run_id,
+                        RunMeta::first(c.run_id, Some(c.slot)),
+                    );
                     i += 1;
                 }
             }

@@ -660,3 +660,16 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// The newest run of `job_id` that left an output (a report), if any.
+    pub async fn latest_report(&self, job_id: &str) -> Result<Option<Run>> {
+        let row = sqlx::query(select_runs!(
+            " WHERE job_id = ?1 AND status IN ('succeeded', 'failed') AND output IS NOT NULL ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(job_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+}

@@ -365,6 +365,21 @@ pub async fn self_heal(
     .await
 }
 
+/// `POST /api/exec/brief` (kept from the seed): writes the CEO brief now.
+pub async fn exec_brief(
+    State(state): State<AppState>,
+    Query(q): Query<WaitQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    run_job_now(
+        &state,
+        engine::automations::brief::KIND,
+        trigger_of(&headers),
+        q.wait,
+    )
+    .await
+}
+
 #[derive(Deserialize)]
 pub struct RunsQuery {
     job: Option<String>,

@@ -181,6 +181,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/schedule/preview", get(api::schedule_preview))
         .route("/api/bench/ticks", get(crate::bench::ticks))
         .route("/api/self-heal", post(api::self_heal))
+        .route("/api/exec/brief", post(api::exec_brief))
         .route("/api/session", post(api::login).delete(api::logout))
         .route("/api/session/logout", post(api::logout_form))
         .route("/healthz", get(api::healthz))

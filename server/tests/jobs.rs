@@ -346,6 +346,16 @@ async fn crash_at(point: &str) {
         ..Opts::default()
     })
     .unwrap();
+    // Only this test's job may reach the fail point.
+    for builtin in [
+        "self-heal",
+        "metrics-summary",
+        "retention-cleanup",
+        "finance-metrics",
+        "ceo-brief",
+    ] {
+        send(&app, Method::DELETE, &format!("/api/jobs/{builtin}"), None).await;
+    }
     send(
         &app,
         Method::POST,
@@ -406,6 +416,7 @@ async fn built_in_jobs_are_seeded_once_and_the_seed_self_heal_route_runs_one() {
     assert_eq!(
         ids,
         [
+            "ceo-brief",
             "finance-metrics",
             "metrics-summary",
             "retention-cleanup",
@@ -419,6 +430,14 @@ async fn built_in_jobs_are_seeded_once_and_the_seed_self_heal_route_runs_one() {
     assert_eq!(body["run"]["output"]["checks"][0]["name"], "store_writable");
     let (s, body) = send(&app, Method::POST, "/api/self-heal", None).await;
     assert_eq!(s, 202, "{body}");
+    let (s, body) = send(&app, Method::POST, "/api/exec/brief?wait=true", None).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["run"]["job_id"], "ceo-brief");
+    assert_eq!(body["run"]["output"]["source"], "template");
+    assert!(body["run"]["output"]["markdown"]
+        .as_str()
+        .unwrap()
+        .starts_with("# CEO brief"));
 
     // A deleted built-in stays deleted across a restart.
     send(&app, Method::DELETE, "/api/jobs/metrics-summary", None).await;
@@ -426,7 +445,7 @@ async fn built_in_jobs_are_seeded_once_and_the_seed_self_heal_route_runs_one() {
     app.wait_exit(Duration::from_secs(20));
     let app = spawn(opts).unwrap();
     let (_, jobs) = send(&app, Method::GET, "/api/jobs", None).await;
-    assert_eq!(jobs.as_array().unwrap().len(), 3, "{jobs}");
+    assert_eq!(jobs.as_array().unwrap().len(), 4, "{jobs}");
 }
 
 #[tokio::test]

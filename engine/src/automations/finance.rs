@@ -261,10 +261,8 @@ pub async fn run(ctx: JobContext) -> JobResult {
         .and_then(|v| serde_json::from_value(v.clone()).ok())
         .unwrap_or_else(|| vec!["subscription".to_string()]);
     let (rows, source) = if let Some(url) = p.get("source_url").and_then(|v| v.as_str()) {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| JobFailure::new(format!("cannot build an HTTP client: {e}")))?;
+        let client =
+            super::http_client(std::time::Duration::from_secs(30)).map_err(JobFailure::new)?;
         let body: Vec<RawRow> = client
             .get(url)
             .send()
@@ -341,12 +339,12 @@ mod tests {
             revenue,
         };
         let entries = [
-            e("2026-01", 1000_00, true),
-            e("2026-01", 3000_00, false),
-            e("2026-02", 1000_00, true),
-            e("2026-02", 5000_00, false),
+            e("2026-01", 100_000, true),
+            e("2026-01", 300_000, false),
+            e("2026-02", 100_000, true),
+            e("2026-02", 500_000, false),
         ];
-        let r = compute(&entries, 100_000_00, &["subscription".into()]);
+        let r = compute(&entries, 10_000_000, &["subscription".into()]);
         let feb = &r["months"][1];
         assert_eq!(feb["burn"], 4000.0);
         assert_eq!(feb["cash"], 94000.0);

@@ -5,10 +5,12 @@
 //!   repairs what it can.
 //! - [`metrics`]: success rate and durations per job over 24 h; process figures.
 //! - [`retention`]: deletes old runs and event-log files, keeps the last N per job.
+//! - [`brief`]: the CEO brief (template or an OpenAI-compatible model), optional webhook.
 //! - [`finance`]: monthly revenue, expenses, net, MRR, burn, runway from a ledger.
 //!
 //! Each returns a JSON report as the run's output.
 
+pub mod brief;
 pub mod finance;
 pub mod metrics;
 pub mod retention;
@@ -23,6 +25,7 @@ const SEEDED_KEY: &str = "builtin_jobs_seeded_v1";
 
 pub(crate) fn register(kinds: &mut Kinds) {
     kinds
+        .register(brief::KIND, brief::run)
         .register(finance::KIND, finance::run)
         .register(self_heal::KIND, self_heal::run)
         .register(metrics::KIND, metrics::run)
@@ -45,6 +48,7 @@ pub fn default_jobs() -> Vec<JobSpec> {
         job(self_heal::KIND, "Self-heal", "0 */5 * * * *", 120),
         job(metrics::KIND, "Metrics summary", "0 */15 * * * *", 120),
         job(finance::KIND, "Finance metrics", "0 0 * * * *", 300),
+        job(brief::KIND, "CEO brief", "0 0 8 * * *", 120),
     ]
 }
 
@@ -86,4 +90,15 @@ pub(crate) fn cpu_secs() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/schedstat").ok()?;
     let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
     Some(ns as f64 / 1e9)
+}
+
+/// An HTTP client for automations. reqwest is built without a TLS provider of its own
+/// (see the workspace Cargo.toml); ring is ours, installed here once — a second install
+/// is refused, which is just as good.
+pub(crate) fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
 }

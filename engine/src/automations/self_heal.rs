@@ -143,10 +143,7 @@ pub async fn run(ctx: JobContext) -> JobResult {
     });
 
     if let Some(targets) = params.get("health_targets").and_then(|v| v.as_array()) {
-        let client = reqwest::Client::builder()
-            .timeout(HTTP_TIMEOUT)
-            .build()
-            .map_err(|e| JobFailure::new(format!("cannot build an HTTP client: {e}")))?;
+        let client = super::http_client(HTTP_TIMEOUT).map_err(JobFailure::new)?;
         for t in targets {
             let url = t.get("url").and_then(|u| u.as_str()).unwrap_or_default();
             let name = format!(

@@ -1,0 +1,289 @@
+//! CEO brief: a markdown executive brief from the latest finance, metrics and self-heal
+//! reports and the failures that need attention.
+//!
+//! With an OpenAI-compatible endpoint configured (params `llm_base_url` and `llm_model`,
+//! or `ECHOPILOT_LLM_BASE_URL` / `ECHOPILOT_LLM_MODEL`; the key only from
+//! `ECHOPILOT_LLM_API_KEY`), the facts go to the model as JSON and it writes the
+//! narrative; any error, a timeout (`llm_timeout_secs`, default 30) or no configuration
+//! gives the built-in template instead, and `source` says which. Token usage is kept when
+//! the endpoint reports it. With `webhook_url`, the brief is posted as `{"text": ...}` —
+//! once per run and its retries.
+
+use crate::kinds::{JobContext, JobFailure, JobResult};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+pub const KIND: &str = "ceo-brief";
+
+/// Gathers the facts the brief is written from.
+async fn facts(ctx: &JobContext) -> Value {
+    let store = ctx.engine.store();
+    let report = |job: &'static str| async move {
+        store
+            .latest_report(job)
+            .await
+            .ok()
+            .flatten()
+            .map(|r| json!({ "at": r.finished_at, "status": r.status, "report": r.output }))
+    };
+    let since = chrono::Utc::now() - chrono::Duration::hours(24);
+    let mut failures = Vec::new();
+    for status in [crate::RunStatus::Failed, crate::RunStatus::TimedOut] {
+        let q = crate::RunQuery {
+            status: Some(status),
+            limit: 10,
+            ..Default::default()
+        };
+        for r in store.list_runs(&q).await.unwrap_or_default() {
+            if r.started_at.is_some_and(|t| t >= since) {
+                failures.push(json!({ "job": r.job_id, "run": r.id, "status": r.status, "at": r.started_at, "error": r.error }));
+            }
+        }
+    }
+    json!({
+        "date": chrono::Utc::now().date_naive().to_string(),
+        "finance": report(super::finance::KIND).await,
+        "operations": report(super::metrics::KIND).await,
+        "health": report(super::self_heal::KIND).await,
+        "failures": failures,
+    })
+}
+
+fn money(v: &Value) -> String {
+    match v.as_f64() {
+        Some(x) => {
+            let whole = x.abs().round() as i64;
+            let digits = whole.to_string();
+            let mut grouped = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                    grouped.push(',');
+                }
+                grouped.push(c);
+            }
+            format!("{}${grouped}", if x < 0.0 { "-" } else { "" })
+        }
+        None => "n/a".into(),
+    }
+}
+
+/// The built-in brief: plain facts, no model.
+pub fn template(f: &Value) -> String {
+    let mut md = format!(
+        "# CEO brief — {}\n\n",
+        f["date"].as_str().unwrap_or_default()
+    );
+    let latest = &f["finance"]["report"]["latest"];
+    let failures = f["failures"].as_array().map_or(0, |a| a.len());
+    let headline = if latest.is_object() {
+        let growth = latest["revenue_growth_pct"]
+            .as_f64()
+            .map_or(String::new(), |g| format!(" ({g:+.1}% month over month)"));
+        let runway = latest["runway_months"]
+            .as_f64()
+            .map_or("not burning cash".to_string(), |r| {
+                format!("{r:.1} months of runway")
+            });
+        format!(
+            "Revenue {} in {}{growth}; {runway}; {failures} failure(s) in the last 24 h.",
+            money(&latest["revenue"]),
+            latest["month"].as_str().unwrap_or("?")
+        )
+    } else {
+        format!("No finance snapshot yet; {failures} failure(s) in the last 24 h.")
+    };
+    md.push_str(&format!("**{headline}**\n\n## Finance\n\n"));
+    if latest.is_object() {
+        md.push_str(&format!(
+            "| {} | |\n|---|---:|\n",
+            latest["month"].as_str().unwrap_or("?")
+        ));
+        for (label, key) in [
+            ("Revenue", "revenue"),
+            ("Expenses", "expenses"),
+            ("Net", "net"),
+            ("MRR", "mrr"),
+            ("Burn", "burn"),
+            ("Cash", "cash"),
+        ] {
+            md.push_str(&format!("| {label} | {} |\n", money(&latest[key])));
+        }
+        let runway = latest["runway_months"]
+            .as_f64()
+            .map_or("—".to_string(), |r| format!("{r:.1} months"));
+        md.push_str(&format!("| Runway | {runway} |\n\n"));
+    } else {
+        md.push_str("No finance snapshot yet (run finance-metrics).\n\n");
+    }
+    md.push_str("## Operations\n\n");
+    match f["operations"]["report"]["jobs"].as_array() {
+        Some(jobs) if !jobs.is_empty() => {
+            for j in jobs {
+                let rate = j["success_rate"]
+                    .as_f64()
+                    .map_or("—".to_string(), |r| format!("{:.0}%", r * 100.0));
+                md.push_str(&format!(
+                    "- `{}`: {} runs, {rate} succeeded, p95 {} ms\n",
+                    j["job"].as_str().unwrap_or("?"),
+                    j["runs"],
+                    j["p95_ms"]
+                ));
+            }
+            md.push('\n');
+        }
+        _ => md.push_str("No runs in the last 24 h.\n\n"),
+    }
+    md.push_str("## Health\n\n");
+    match f["health"]["report"]["checks"].as_array() {
+        Some(checks) => {
+            for c in checks {
+                md.push_str(&format!(
+                    "- {} `{}`: {}\n",
+                    c["status"].as_str().unwrap_or("?"),
+                    c["name"].as_str().unwrap_or("?"),
+                    c["message"].as_str().unwrap_or("")
+                ));
+            }
+            md.push('\n');
+        }
+        None => md.push_str("No self-heal report yet.\n\n"),
+    }
+    md.push_str("## Needs attention\n\n");
+    match f["failures"].as_array() {
+        Some(list) if !list.is_empty() => {
+            for x in list {
+                md.push_str(&format!(
+                    "- `{}` run {} {}: {}\n",
+                    x["job"].as_str().unwrap_or("?"),
+                    x["run"],
+                    x["status"].as_str().unwrap_or("?"),
+                    x["error"].as_str().unwrap_or("")
+                ));
+            }
+        }
+        _ => md.push_str("Nothing failed in the last 24 h.\n"),
+    }
+    md
+}
+
+/// Asks the model for the narrative. Errors are sentences for the `llm_error` field.
+async fn ask_model(
+    base: &str,
+    model: &str,
+    key: Option<&str>,
+    timeout: Duration,
+    facts: &Value,
+) -> Result<(String, Option<Value>), String> {
+    let client = super::http_client(timeout)?;
+    let body = json!({
+        "model": model,
+        "temperature": 0.2,
+        "messages": [
+            { "role": "system", "content": "You write a concise executive brief in markdown for the CEO of a small company. Use only the facts given; headline first, then finance, operations, health and what needs attention." },
+            { "role": "user", "content": facts.to_string() },
+        ],
+    });
+    let mut req = client
+        .post(format!("{}/chat/completions", base.trim_end_matches('/')))
+        .json(&body);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let resp = req.send().await.map_err(|e| {
+        if e.is_timeout() {
+            format!("timed out after {} s", timeout.as_secs())
+        } else {
+            format!("request failed: {e}")
+        }
+    })?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("the endpoint answered {status}"));
+    }
+    let answer: Value = resp
+        .json()
+        .await
+        .map_err(|e| format!("the answer is not JSON: {e}"))?;
+    let text = answer["choices"][0]["message"]["content"]
+        .as_str()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or("the answer has no choices[0].message.content")?;
+    Ok((text.to_string(), answer.get("usage").cloned()))
+}
+
+pub async fn run(ctx: JobContext) -> JobResult {
+    let p = &ctx.job.params;
+    let setting = |param: &str, env: &str| {
+        p.get(param)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .or_else(|| std::env::var(env).ok())
+            .filter(|s| !s.is_empty())
+    };
+    let facts = facts(&ctx).await;
+    let mut out = json!({ "facts": facts });
+    let (markdown, source) = match (
+        setting("llm_base_url", "ECHOPILOT_LLM_BASE_URL"),
+        setting("llm_model", "ECHOPILOT_LLM_MODEL"),
+    ) {
+        (Some(base), Some(model)) => {
+            let key = std::env::var("ECHOPILOT_LLM_API_KEY")
+                .ok()
+                .filter(|k| !k.is_empty());
+            let timeout = Duration::from_secs(
+                p.get("llm_timeout_secs")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(30),
+            );
+            match ask_model(&base, &model, key.as_deref(), timeout, &facts).await {
+                Ok((text, usage)) => {
+                    out["usage"] = usage.unwrap_or(Value::Null);
+                    out["model"] = model.into();
+                    (text, "llm")
+                }
+                Err(e) => {
+                    out["llm_error"] = e.into();
+                    (template(&facts), "template")
+                }
+            }
+        }
+        _ => (template(&facts), "template"),
+    };
+    out["markdown"] = markdown.clone().into();
+    out["source"] = source.into();
+    if let Some(url) = p.get("webhook_url").and_then(|v| v.as_str()) {
+        out["delivery"] = deliver(&ctx, url, &markdown)
+            .await
+            .map_err(|e| JobFailure {
+                message: e,
+                output: Some(out.clone()),
+            })?;
+    }
+    Ok(out)
+}
+
+/// Posts the brief to the webhook unless an earlier attempt of this run already did.
+pub async fn deliver(ctx: &JobContext, url: &str, markdown: &str) -> Result<Value, String> {
+    let store = ctx.engine.store();
+    let key = format!("ceo-brief-delivered:{}", ctx.first_run);
+    if let Ok(Some(at)) = store.meta(&key).await {
+        return Ok(json!({ "url": url, "sent": false, "already_sent_at": at }));
+    }
+    let client = super::http_client(Duration::from_secs(10))?;
+    let resp = client
+        .post(url)
+        .json(&json!({ "text": markdown }))
+        .send()
+        .await
+        .map_err(|e| format!("cannot post the brief to the webhook: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("the webhook answered {}", resp.status()));
+    }
+    let at = chrono::Utc::now().to_rfc3339();
+    store
+        .set_meta(&key, &at)
+        .await
+        .map_err(|e| format!("the brief was sent but cannot be recorded as sent: {e}"))?;
+    Ok(json!({ "url": url, "sent": true, "at": at }))
+}

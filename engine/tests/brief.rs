@@ -1,0 +1,252 @@
+//! The CEO brief against a small OpenAI-compatible server on loopback, written for these
+//! tests: success (usage recorded), timeout, malformed answer and HTTP 500 (template),
+//! and a webhook that must receive each brief once.
+
+use engine::{Engine, EngineConfig, JobSpec, Kinds, RunStatus, SystemClock, Trigger};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Default)]
+struct Seen {
+    chat_bodies: Mutex<Vec<serde_json::Value>>,
+    hooks: Mutex<Vec<serde_json::Value>>,
+    auth: Mutex<Vec<String>>,
+    requests: AtomicUsize,
+}
+
+/// Serves `/<mode>/chat/completions` (mode: ok, slow, bad, err) and `/hook`.
+async fn fake_server(seen: Arc<Seen>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let (head, body) = loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_string();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        while buf.len() < i + 4 + len {
+                            let n = sock.read(&mut chunk).await.unwrap_or(0);
+                            if n == 0 {
+                                break;
+                            }
+                            buf.extend_from_slice(&chunk[..n]);
+                        }
+                        break (head, buf[i + 4..].to_vec());
+                    }
+                };
+                seen.requests.fetch_add(1, Ordering::SeqCst);
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                if let Some(a) = head
+                    .lines()
+                    .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+                {
+                    seen.auth.lock().unwrap().push(a.to_string());
+                }
+                let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let (status, reply) = match path.as_str() {
+                    "/hook" => {
+                        seen.hooks.lock().unwrap().push(json);
+                        ("200 OK", "ok".to_string())
+                    }
+                    "/ok/chat/completions" => {
+                        seen.chat_bodies.lock().unwrap().push(json);
+                        ("200 OK", serde_json::json!({ "choices": [{ "message": { "role": "assistant", "content": "# Brief\n\nAll is well." } }], "usage": { "prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150 } }).to_string())
+                    }
+                    "/slow/chat/completions" => {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        ("200 OK", "{}".to_string())
+                    }
+                    "/bad/chat/completions" => ("200 OK", "this is not json".to_string()),
+                    _ => (
+                        "500 Internal Server Error",
+                        "{\"error\": \"boom\"}".to_string(),
+                    ),
+                };
+                let resp = format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}", reply.len());
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+async fn open(dir: &std::path::Path) -> (Engine, CancellationToken, TaskTracker) {
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let engine = Engine::open(
+        EngineConfig {
+            data_dir: dir.to_path_buf(),
+            heartbeat: Duration::from_secs(3600),
+            node: "t".into(),
+        },
+        Kinds::builtin(),
+        Arc::new(SystemClock),
+        token.clone(),
+        tracker.clone(),
+    )
+    .await
+    .unwrap();
+    (engine, token, tracker)
+}
+
+async fn brief(engine: &Engine, params: serde_json::Value) -> engine::Run {
+    let _ = engine.delete_job("brief").await;
+    engine
+        .create_job(JobSpec {
+            id: Some("brief".into()),
+            kind: Some("ceo-brief".into()),
+            schedule: Some("@every 24h".into()),
+            params: Some(params),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let run = engine.run_now("brief", Trigger::Api).await.unwrap();
+    engine
+        .wait_run(run.id, Duration::from_secs(20))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_brief_uses_the_model_when_it_answers_and_the_template_otherwise() {
+    let seen = Arc::new(Seen::default());
+    let base = fake_server(seen.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, token, tracker) = open(dir.path()).await;
+    // Facts to write from: a finance snapshot of the sample ledger.
+    engine
+        .create_job(JobSpec {
+            id: Some("finance-metrics".into()),
+            kind: Some("finance-metrics".into()),
+            schedule: Some("@every 1h".into()),
+            params: Some(serde_json::json!({ "ledger_path": "../examples/ledger.csv" })),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let f = engine
+        .run_now("finance-metrics", Trigger::Api)
+        .await
+        .unwrap();
+    assert_eq!(
+        engine
+            .wait_run(f.id, Duration::from_secs(20))
+            .await
+            .unwrap()
+            .status,
+        RunStatus::Succeeded
+    );
+
+    let run = brief(&engine, serde_json::json!({ "llm_base_url": format!("{base}/ok"), "llm_model": "test-model", "webhook_url": format!("{base}/hook") })).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.output["source"], "llm");
+    assert_eq!(run.output["markdown"], "# Brief\n\nAll is well.");
+    assert_eq!(run.output["usage"]["total_tokens"], 150);
+    let sent = seen.chat_bodies.lock().unwrap()[0].clone();
+    assert_eq!(sent["model"], "test-model");
+    let facts: serde_json::Value =
+        serde_json::from_str(sent["messages"][1]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        facts["finance"]["report"]["months"]
+            .as_array()
+            .unwrap()
+            .len(),
+        24,
+        "the facts went as JSON"
+    );
+    let hooks = seen.hooks.lock().unwrap().clone();
+    assert_eq!(
+        hooks,
+        vec![serde_json::json!({ "text": "# Brief\n\nAll is well." })]
+    );
+
+    for (mode, why) in [("slow", "timed out"), ("bad", "not JSON"), ("err", "500")] {
+        let run = brief(&engine, serde_json::json!({ "llm_base_url": format!("{base}/{mode}"), "llm_model": "m", "llm_timeout_secs": 1 })).await;
+        assert_eq!(run.status, RunStatus::Succeeded, "{mode}: {run:?}");
+        assert_eq!(run.output["source"], "template", "{mode}");
+        assert!(
+            run.output["llm_error"].as_str().unwrap().contains(why),
+            "{mode}: {}",
+            run.output["llm_error"]
+        );
+        let md = run.output["markdown"].as_str().unwrap();
+        assert!(md.starts_with("# CEO brief — "), "{md}");
+        assert!(
+            md.contains("## Finance") && md.contains("| Revenue | $"),
+            "{md}"
+        );
+    }
+    // No configuration at all: the template, and no request made.
+    let before = seen.requests.load(Ordering::SeqCst);
+    let run = brief(&engine, serde_json::json!({})).await;
+    assert_eq!(run.output["source"], "template");
+    assert_eq!(seen.requests.load(Ordering::SeqCst), before);
+
+    engine.shutdown().await;
+    tracker.close();
+    token.cancel();
+    tracker.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_brief_is_not_posted_twice() {
+    let seen = Arc::new(Seen::default());
+    let base = fake_server(seen.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, token, tracker) = open(dir.path()).await;
+    engine
+        .create_job(JobSpec {
+            id: Some("brief".into()),
+            kind: Some("ceo-brief".into()),
+            schedule: Some("@every 24h".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let job = engine.get_job("brief").unwrap();
+    // Two attempts of one chain (same first run), as a retry would be.
+    for attempt in 1..=2 {
+        let ctx = engine::JobContext {
+            run_id: 100 + attempt,
+            job: job.clone(),
+            attempt: attempt as u32,
+            scheduled_at: None,
+            first_run: 100,
+            cancel: CancellationToken::new(),
+            engine: engine.clone(),
+        };
+        let out = engine::automations::brief::deliver(&ctx, &format!("{base}/hook"), "# Brief")
+            .await
+            .unwrap();
+        assert_eq!(out["sent"], attempt == 1, "{out}");
+    }
+    assert_eq!(seen.hooks.lock().unwrap().len(), 1);
+    engine.shutdown().await;
+    tracker.close();
+    token.cancel();
+    tracker.wait().await;
+}
