@@ -65,6 +65,7 @@ impl Kinds {
     pub fn builtin() -> Self {
         let mut kinds = Kinds::default();
         kinds.register("noop", noop);
+        kinds.register(crate::http_job::KIND, crate::http_job::run);
         crate::automations::register(&mut kinds);
         kinds
     }

@@ -5,6 +5,7 @@
 //! - [`schedule`]: cron (with seconds, in an IANA zone) and `@every` schedules.
 //! - [`model`]: jobs, runs, policies, validation.
 //! - [`kinds`]: what a job does — async functions registered by name.
+//! - [`http_job`]: the `http` job kind with its SSRF guard.
 //! - [`automations`]: the built-in jobs (self-heal, metrics summary, retention cleanup).
 //! - [`store`]: the durable store (SQLite via sqlx, embedded migrations), with group
 //!   commit for run rows (`writer`).
@@ -19,6 +20,7 @@ pub mod automations;
 pub mod clock;
 pub mod error;
 pub mod events;
+pub mod http_job;
 pub mod kinds;
 pub mod model;
 pub mod schedule;

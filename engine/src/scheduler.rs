@@ -48,6 +48,9 @@ pub struct EngineConfig {
     pub heartbeat: Duration,
     /// This node's name in heartbeats and runs.
     pub node: String,
+    /// Hosts (names or IP addresses) HTTP jobs may reach even though they are loopback,
+    /// private or link-local.
+    pub http_allow: Vec<String>,
 }
 
 /// The state status reports.

@@ -101,6 +101,7 @@ async fn open(dir: &std::path::Path) -> (Engine, CancellationToken, TaskTracker)
             data_dir: dir.to_path_buf(),
             heartbeat: Duration::from_secs(3600),
             node: "t".into(),
+            http_allow: Vec::new(),
         },
         Kinds::builtin(),
         Arc::new(SystemClock),

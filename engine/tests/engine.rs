@@ -47,6 +47,7 @@ impl Harness {
                 data_dir: dir.to_path_buf(),
                 heartbeat: Duration::from_secs(3600),
                 node: "test".into(),
+                http_allow: Vec::new(),
             },
             kinds,
             clock,

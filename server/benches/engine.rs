@@ -32,6 +32,7 @@ async fn open(dir: &std::path::Path) -> (Engine, CancellationToken, TaskTracker)
             data_dir: dir.to_path_buf(),
             heartbeat: Duration::from_secs(60),
             node: "bench".into(),
+            http_allow: Vec::new(),
         },
         Kinds::builtin(),
         Arc::new(SystemClock),

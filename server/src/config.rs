@@ -58,6 +58,10 @@ pub struct ServeArgs {
     /// Where the built dashboard (target/site) is; found automatically from the repo root.
     #[arg(long, env = "LEPTOS_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
+    /// Hosts HTTP jobs may reach although they are loopback, private or link-local
+    /// (comma-separated names or IP addresses).
+    #[arg(long, env = "ECHOPILOT_HTTP_ALLOW", value_delimiter = ',')]
+    pub http_allow: Vec<String>,
     /// Benchmark hooks: an every-second job and GET /api/bench/ticks (see ../shared/bench).
     #[arg(long, env = "ECHOPILOT_BENCH")]
     pub bench: bool,

@@ -71,6 +71,7 @@ pub async fn run(
             data_dir: data_dir.clone(),
             heartbeat: Duration::from_secs(args.heartbeat_secs),
             node: args.node.clone().unwrap_or_else(hostname),
+            http_allow: args.http_allow.clone(),
         },
         kinds,
         Arc::new(SystemClock),
