@@ -66,6 +66,7 @@ impl Kinds {
         let mut kinds = Kinds::default();
         kinds.register("noop", noop);
         kinds.register(crate::http_job::KIND, crate::http_job::run);
+        kinds.register(crate::shell_job::KIND, crate::shell_job::run);
         crate::automations::register(&mut kinds);
         kinds
     }

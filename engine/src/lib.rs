@@ -6,6 +6,7 @@
 //! - [`model`]: jobs, runs, policies, validation.
 //! - [`kinds`]: what a job does — async functions registered by name.
 //! - [`http_job`]: the `http` job kind with its SSRF guard.
+//! - [`shell_job`]: the `shell` job kind (argv only, process-group kill), off by default.
 //! - [`automations`]: the built-in jobs (self-heal, metrics summary, retention cleanup).
 //! - [`store`]: the durable store (SQLite via sqlx, embedded migrations), with group
 //!   commit for run rows (`writer`).
@@ -25,6 +26,7 @@ pub mod kinds;
 pub mod model;
 pub mod schedule;
 pub mod scheduler;
+pub mod shell_job;
 pub mod store;
 mod writer;
 

@@ -51,6 +51,8 @@ pub struct EngineConfig {
     /// Hosts (names or IP addresses) HTTP jobs may reach even though they are loopback,
     /// private or link-local.
     pub http_allow: Vec<String>,
+    /// Whether `shell` jobs may be created and run.
+    pub allow_shell: bool,
 }
 
 /// The state status reports.
@@ -458,6 +460,22 @@ impl Engine {
     }
 
     fn check_kind(&self, job: &Job) -> Result<()> {
+        if job.kind == crate::shell_job::KIND {
+            let invalid = |field: &str, message: String| -> EngineError {
+                ValidationError {
+                    field: field.into(),
+                    message,
+                }
+                .into()
+            };
+            if !self.inner.config.allow_shell {
+                return Err(invalid(
+                    "kind",
+                    "shell jobs are off; start the server with --allow-shell to use them".into(),
+                ));
+            }
+            crate::shell_job::argv(&job.params).map_err(|m| invalid("params", m))?;
+        }
         if self.inner.kinds.get(&job.kind).is_none() {
             return Err(ValidationError {
                 field: "kind".into(),

@@ -102,6 +102,7 @@ async fn open(dir: &std::path::Path) -> (Engine, CancellationToken, TaskTracker)
             heartbeat: Duration::from_secs(3600),
             node: "t".into(),
             http_allow: Vec::new(),
+            allow_shell: true,
         },
         Kinds::builtin(),
         Arc::new(SystemClock),

@@ -48,6 +48,7 @@ impl Harness {
                 heartbeat: Duration::from_secs(3600),
                 node: "test".into(),
                 http_allow: Vec::new(),
+                allow_shell: true,
             },
             kinds,
             clock,

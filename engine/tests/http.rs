@@ -54,6 +54,7 @@ async fn open(dir: &std::path::Path, allow: &[&str]) -> (Engine, CancellationTok
         heartbeat: Duration::from_secs(3600),
         node: "t".into(),
         http_allow: allow.iter().map(|s| s.to_string()).collect(),
+        allow_shell: false,
     };
     let engine = Engine::open(
         config,

@@ -33,6 +33,7 @@ async fn open(dir: &std::path::Path) -> (Engine, CancellationToken, TaskTracker)
             heartbeat: Duration::from_secs(60),
             node: "bench".into(),
             http_allow: Vec::new(),
+            allow_shell: false,
         },
         Kinds::builtin(),
         Arc::new(SystemClock),

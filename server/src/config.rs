@@ -62,6 +62,9 @@ pub struct ServeArgs {
     /// (comma-separated names or IP addresses).
     #[arg(long, env = "ECHOPILOT_HTTP_ALLOW", value_delimiter = ',')]
     pub http_allow: Vec<String>,
+    /// Allow `shell` jobs (argv only, never a shell string). Off by default.
+    #[arg(long, env = "ECHOPILOT_ALLOW_SHELL")]
+    pub allow_shell: bool,
     /// Benchmark hooks: an every-second job and GET /api/bench/ticks (see ../shared/bench).
     #[arg(long, env = "ECHOPILOT_BENCH")]
     pub bench: bool,

@@ -72,6 +72,7 @@ pub async fn run(
             heartbeat: Duration::from_secs(args.heartbeat_secs),
             node: args.node.clone().unwrap_or_else(hostname),
             http_allow: args.http_allow.clone(),
+            allow_shell: args.allow_shell,
         },
         kinds,
         Arc::new(SystemClock),
