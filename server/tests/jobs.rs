@@ -227,35 +227,79 @@ async fn wait_for<F: Fn(&Value) -> bool>(
 
 #[tokio::test]
 async fn kill_9_with_fifty_runs_in_flight_loses_and_duplicates_nothing() {
+    // An HTTP endpoint that accepts and never answers, so HTTP runs stay in flight.
+    let hold = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hold_port = hold.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for conn in hold.incoming().flatten() {
+            open.push(conn);
+        }
+    });
     let dir = tempfile::tempdir().unwrap();
     let opts = Opts {
         data_dir: Some(dir.path().join("data")),
+        env: vec![
+            ("ECHOPILOT_ALLOW_SHELL".into(), "true".into()),
+            ("ECHOPILOT_HTTP_ALLOW".into(), "127.0.0.1".into()),
+        ],
         ..Opts::default()
     };
     let mut app = spawn(opts.clone()).unwrap();
-    send(&app, Method::POST, "/api/jobs", Some(json!({ "id": "slow", "kind": "noop", "schedule": "@every 24h", "overlap": "allow", "params": { "duration_ms": 60000 } }))).await;
-    send(
-        &app,
-        Method::POST,
-        "/api/jobs",
-        Some(json!({ "id": "fast", "kind": "noop", "schedule": "@every 24h", "overlap": "allow" })),
-    )
-    .await;
+    let jobs = [
+        json!({ "id": "fast", "kind": "noop", "schedule": "@every 24h", "overlap": "allow" }),
+        json!({ "id": "slow", "kind": "noop", "schedule": "@every 24h", "overlap": "allow", "params": { "duration_ms": 60000 } }),
+        json!({ "id": "sleeper", "kind": "shell", "schedule": "@every 24h", "overlap": "allow", "params": { "argv": ["sleep", "30"] } }),
+        json!({ "id": "hanging-http", "kind": "http", "schedule": "@every 24h", "overlap": "allow", "params": { "url": format!("http://127.0.0.1:{hold_port}/") } }),
+    ];
+    for job in jobs {
+        let (s, body) = send(&app, Method::POST, "/api/jobs", Some(job)).await;
+        assert_eq!(s, 201, "{body}");
+    }
+    let ours = |r: &Value| {
+        ["fast", "slow", "sleeper", "hanging-http"]
+            .contains(&r["job_id"].as_str().unwrap_or_default())
+    };
     let mut dispatched = Vec::new();
     for i in 0..60 {
-        let job = if i % 6 == 0 { "fast" } else { "slow" };
+        // 10 finish at once; 20 noop, 20 shell and 10 HTTP runs stay in flight.
+        let job = match i % 6 {
+            0 => "fast",
+            1 | 2 => "slow",
+            3 | 4 => "sleeper",
+            _ => "hanging-http",
+        };
         let (s, body) = send(&app, Method::POST, &format!("/api/jobs/{job}/run"), None).await;
-        assert_eq!(s, 202);
+        assert_eq!(s, 202, "{body}");
         dispatched.push(body["run"]["id"].as_i64().unwrap());
     }
     let live = wait_for(
         &app,
         "/api/runs?status=running&limit=500",
         Duration::from_secs(10),
-        |v| v["runs"].as_array().unwrap().len() == 50,
+        |v| {
+            v["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| ours(r))
+                .count()
+                == 50
+        },
     )
     .await;
-    assert_eq!(live["runs"].as_array().unwrap().len(), 50);
+    let kinds: std::collections::BTreeSet<&str> = live["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| ours(r))
+        .map(|r| r["job_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.len(),
+        3,
+        "noop, shell and HTTP runs in flight: {kinds:?}"
+    );
     app.signal(libc::SIGKILL);
     app.wait_exit(Duration::from_secs(10));
 
@@ -266,7 +310,7 @@ async fn kill_9_with_fifty_runs_in_flight_loses_and_duplicates_nothing() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["job_id"] == "slow" || r["job_id"] == "fast")
+        .filter(|r| ours(r))
         .collect();
     let mut ids: Vec<i64> = runs.iter().map(|r| r["id"].as_i64().unwrap()).collect();
     ids.sort();
