@@ -67,6 +67,16 @@ fn money(v: &Value) -> String {
     }
 }
 
+/// "12.3 months", "out of cash", or `None` when the company is not burning cash.
+fn runway_text(latest: &Value) -> Option<String> {
+    if latest["cash"].as_f64().is_some_and(|c| c <= 0.0) {
+        return Some("out of cash".into());
+    }
+    latest["runway_months"]
+        .as_f64()
+        .map(|r| format!("{r:.1} months"))
+}
+
 /// The built-in brief: plain facts, no model.
 pub fn template(f: &Value) -> String {
     let mut md = format!(
@@ -79,11 +89,13 @@ pub fn template(f: &Value) -> String {
         let growth = latest["revenue_growth_pct"]
             .as_f64()
             .map_or(String::new(), |g| format!(" ({g:+.1}% month over month)"));
-        let runway = latest["runway_months"]
-            .as_f64()
-            .map_or("not burning cash".to_string(), |r| {
-                format!("{r:.1} months of runway")
-            });
+        let runway = runway_text(latest).map_or("not burning cash".to_string(), |r| {
+            if r == "out of cash" {
+                r
+            } else {
+                format!("{r} of runway")
+            }
+        });
         format!(
             "Revenue {} in {}{growth}; {runway}; {failures} failure(s) in the last 24 h.",
             money(&latest["revenue"]),
@@ -108,9 +120,7 @@ pub fn template(f: &Value) -> String {
         ] {
             md.push_str(&format!("| {label} | {} |\n", money(&latest[key])));
         }
-        let runway = latest["runway_months"]
-            .as_f64()
-            .map_or("—".to_string(), |r| format!("{r:.1} months"));
+        let runway = runway_text(latest).unwrap_or_else(|| "not burning cash".into());
         md.push_str(&format!("| Runway | {runway} |\n\n"));
     } else {
         md.push_str("No finance snapshot yet (run finance-metrics).\n\n");
@@ -118,15 +128,17 @@ pub fn template(f: &Value) -> String {
     md.push_str("## Operations\n\n");
     match f["operations"]["report"]["jobs"].as_array() {
         Some(jobs) if !jobs.is_empty() => {
-            for j in jobs {
+            for j in jobs.iter().filter(|j| j["runs"].as_u64().unwrap_or(0) > 0) {
                 let rate = j["success_rate"]
                     .as_f64()
                     .map_or("—".to_string(), |r| format!("{:.0}%", r * 100.0));
+                let p95 = j["p95_ms"]
+                    .as_i64()
+                    .map_or("n/a".to_string(), |ms| format!("{ms} ms"));
                 md.push_str(&format!(
-                    "- `{}`: {} runs, {rate} succeeded, p95 {} ms\n",
+                    "- `{}`: {} runs, {rate} succeeded, p95 {p95}\n",
                     j["job"].as_str().unwrap_or("?"),
                     j["runs"],
-                    j["p95_ms"]
                 ));
             }
             md.push('\n');

@@ -3,7 +3,7 @@
 //! growth. Money is kept in integer cents; nothing is rounded until it is shown.
 //!
 //! Params: `ledger_path` (default `examples/ledger.csv`) or `source_url`; `currency`
-//! (default USD); `starting_cash` (default 250000); `recurring_categories` (default
+//! (default USD); `starting_cash` (default 600000); `recurring_categories` (default
 //! `["subscription"]`). A ledger with bad rows fails the run with `line N: reason` for up
 //! to 20 of them, and no snapshot is produced.
 
@@ -254,7 +254,7 @@ pub async fn run(ctx: JobContext) -> JobResult {
         .and_then(|v| v.as_str())
         .unwrap_or("USD")
         .to_string();
-    let starting_cash = parse_cents(p.get("starting_cash").unwrap_or(&serde_json::json!(250000)))
+    let starting_cash = parse_cents(p.get("starting_cash").unwrap_or(&serde_json::json!(600000)))
         .map_err(|e| JobFailure::new(format!("params.starting_cash: {e}")))?;
     let recurring: Vec<String> = p
         .get("recurring_categories")
