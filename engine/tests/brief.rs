@@ -2,7 +2,9 @@
 //! tests: success (usage recorded), timeout, malformed answer and HTTP 500 (template),
 //! and a webhook that must receive each brief once.
 
-use engine::{Engine, EngineConfig, JobSpec, Kinds, RunStatus, SystemClock, Trigger};
+mod common;
+
+use engine::{Engine, JobSpec, RunStatus, Trigger};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -94,24 +96,7 @@ async fn fake_server(seen: Arc<Seen>) -> String {
 }
 
 async fn open(dir: &std::path::Path) -> (Engine, CancellationToken, TaskTracker) {
-    let token = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let engine = Engine::open(
-        EngineConfig {
-            data_dir: dir.to_path_buf(),
-            heartbeat: Duration::from_secs(3600),
-            node: "t".into(),
-            http_allow: Vec::new(),
-            allow_shell: true,
-        },
-        Kinds::builtin(),
-        Arc::new(SystemClock),
-        token.clone(),
-        tracker.clone(),
-    )
-    .await
-    .unwrap();
-    (engine, token, tracker)
+    common::open(dir, &[], false).await
 }
 
 async fn brief(engine: &Engine, params: serde_json::Value) -> engine::Run {

@@ -2,7 +2,9 @@
 //! directly, by DNS name, as an IPv4-mapped address, after a redirect — and, once
 //! allowed, bodies capped and secret headers masked.
 
-use engine::{Engine, EngineConfig, JobSpec, Kinds, Run, RunStatus, SystemClock, Trigger};
+mod common;
+
+use engine::{Engine, JobSpec, Run, RunStatus, Trigger};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,25 +49,7 @@ async fn server(hits: Arc<AtomicUsize>) -> u16 {
 }
 
 async fn open(dir: &std::path::Path, allow: &[&str]) -> (Engine, CancellationToken, TaskTracker) {
-    let token = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let config = EngineConfig {
-        data_dir: dir.to_path_buf(),
-        heartbeat: Duration::from_secs(3600),
-        node: "t".into(),
-        http_allow: allow.iter().map(|s| s.to_string()).collect(),
-        allow_shell: false,
-    };
-    let engine = Engine::open(
-        config,
-        Kinds::builtin(),
-        Arc::new(SystemClock),
-        token.clone(),
-        tracker.clone(),
-    )
-    .await
-    .unwrap();
-    (engine, token, tracker)
+    common::open(dir, allow, false).await
 }
 
 async fn fetch(engine: &Engine, params: serde_json::Value) -> Run {

@@ -1,8 +1,9 @@
 //! Shell jobs (RELIABILITY 24, 25 and the kill at timeout): argv only, refused unless
 //! enabled, and a child that ignores SIGTERM dies with its whole process group.
 
-use engine::{Engine, EngineConfig, JobSpec, Kinds, Run, RunStatus, SystemClock, Trigger};
-use std::sync::Arc;
+mod common;
+
+use engine::{Engine, JobSpec, Run, RunStatus, Trigger};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -11,25 +12,7 @@ async fn open(
     dir: &std::path::Path,
     allow_shell: bool,
 ) -> (Engine, CancellationToken, TaskTracker) {
-    let token = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let config = EngineConfig {
-        data_dir: dir.to_path_buf(),
-        heartbeat: Duration::from_secs(3600),
-        node: "t".into(),
-        http_allow: Vec::new(),
-        allow_shell,
-    };
-    let engine = Engine::open(
-        config,
-        Kinds::builtin(),
-        Arc::new(SystemClock),
-        token.clone(),
-        tracker.clone(),
-    )
-    .await
-    .unwrap();
-    (engine, token, tracker)
+    common::open(dir, &[], allow_shell).await
 }
 
 async fn shell(engine: &Engine, params: serde_json::Value, timeout: u64) -> Run {
