@@ -119,7 +119,9 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+/// The innermost cause of an error, which names what actually went wrong
+/// ("Connection refused", "expected value at line 2 column 10").
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
         cur = next;

@@ -87,7 +87,12 @@ async fn call(
         .header("X-EchoPilot-Client", "cli")
         .send()
         .await
-        .map_err(|e| format!("cannot reach EchoPilot at {base}: {}", root_cause(&e)))?;
+        .map_err(|e| {
+            format!(
+                "cannot reach EchoPilot at {base}: {}",
+                crate::api::root_cause(&e)
+            )
+        })?;
     let status = response.status();
     let body: serde_json::Value = response.json().await.map_err(|e| {
         format!("EchoPilot at {base} answered {status} with a body that is not JSON: {e}")
@@ -115,13 +120,4 @@ fn key(args: &ClientArgs) -> Result<String, String> {
                 path.display()
             )
         })
-}
-
-/// The innermost cause, which names what actually went wrong ("Connection refused").
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
