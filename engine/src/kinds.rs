@@ -23,6 +23,8 @@ pub struct JobContext {
     pub first_run: i64,
     /// Cancelled when the run is abandoned (timeout, shutdown): stop promptly.
     pub cancel: CancellationToken,
+    /// The run's log: what is appended here is followed live and stored with the run.
+    pub log: crate::live_log::RunLog,
     /// The engine, for built-in automations that inspect or repair it.
     pub engine: crate::Engine,
 }

@@ -5,6 +5,7 @@
 //! - [`schedule`]: cron (with seconds, in an IANA zone) and `@every` schedules.
 //! - [`model`]: jobs, runs, policies, validation.
 //! - [`kinds`]: what a job does — async functions registered by name.
+//! - [`live_log`]: run logs followed live while the run lasts.
 //! - [`http_job`]: the `http` job kind with its SSRF guard.
 //! - [`shell_job`]: the `shell` job kind (argv only, process-group kill), off by default.
 //! - [`automations`]: the built-in jobs (self-heal, metrics summary, retention cleanup).
@@ -23,6 +24,7 @@ pub mod error;
 pub mod events;
 pub mod http_job;
 pub mod kinds;
+pub mod live_log;
 pub mod model;
 pub mod schedule;
 pub mod scheduler;
@@ -33,6 +35,7 @@ mod writer;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineError, Result};
 pub use kinds::{JobContext, JobFailure, JobResult, Kinds};
+pub use live_log::{Follow, RunLog};
 pub use model::{
     Job, JobSpec, Misfire, Overlap, Run, RunQuery, RunStatus, Trigger, ValidationError,
 };

@@ -17,6 +17,7 @@ use crate::clock::Clock;
 use crate::error::{EngineError, Result};
 use crate::events::EventLog;
 use crate::kinds::{JobContext, JobFailure, Kinds};
+use crate::live_log::{Follow, LiveLogs, RunLog};
 use crate::model::{
     Job, JobSpec, Misfire, Overlap, Run, RunQuery, RunStatus, Trigger, ValidationError,
 };
@@ -161,6 +162,10 @@ struct Inner {
     wake: tokio::sync::Notify,
     /// Bumped whenever a run finishes; waiters for a run watch it.
     finished: tokio::sync::watch::Sender<u64>,
+    /// Bumped whenever a run starts or finishes; live views of the runs watch it.
+    activity: tokio::sync::watch::Sender<u64>,
+    /// The logs of runs in flight.
+    logs: LiveLogs,
     /// The std mutexes below are held only for short, await-free sections.
     loop_token: Mutex<Option<CancellationToken>>,
     desired: Mutex<DesiredState>,
@@ -217,6 +222,8 @@ impl Engine {
                 firing: tokio::sync::Mutex::new(()),
                 wake: tokio::sync::Notify::new(),
                 finished: tokio::sync::watch::Sender::new(0),
+                activity: tokio::sync::watch::Sender::new(0),
+                logs: LiveLogs::default(),
                 loop_token: Mutex::new(None),
                 desired: Mutex::new(desired),
                 last_heartbeat: Mutex::new(None),
@@ -573,6 +580,32 @@ impl Engine {
         self.inner.store.list_runs(q).await
     }
 
+    /// Run `id`'s log: the text so far and, while the run is in flight on this node, its
+    /// new chunks as they are written.
+    pub async fn follow_log(&self, id: i64) -> Result<Follow> {
+        if let Some(follow) = self.inner.logs.follow(id) {
+            return Ok(follow);
+        }
+        // Ended (or never started here): the stored log is the whole of it.
+        let so_far = self
+            .inner
+            .store
+            .run_log(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("no run with id {id}")))?;
+        Ok(Follow { so_far, live: None })
+    }
+
+    /// Cancelled when the server begins to shut down; long-lived streams end on it.
+    pub fn shutting_down(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
+    /// A counter bumped whenever a run starts or finishes, for views that show runs live.
+    pub fn activity(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.activity.subscribe()
+    }
+
     /// Waits until run `id` has finished or `within` has passed; returns it either way.
     pub async fn wait_run(&self, id: i64, within: Duration) -> Result<Run> {
         let mut finished = self.inner.finished.subscribe();
@@ -607,15 +640,17 @@ impl Engine {
     /// Executes an already active run in its own tracked task.
     fn launch(&self, job: Job, run_id: i64, meta: RunMeta) {
         let engine = self.clone();
+        // Opened before the task starts, so the run is followable as soon as it exists.
+        let log = self.inner.logs.open(run_id);
         self.inner
             .tracker
-            .spawn(async move { engine.execute(job, run_id, meta).await });
+            .spawn(async move { engine.execute(job, run_id, meta, log).await });
     }
 
     /// Runs the kind under the job's timeout, in a task of its own so that a panic is
     /// caught as a `JoinError` and a hung job can be abandoned; records the outcome;
     /// starts whatever was queued behind it; schedules a retry if the policy says so.
-    async fn execute(&self, job: Job, run_id: i64, meta: RunMeta) {
+    async fn execute(&self, job: Job, run_id: i64, meta: RunMeta, log: RunLog) {
         let RunMeta {
             attempt,
             scheduled_at,
@@ -627,6 +662,13 @@ impl Engine {
             serde_json::json!({ "job": job.id, "run": run_id, "attempt": attempt }),
         );
         let cancel = inner.runs_cancel.child_token();
+        log.line(&format!(
+            "{} run {run_id} of {} started (attempt {attempt}, kind {})",
+            inner.clock.now().format("%H:%M:%S%.3f"),
+            job.id,
+            job.kind
+        ));
+        inner.activity.send_modify(|n| *n += 1);
         let (status, output, error) = match inner.kinds.get(&job.kind) {
             None => (
                 RunStatus::Failed,
@@ -641,6 +683,7 @@ impl Engine {
                     scheduled_at,
                     first_run,
                     cancel: cancel.clone(),
+                    log: log.clone(),
                     engine: self.clone(),
                 };
                 let mut task = tokio::spawn(kind(ctx));
@@ -675,8 +718,20 @@ impl Engine {
             (status, error)
         };
         fail::fail_point!("before_finish", |_| std::process::abort());
-        self.record_finish(run_id, status, output.as_ref(), error.as_deref())
+        log.line(&format!(
+            "{} {}{}",
+            inner.clock.now().format("%H:%M:%S%.3f"),
+            status.as_str(),
+            error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ));
+        let text = inner.logs.end(&log);
+        self.record_finish(run_id, status, output.as_ref(), error.as_deref(), &text)
             .await;
+        inner.logs.forget(run_id);
+        inner.activity.send_modify(|n| *n += 1);
         self.event(
             "run_finished",
             serde_json::json!({ "job": job.id, "run": run_id, "status": status.as_str() }),
@@ -714,13 +769,14 @@ impl Engine {
         status: RunStatus,
         output: Option<&serde_json::Value>,
         error: Option<&str>,
+        log: &str,
     ) {
         let inner = &self.inner;
         let mut delay = Duration::from_millis(200);
         loop {
             match inner
                 .store
-                .finish_run(run_id, status, inner.clock.now(), output, error)
+                .finish_run(run_id, status, inner.clock.now(), output, error, Some(log))
                 .await
             {
                 Ok(()) => return,

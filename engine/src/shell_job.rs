@@ -3,11 +3,13 @@
 //! unless the server runs with `--allow-shell`.
 //!
 //! Params: `argv` (`["program", "arg", ...]`, required), `env` (object), `cwd`. Stdout and
-//! stderr are kept up to 1 MiB each; the exit code is recorded and non-zero fails the run.
+//! stderr stream into the run's live log as the program writes them, and are kept in the
+//! output up to 1 MiB each; the exit code is recorded and non-zero fails the run.
 //! When the run is abandoned (timeout, shutdown), the whole process group gets SIGKILL,
 //! which no child can ignore.
 
 use crate::kinds::{JobContext, JobFailure, JobResult};
+use crate::live_log::RunLog;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 
@@ -30,9 +32,12 @@ impl Drop for GroupKiller {
     }
 }
 
-async fn read_capped(mut from: impl tokio::io::AsyncRead + Unpin) -> (String, bool) {
+/// Reads a pipe to its end, keeping up to [`MAX_OUTPUT`] and passing the text to the
+/// run's live log as it arrives (a character split across reads waits for its rest).
+async fn read_capped(mut from: impl tokio::io::AsyncRead + Unpin, log: RunLog) -> (String, bool) {
     let mut kept = Vec::new();
     let mut buf = [0u8; 8192];
+    let mut pending = Vec::new();
     let mut truncated = false;
     loop {
         match from.read(&mut buf).await {
@@ -42,9 +47,18 @@ async fn read_capped(mut from: impl tokio::io::AsyncRead + Unpin) -> (String, bo
                 kept.extend_from_slice(&buf[..n.min(room)]);
                 // Keep draining past the cap so the child never blocks on a full pipe.
                 truncated |= n > room;
+                pending.extend_from_slice(&buf[..n]);
+                let whole = match std::str::from_utf8(&pending) {
+                    Ok(_) => pending.len(),
+                    Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                    Err(_) => pending.len(),
+                };
+                log.append(&String::from_utf8_lossy(&pending[..whole]));
+                pending.drain(..whole);
             }
         }
     }
+    log.append(&String::from_utf8_lossy(&pending));
     (String::from_utf8_lossy(&kept).into_owned(), truncated)
 }
 
@@ -105,8 +119,8 @@ pub async fn run(ctx: JobContext) -> JobResult {
         .spawn()
         .map_err(|e| JobFailure::new(format!("cannot start {:?}: {e}", argv[0])))?;
     let _group = GroupKiller(child.id().and_then(|id| i32::try_from(id).ok()));
-    let stdout = child.stdout.take().map(read_capped);
-    let stderr = child.stderr.take().map(read_capped);
+    let stdout = child.stdout.take().map(|o| read_capped(o, ctx.log.clone()));
+    let stderr = child.stderr.take().map(|e| read_capped(e, ctx.log.clone()));
     let (status, out, err) = tokio::join!(
         child.wait(),
         async {

@@ -480,6 +480,7 @@ impl Store {
         at: DateTime<Utc>,
         output: Option<&serde_json::Value>,
         error: Option<&str>,
+        log: Option<&str>,
     ) -> Result<()> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let op = crate::writer::Op::FinishRun {
@@ -488,6 +489,7 @@ impl Store {
             at,
             output: output.map(|o| o.to_string()),
             error: error.map(str::to_string),
+            log: log.map(str::to_string),
             reply,
         };
         self.submit(op, answer).await
@@ -506,6 +508,14 @@ impl Store {
         .await?;
         tx.commit().await?;
         rows.iter().map(run_from_row).collect()
+    }
+
+    /// Run `id`'s stored log (empty until the run ends); `None` when there is no such run.
+    pub async fn run_log(&self, id: i64) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT log FROM runs WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?)
     }
 
     pub async fn get_run(&self, id: i64) -> Result<Option<Run>> {

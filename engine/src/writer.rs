@@ -42,6 +42,8 @@ pub(crate) enum Op {
         at: DateTime<Utc>,
         output: Option<String>,
         error: Option<String>,
+        /// `None` keeps the stored log (a run ended by someone other than its runner).
+        log: Option<String>,
         reply: oneshot::Sender<Result<(), String>>,
     },
 }
@@ -90,8 +92,9 @@ async fn apply(pool: &SqlitePool, batch: Vec<Op>) {
                 at,
                 output,
                 error,
+                log,
                 reply,
-            } => finishes.push((id, status, at, output, error, reply)),
+            } => finishes.push((id, status, at, output, error, log, reply)),
         }
     }
     for chunk in chunks(plain) {
@@ -106,25 +109,26 @@ async fn apply(pool: &SqlitePool, batch: Vec<Op>) {
     }
     for chunk in chunks(finishes) {
         let mut sql = String::from(
-            "UPDATE runs SET status = v.column2, finished_ms = v.column3, output = v.column4, error = v.column5 FROM (VALUES ",
+            "UPDATE runs SET status = v.column2, finished_ms = v.column3, output = v.column4, error = v.column5, log = COALESCE(v.column6, runs.log) FROM (VALUES ",
         );
         for k in 0..chunk.len() {
             sql.push_str(if k == 0 {
-                "(?, ?, ?, ?, ?)"
+                "(?, ?, ?, ?, ?, ?)"
             } else {
-                ", (?, ?, ?, ?, ?)"
+                ", (?, ?, ?, ?, ?, ?)"
             });
         }
         sql.push_str(") AS v WHERE runs.id = v.column1");
         // Only placeholders are spliced in; every value is bound.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (id, status, at, output, error, _) in &chunk {
+        for (id, status, at, output, error, log, _) in &chunk {
             q = q
                 .bind(*id)
                 .bind(*status)
                 .bind(to_ms(*at))
                 .bind(output.clone())
-                .bind(error.clone());
+                .bind(error.clone())
+                .bind(log.clone());
         }
         let r = q
             .execute(&mut *tx)

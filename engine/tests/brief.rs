@@ -224,6 +224,7 @@ async fn a_retried_brief_is_not_posted_twice() {
             scheduled_at: None,
             first_run: 100,
             cancel: CancellationToken::new(),
+            log: engine::RunLog::default(),
             engine: engine.clone(),
         };
         let out = engine::automations::brief::deliver(&ctx, &format!("{base}/hook"), "# Brief")

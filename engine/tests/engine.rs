@@ -540,6 +540,7 @@ async fn fifty_concurrent_writers_never_see_database_is_locked() {
                         Utc::now(),
                         Some(&serde_json::json!({ "k": k })),
                         None,
+                        None,
                     )
                     .await?;
             }
@@ -816,7 +817,7 @@ async fn retention_deletes_old_runs_and_logs_but_keeps_the_last_n_of_every_job()
                 .unwrap()
                 .unwrap();
             store
-                .finish_run(id, RunStatus::Succeeded, t, None, None)
+                .finish_run(id, RunStatus::Succeeded, t, None, None, None)
                 .await
                 .unwrap();
         }

@@ -12,7 +12,22 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Serves `/ok` (200 "hello"), `/big` (2 MiB), `/teapot` (418) and `/to-mapped`
+/// A ledger as an HTTP JSON source serves it: two months of a tiny business.
+const LEDGER: &str = r#"[
+  {"date": "2026-01-05", "amount": "1200.50", "currency": "USD", "category": "subscription", "type": "revenue", "description": "plans"},
+  {"date": "2026-01-09", "amount": "300", "currency": "USD", "category": "services", "type": "revenue"},
+  {"date": "2026-01-20", "amount": "900.25", "currency": "USD", "category": "payroll", "type": "expense"},
+  {"date": "2026-02-05", "amount": "1500", "currency": "USD", "category": "subscription", "type": "revenue"},
+  {"date": "2026-02-21", "amount": "2000", "currency": "USD", "category": "payroll", "type": "expense"}
+]"#;
+/// Row 2 has a date that is not one, row 3 an amount that is not a number.
+const BAD_LEDGER: &str = r#"[
+  {"date": "2026-01-05", "amount": "10", "currency": "USD", "category": "subscription", "type": "revenue"},
+  {"date": "2026-13-40", "amount": "10", "currency": "USD", "category": "subscription", "type": "revenue"},
+  {"date": "2026-01-07", "amount": "ten", "currency": "USD", "category": "subscription", "type": "revenue"}
+]"#;
+
+/// Serves `/ok` (200 "hello"), `/ledger.json` and `/ledger-bad.json`, `/big` (2 MiB), `/teapot` (418) and `/to-mapped`
 /// (302 to the same server through an IPv4-mapped IPv6 address). Counts requests.
 async fn server(hits: Arc<AtomicUsize>) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -34,6 +49,8 @@ async fn server(hits: Arc<AtomicUsize>) -> u16 {
                         format!("location: http://[::ffff:127.0.0.1]:{port}/ok\r\n"),
                         Vec::new(),
                     ),
+                    "/ledger.json" => ("200 OK", String::new(), LEDGER.as_bytes().to_vec()),
+                    "/ledger-bad.json" => ("200 OK", String::new(), BAD_LEDGER.as_bytes().to_vec()),
                     _ => ("418 I'm a teapot", String::new(), b"no".to_vec()),
                 };
                 let head = format!(
@@ -160,4 +177,66 @@ async fn allowed_requests_cap_the_body_mask_secrets_and_check_the_status() {
     )
     .await;
     assert_eq!(run.status, RunStatus::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finance_metrics_reads_a_ledger_from_an_http_json_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, ..) = open(dir.path(), &[]).await;
+    let port = server(Arc::new(AtomicUsize::new(0))).await;
+    let finance = |path: &str| {
+        let engine = engine.clone();
+        let url = format!("http://127.0.0.1:{port}{path}");
+        async move {
+            let _ = engine.delete_job("fin").await;
+            engine
+                .create_job(JobSpec {
+                    id: Some("fin".into()),
+                    kind: Some("finance-metrics".into()),
+                    schedule: Some("@every 24h".into()),
+                    params: Some(serde_json::json!({ "source_url": url, "starting_cash": 10000 })),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let run = engine.run_now("fin", Trigger::Api).await.unwrap();
+            engine
+                .wait_run(run.id, Duration::from_secs(20))
+                .await
+                .unwrap()
+        }
+    };
+    let run = finance("/ledger.json").await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    let out = &run.output;
+    assert_eq!(out["entries"], 5);
+    assert!(out["source"].as_str().unwrap().ends_with("/ledger.json"));
+    let jan = &out["months"][0];
+    assert_eq!(jan["month"], "2026-01");
+    assert_eq!(jan["revenue"], 1500.5);
+    assert_eq!(jan["expenses"], 900.25);
+    assert_eq!(jan["net"], 600.25);
+    assert_eq!(jan["mrr"], 1200.5, "only subscription revenue is recurring");
+    let feb = &out["months"][1];
+    assert_eq!(feb["net"], -500.0);
+    assert_eq!(feb["cash"], 10100.25, "starting cash plus both months' net");
+    assert_eq!(out["totals"]["revenue"], 3000.5);
+
+    let bad = finance("/ledger-bad.json").await;
+    assert_eq!(bad.status, RunStatus::Failed);
+    let error = bad.error.unwrap();
+    assert!(error.contains("line 2: date"), "{error}");
+    assert!(error.contains("line 3: amount"), "{error}");
+    assert!(!error.contains("line 1"), "{error}");
+
+    let not_json = finance("/ok").await;
+    assert!(
+        not_json
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("is not a JSON array of rows"),
+        "{not_json:?}"
+    );
+    engine.shutdown().await;
 }

@@ -126,3 +126,63 @@ async fn a_child_ignoring_sigterm_is_killed_with_its_group_at_timeout() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_streams_into_the_live_log_while_the_program_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, ..) = open(dir.path(), true).await;
+    let gate = dir.path().join("gate");
+    // Prints a line, then waits for the test to open the gate before printing another.
+    let script = format!(
+        "echo first line; echo to stderr >&2; while [ ! -e '{}' ]; do sleep 0.02; done; echo second line",
+        gate.display()
+    );
+    engine
+        .create_job(JobSpec {
+            id: Some("talk".into()),
+            kind: Some("shell".into()),
+            schedule: Some("@every 24h".into()),
+            timeout_secs: Some(20),
+            params: Some(serde_json::json!({ "argv": ["sh", "-c", script] })),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let run = engine.run_now("talk", Trigger::Api).await.unwrap();
+    let follow = engine.follow_log(run.id).await.unwrap();
+    let mut seen = follow.so_far.clone();
+    let mut live = follow.live.expect("the run is in flight");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(seen.contains("first line") && seen.contains("to stderr")) {
+        let chunk = tokio::time::timeout_at(deadline.into(), live.recv())
+            .await
+            .expect("the first lines arrive while the program still runs")
+            .unwrap();
+        seen.push_str(&chunk);
+    }
+    assert_eq!(
+        engine.get_run(run.id).await.unwrap().status,
+        RunStatus::Running,
+        "followed live, not read back after the end"
+    );
+    assert!(!seen.contains("second line"));
+    std::fs::write(&gate, "").unwrap();
+    // The stream closes when the run ends, after the last chunk.
+    while let Ok(chunk) = tokio::time::timeout_at(deadline.into(), live.recv())
+        .await
+        .expect("the run ends")
+    {
+        seen.push_str(&chunk);
+    }
+    let done = engine
+        .wait_run(run.id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded, "{done:?}");
+    assert!(seen.contains("second line"), "{seen}");
+    assert!(seen.trim_end().ends_with("succeeded"), "{seen}");
+    // What was followed is what is stored, and an ended run is followed from the store.
+    let after = engine.follow_log(run.id).await.unwrap();
+    assert!(after.live.is_none());
+    assert_eq!(after.so_far, seen);
+}

@@ -134,7 +134,7 @@ pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 pub async fn status(State(state): State<AppState>) -> Json<SchedulerStatus> {
     Json(state.engine.status().into())

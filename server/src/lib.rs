@@ -5,6 +5,7 @@
 //!   taking its listener address and shutdown signal from the caller.
 //! - [`auth`]: the dashboard key, sessions, and the guard in front of every route.
 //! - [`api`]: REST handlers and the JSON error type.
+//! - [`live`]: server-sent event streams (a run's live log, run activity).
 //! - [`pidfile`]: one server per data dir.
 //! - [`bench`]: hooks for the benchmark harness (`--bench`).
 //! - [`cli`]: the client commands (`echopilot scheduler ...`).
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod live;
 pub mod pidfile;
 pub mod startup;
 pub mod telemetry;

@@ -180,6 +180,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/jobs/{id}/run", post(api::run_job))
         .route("/api/runs", get(api::list_runs))
         .route("/api/runs/{id}", get(api::get_run))
+        .route("/api/runs/{id}/log", get(crate::live::run_log))
+        .route("/api/events", get(crate::live::events))
         .route("/api/schedule/preview", get(api::schedule_preview))
         .route("/api/bench/ticks", get(crate::bench::ticks))
         .route("/api/self-heal", post(api::self_heal))

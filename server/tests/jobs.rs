@@ -531,3 +531,91 @@ async fn cli_run_prints_the_run_and_exits_non_zero_when_it_failed() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
 }
+
+/// Reads server-sent events from `r` until `until` says stop or the deadline passes;
+/// returns `(event, data)` pairs.
+async fn read_events(
+    r: &mut reqwest::Response,
+    within: Duration,
+    until: impl Fn(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = String::new();
+    let mut events = Vec::new();
+    while !until(&events) {
+        let chunk = tokio::time::timeout_at(deadline, r.chunk())
+            .await
+            .expect("the next event arrives in time")
+            .unwrap()
+            .expect("the stream stays open until told");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let mut kind = String::from("message");
+            let mut data = Vec::new();
+            for line in block.lines() {
+                if let Some(k) = line.strip_prefix("event:") {
+                    kind = k.trim().to_string();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push(d.strip_prefix(' ').unwrap_or(d).to_string());
+                }
+            }
+            if !data.is_empty() {
+                events.push((kind, data.join("\n")));
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn a_run_log_streams_while_the_run_lasts_then_ends_with_its_status() {
+    let app = spawn_app();
+    let job = json!({ "id": "slow", "kind": "noop", "schedule": "@every 24h", "params": { "duration_ms": 1500 } });
+    assert_eq!(
+        send(&app, Method::POST, "/api/jobs", Some(job)).await.0,
+        201
+    );
+    let mut activity = app.get("/api/events").await;
+    assert_eq!(
+        activity.headers()["content-type"],
+        "text/event-stream",
+        "activity is an event stream"
+    );
+    let (_, run) = send(&app, Method::POST, "/api/jobs/slow/run", None).await;
+    let id = run["run"]["id"].as_i64().unwrap();
+    let mut log = app.get(&format!("/api/runs/{id}/log")).await;
+    assert_eq!(log.status(), 200);
+    let events = read_events(&mut log, Duration::from_secs(10), |ev| {
+        ev.iter().any(|(k, _)| k == "end")
+    })
+    .await;
+    let text: String = events
+        .iter()
+        .filter(|(k, _)| k == "log")
+        .map(|(_, d)| d.as_str())
+        .collect::<Vec<_>>()
+        .join("");
+    assert!(
+        text.contains(&format!("run {id} of slow started")),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("succeeded"), "{text}");
+    assert_eq!(
+        events.last().unwrap(),
+        &("end".to_string(), "succeeded".to_string())
+    );
+    // The run's start and end were announced on the activity stream.
+    read_events(&mut activity, Duration::from_secs(5), |ev| {
+        ev.iter().any(|(k, _)| k == "runs")
+    })
+    .await;
+    // An ended run replays its stored log; an unknown one is a 404 before any stream.
+    let mut again = app.get(&format!("/api/runs/{id}/log")).await;
+    let replay = read_events(&mut again, Duration::from_secs(5), |ev| {
+        ev.iter().any(|(k, _)| k == "end")
+    })
+    .await;
+    assert_eq!(replay[0], ("log".to_string(), text.clone()));
+    assert_eq!(app.get("/api/runs/999999/log").await.status(), 404);
+}

@@ -118,7 +118,14 @@ pub async fn run(ctx: JobContext) -> JobResult {
                 let why = "cancelled by self-heal: still running long after its timeout";
                 if engine
                     .store()
-                    .finish_run(r.id, crate::RunStatus::Cancelled, now, None, Some(why))
+                    .finish_run(
+                        r.id,
+                        crate::RunStatus::Cancelled,
+                        now,
+                        None,
+                        Some(why),
+                        None,
+                    )
                     .await
                     .is_ok()
                 {
