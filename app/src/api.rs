@@ -1,46 +1,374 @@
 //! Server functions. Each is a thin call into the engine — the same call its REST twin in
-//! the server makes — and maps the result to a wire type. Authentication and CSRF checks
-//! happen in the server's middleware before any of these run.
+//! the server makes — mapped to a wire type by [`crate::ssr`]. Authentication, CSRF checks
+//! and the audit log happen in the server's middleware before any of these run.
 
-use crate::wire::SchedulerStatus;
+use crate::wire::*;
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
-mod ssr {
-    use leptos::prelude::*;
-
-    /// The engine handle the server provides as context.
-    pub fn engine() -> Result<engine::Engine, ServerFnError> {
-        use_context::<engine::Engine>()
-            .ok_or_else(|| ServerFnError::new("the engine is not available"))
-    }
-
-    /// Engine errors are logged with their cause and shown as a sentence without internals.
-    pub fn internal(e: engine::EngineError) -> ServerFnError {
-        leptos::logging::error!("scheduler control failed: {e}");
-        ServerFnError::new("the scheduler could not record the change; see the server log")
-    }
-}
+use crate::ssr::{engine, fail};
 
 #[server(prefix = "/api/fn")]
 pub async fn get_status() -> Result<SchedulerStatus, ServerFnError> {
-    Ok(ssr::engine()?.status().into())
+    Ok(engine()?.status().into())
 }
 
 #[server(prefix = "/api/fn")]
 pub async fn start_scheduler() -> Result<SchedulerStatus, ServerFnError> {
-    let status = ssr::engine()?.start().await.map_err(ssr::internal)?;
-    Ok(status.into())
+    Ok(engine()?.start().await.map_err(fail)?.into())
 }
 
 #[server(prefix = "/api/fn")]
 pub async fn stop_scheduler() -> Result<SchedulerStatus, ServerFnError> {
-    let status = ssr::engine()?.stop().await.map_err(ssr::internal)?;
-    Ok(status.into())
+    Ok(engine()?.stop().await.map_err(fail)?.into())
 }
 
 #[server(prefix = "/api/fn")]
 pub async fn restart_scheduler() -> Result<SchedulerStatus, ServerFnError> {
-    let status = ssr::engine()?.restart().await.map_err(ssr::internal)?;
-    Ok(status.into())
+    Ok(engine()?.restart().await.map_err(fail)?.into())
+}
+
+/// Health from the last self-heal, the last 24 h of problems, runs per hour and p95 per job.
+#[server(prefix = "/api/fn")]
+pub async fn get_overview() -> Result<Overview, ServerFnError> {
+    use engine::automations::metrics::{hourly, job_stats};
+    use engine::RunStatus;
+    let engine = engine()?;
+    let store = engine.store();
+    let now = chrono::Utc::now();
+    let day = store
+        .runs_since(now - chrono::Duration::hours(24))
+        .await
+        .map_err(fail)?;
+    let mut problems = Vec::new();
+    for status in [
+        RunStatus::Failed,
+        RunStatus::TimedOut,
+        RunStatus::Interrupted,
+        RunStatus::Skipped,
+    ] {
+        let q = engine::RunQuery {
+            status: Some(status),
+            limit: 10,
+            ..Default::default()
+        };
+        let since = now - chrono::Duration::hours(24);
+        problems.extend(
+            engine
+                .list_runs(&q)
+                .await
+                .map_err(fail)?
+                .iter()
+                .filter(|r| r.started_at.or(r.finished_at).is_some_and(|t| t >= since))
+                .map(RunRow::from),
+        );
+    }
+    problems.sort_by(|a, b| b.id.cmp(&a.id));
+    problems.truncate(10);
+    let health = store
+        .latest_report(engine::automations::self_heal::KIND)
+        .await
+        .map_err(fail)?;
+    Ok(Overview {
+        health: health.as_ref().map(crate::ssr::health),
+        problems,
+        hours: hourly(&day, now, 24)
+            .into_iter()
+            .map(|h| HourBar {
+                label: chrono::DateTime::from_timestamp_millis(h.hour_ms)
+                    .map(|t| t.format("%H:00").to_string())
+                    .unwrap_or_default(),
+                succeeded: h.succeeded,
+                failed: h.failed,
+                skipped: h.skipped,
+            })
+            .collect(),
+        p95: job_stats(&day)
+            .into_iter()
+            .filter_map(|s| {
+                s.p95_ms.map(|p| Bar {
+                    label: s.job,
+                    value: p as f64,
+                    text: crate::ssr::millis(p),
+                })
+            })
+            .collect(),
+    })
+}
+
+#[server(prefix = "/api/fn")]
+pub async fn list_jobs() -> Result<JobsPage, ServerFnError> {
+    let engine = engine()?;
+    let mut jobs = Vec::new();
+    for j in engine.list_jobs() {
+        let q = engine::RunQuery {
+            job: Some(j.id.clone()),
+            limit: 1,
+            ..Default::default()
+        };
+        let last = engine.list_runs(&q).await.map_err(fail)?.into_iter().next();
+        jobs.push(JobRow {
+            words: engine::describe_schedule(&j.schedule),
+            next_run: j.next_run_at.map(crate::ssr::time),
+            last_status: last.as_ref().map(|r| r.status.as_str().to_string()),
+            last_run: last.map(|r| r.id),
+            id: j.id,
+            name: j.name,
+            kind: j.kind,
+            schedule: j.schedule,
+            timezone: j.timezone,
+            enabled: j.enabled,
+        });
+    }
+    Ok(JobsPage { jobs })
+}
+
+/// The form for job `id`, or a new job's defaults when `id` is empty.
+#[server(prefix = "/api/fn")]
+pub async fn get_job_form(id: String) -> Result<JobForm, ServerFnError> {
+    let engine = engine()?;
+    let kinds: Vec<String> = engine
+        .kinds()
+        .into_iter()
+        .filter(|k| k != engine::shell_job::KIND || engine.config().allow_shell)
+        .collect();
+    if id.is_empty() {
+        return Ok(JobForm {
+            id: String::new(),
+            name: String::new(),
+            kind: "http".into(),
+            schedule: "0 */5 * * * *".into(),
+            timezone: "UTC".into(),
+            timeout_secs: 60,
+            retries: 0,
+            retry_backoff_secs: 10,
+            overlap: "skip".into(),
+            misfire: "run_once".into(),
+            params: "{}".into(),
+            enabled: true,
+            kinds,
+        });
+    }
+    let j = engine.get_job(&id).map_err(fail)?;
+    Ok(JobForm {
+        id: j.id,
+        name: j.name,
+        kind: j.kind,
+        schedule: j.schedule,
+        timezone: j.timezone,
+        timeout_secs: j.timeout_secs,
+        retries: j.retries,
+        retry_backoff_secs: j.retry_backoff_secs,
+        overlap: serde_json::to_value(j.overlap)?
+            .as_str()
+            .unwrap_or("skip")
+            .into(),
+        misfire: serde_json::to_value(j.misfire)?
+            .as_str()
+            .unwrap_or("skip")
+            .into(),
+        params: serde_json::to_string_pretty(&j.params)?,
+        enabled: j.enabled,
+        kinds,
+    })
+}
+
+/// The schedule in words and its next five fire times, or why it is refused.
+#[server(prefix = "/api/fn")]
+pub async fn preview_schedule(
+    schedule: String,
+    timezone: String,
+) -> Result<Preview, ServerFnError> {
+    Ok(match engine::Schedule::parse(&schedule, &timezone) {
+        Ok(s) => Preview {
+            words: engine::describe_schedule(&schedule),
+            slots: s
+                .preview(chrono::Utc::now(), 5)
+                .into_iter()
+                .map(|p| Slot {
+                    local: p.local,
+                    utc: crate::ssr::time(p.at),
+                    change: p.offset_change,
+                })
+                .collect(),
+            error: None,
+        },
+        Err(e) => Preview {
+            words: String::new(),
+            slots: vec![],
+            error: Some(format!("{}: {}", e.field, e.message)),
+        },
+    })
+}
+
+/// Creates (when `original` is empty) or replaces a job; answers its id.
+#[allow(clippy::too_many_arguments)]
+#[server(prefix = "/api/fn")]
+pub async fn save_job(
+    original: String,
+    id: String,
+    name: String,
+    kind: String,
+    schedule: String,
+    timezone: String,
+    timeout_secs: String,
+    retries: String,
+    overlap: String,
+    misfire: String,
+    params: String,
+    enabled: Option<String>,
+) -> Result<String, ServerFnError> {
+    let number = |field: &str, v: &str| {
+        v.trim()
+            .parse::<u64>()
+            .map_err(|_| ServerFnError::new(format!("{field}: {v:?} is not a whole number")))
+    };
+    let params: serde_json::Value = serde_json::from_str(if params.trim().is_empty() {
+        "{}"
+    } else {
+        &params
+    })
+    .map_err(|e| ServerFnError::new(format!("params: not JSON: {e}")))?;
+    fn as_enum<T: serde::de::DeserializeOwned>(field: &str, v: &str) -> Result<T, ServerFnError> {
+        serde_json::from_value(serde_json::Value::String(v.into()))
+            .map_err(|_| ServerFnError::new(format!("{field}: {v:?} is not an option")))
+    }
+    let spec = engine::JobSpec {
+        id: Some(id.trim().to_string()),
+        name: Some(name.trim().to_string()).filter(|n| !n.is_empty()),
+        kind: Some(kind),
+        schedule: Some(schedule),
+        timezone: Some(timezone),
+        enabled: Some(enabled.is_some()),
+        timeout_secs: Some(number("timeout_secs", &timeout_secs)?),
+        retries: Some(number("retries", &retries)?.min(u64::from(u32::MAX)) as u32),
+        overlap: Some(as_enum("overlap", &overlap)?),
+        misfire: Some(as_enum("misfire", &misfire)?),
+        params: Some(params),
+        ..Default::default()
+    };
+    let engine = engine()?;
+    let job = if original.is_empty() {
+        engine.create_job(spec).await
+    } else {
+        engine.update_job(&original, spec, false).await
+    }
+    .map_err(fail)?;
+    Ok(job.id)
+}
+
+#[server(prefix = "/api/fn")]
+pub async fn set_job_enabled(id: String, enabled: bool) -> Result<(), ServerFnError> {
+    let spec = engine::JobSpec {
+        enabled: Some(enabled),
+        ..Default::default()
+    };
+    engine()?.update_job(&id, spec, true).await.map_err(fail)?;
+    Ok(())
+}
+
+/// Starts a run of job `id` now; answers the run's id.
+#[server(prefix = "/api/fn")]
+pub async fn run_job_now(id: String) -> Result<i64, ServerFnError> {
+    let run = engine()?
+        .run_now(&id, engine::Trigger::Manual)
+        .await
+        .map_err(fail)?;
+    Ok(run.id)
+}
+
+#[server(prefix = "/api/fn")]
+pub async fn delete_job(id: String) -> Result<(), ServerFnError> {
+    engine()?.delete_job(&id).await.map_err(fail)
+}
+
+/// Runs newest first, filtered by job and status (empty: any), 25 a page before `before`.
+#[server(prefix = "/api/fn")]
+pub async fn list_runs(
+    job: String,
+    status: String,
+    before: Option<i64>,
+) -> Result<RunsPage, ServerFnError> {
+    const PAGE: u32 = 25;
+    let engine = engine()?;
+    let status = match status.as_str() {
+        "" => None,
+        s => Some(
+            engine::RunStatus::parse(s)
+                .ok_or_else(|| ServerFnError::new(format!("status: {s:?} is not a run status")))?,
+        ),
+    };
+    let q = engine::RunQuery {
+        job: Some(job).filter(|j| !j.is_empty()),
+        status,
+        before,
+        limit: PAGE,
+    };
+    let runs = engine.list_runs(&q).await.map_err(fail)?;
+    let next = (runs.len() == PAGE as usize)
+        .then(|| runs.last().map(|r| r.id))
+        .flatten();
+    Ok(RunsPage {
+        runs: runs.iter().map(RunRow::from).collect(),
+        next,
+        jobs: engine.list_jobs().into_iter().map(|j| j.id).collect(),
+    })
+}
+
+#[server(prefix = "/api/fn")]
+pub async fn get_run(id: i64) -> Result<RunDetail, ServerFnError> {
+    Ok((&engine()?.get_run(id).await.map_err(fail)?).into())
+}
+
+/// Every CEO brief, newest first (the last 50).
+#[server(prefix = "/api/fn")]
+pub async fn list_briefs() -> Result<Vec<Brief>, ServerFnError> {
+    let q = engine::RunQuery {
+        job: Some(engine::automations::brief::KIND.into()),
+        status: Some(engine::RunStatus::Succeeded),
+        limit: 50,
+        ..Default::default()
+    };
+    let runs = engine()?.list_runs(&q).await.map_err(fail)?;
+    Ok(runs.iter().map(crate::ssr::brief).collect())
+}
+
+/// The latest finance snapshot, if one was taken.
+#[server(prefix = "/api/fn")]
+pub async fn get_finance() -> Result<Option<Finance>, ServerFnError> {
+    let run = engine()?
+        .store()
+        .latest_report(engine::automations::finance::KIND)
+        .await
+        .map_err(fail)?;
+    Ok(run.as_ref().map(crate::ssr::finance))
+}
+
+/// Success rate and durations per job over the last 24 h, from the run history.
+#[server(prefix = "/api/fn")]
+pub async fn get_metrics() -> Result<Metrics, ServerFnError> {
+    let runs = engine()?
+        .store()
+        .runs_since(chrono::Utc::now() - chrono::Duration::hours(24))
+        .await
+        .map_err(fail)?;
+    Ok(crate::ssr::metrics(
+        &engine::automations::metrics::job_stats(&runs),
+    ))
+}
+
+/// The newest 200 audit entries.
+#[server(prefix = "/api/fn")]
+pub async fn list_audit() -> Result<Vec<AuditRow>, ServerFnError> {
+    let rows = engine()?.store().list_audit(200).await.map_err(fail)?;
+    Ok(rows
+        .into_iter()
+        .map(|a| AuditRow {
+            at: crate::ssr::time(a.at),
+            actor: a.actor,
+            ip: a.ip,
+            action: a.action,
+            status: a.status,
+        })
+        .collect())
 }

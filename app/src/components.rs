@@ -1,7 +1,9 @@
 //! Small pieces the pages are built from.
 
-use crate::wire::{SchedulerState, SchedulerStatus};
+use crate::wire::{Bar, HourBar, Month, RunRow, SchedulerState, SchedulerStatus, Table};
 use leptos::prelude::*;
+use leptos_router::components::A;
+use wasm_bindgen::{closure::Closure, JsCast};
 
 /// How often live pages refresh when auto-refresh is on.
 pub const AUTO_REFRESH_MS: u32 = 10_000;
@@ -26,7 +28,13 @@ pub fn Layout(children: Children) -> impl IntoView {
             <header class="topbar">
                 <a class="brand" href="/">"EchoPilot"</a>
                 <nav aria-label="Main">
-                    <a href="/" aria-current="page">"Overview"</a>
+                    <A href="/" exact=true>"Overview"</A>
+                    <A href="/jobs">"Jobs"</A>
+                    <A href="/runs">"Runs"</A>
+                    <A href="/briefs">"Briefs"</A>
+                    <A href="/finance">"Finance"</A>
+                    <A href="/metrics">"Metrics"</A>
+                    <A href="/audit">"Audit"</A>
                 </nav>
                 <form method="post" action="/api/session/logout" class="logout">
                     <button type="submit" class="ghost">"Log out"</button>
@@ -81,7 +89,7 @@ pub fn StatusFacts(status: SchedulerStatus) -> impl IntoView {
                 <ul class="next-runs">
                     {next_runs
                         .into_iter()
-                        .map(|n| view! { <li><code>{n.job}</code>" "{n.at.format("%Y-%m-%d %H:%M:%S UTC").to_string()}</li> })
+                        .map(|n| view! { <li><code>{n.job}</code>" "{n.at}</li> })
                         .collect_view()}
                 </ul>
             }
@@ -96,6 +104,49 @@ pub fn StatusFacts(status: SchedulerStatus) -> impl IntoView {
 pub struct AutoRefresh {
     pub enabled: RwSignal<bool>,
     pub tick: RwSignal<u64>,
+}
+
+/// An open server-sent event stream; dropping it closes the stream.
+pub struct EventStream(
+    send_wrapper::SendWrapper<
+        Option<(
+            web_sys::EventSource,
+            Vec<Closure<dyn FnMut(web_sys::Event)>>,
+        )>,
+    >,
+);
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        if let Some((source, _)) = Option::take(&mut *self.0) {
+            source.close();
+        }
+    }
+}
+
+/// Opens `url` as an event stream and calls `on(kind, data)` for its `open`, `runs`,
+/// `log` and `end` events. In the browser only; on the server it does nothing.
+pub fn follow_events(url: &str, on: impl Fn(&str, String) + 'static) -> EventStream {
+    let Ok(source) = web_sys::EventSource::new(url) else {
+        return EventStream(send_wrapper::SendWrapper::new(None));
+    };
+    let on = std::rc::Rc::new(on);
+    let closures = ["open", "runs", "log", "end"]
+        .into_iter()
+        .map(|kind| {
+            let on = on.clone();
+            let cb = Closure::<dyn FnMut(web_sys::Event)>::new(move |ev: web_sys::Event| {
+                let data = ev
+                    .dyn_ref::<web_sys::MessageEvent>()
+                    .and_then(|m| m.data().as_string())
+                    .unwrap_or_default();
+                on(kind, data);
+            });
+            let _ = source.add_event_listener_with_callback(kind, cb.as_ref().unchecked_ref());
+            cb
+        })
+        .collect();
+    EventStream(send_wrapper::SendWrapper::new(Some((source, closures))))
 }
 
 /// Sets up auto-refresh for the current page.
@@ -117,6 +168,13 @@ pub fn use_auto_refresh() -> AutoRefresh {
             // on_cleanup's Send bound and dropping it cancels the timer.
             let interval = send_wrapper::SendWrapper::new(interval);
             on_cleanup(move || drop(interval));
+            // Between ticks, runs starting or finishing refresh the page at once.
+            let events = follow_events("/api/events", move |kind, _| {
+                if kind == "runs" {
+                    tick.update(|t| *t += 1);
+                }
+            });
+            on_cleanup(move || drop(events));
         }
     });
     AutoRefresh { enabled, tick }
@@ -140,6 +198,232 @@ pub fn AutoRefreshToggle(refresh: AutoRefresh) -> impl IntoView {
             />
             {format!("Auto-refresh ({} s)", AUTO_REFRESH_MS / 1000)}
         </label>
+    }
+}
+
+/// A short message after an action: `ok` false shows it as an error.
+#[derive(Clone)]
+pub struct Toast {
+    id: u64,
+    text: String,
+    ok: bool,
+}
+
+#[derive(Clone, Copy)]
+struct Toasts(RwSignal<Vec<Toast>>);
+
+pub fn provide_toasts() {
+    provide_context(Toasts(RwSignal::new(Vec::new())));
+}
+
+/// Shows a toast for five seconds.
+pub fn toast(text: impl Into<String>, ok: bool) {
+    let Some(Toasts(list)) = use_context::<Toasts>() else {
+        return;
+    };
+    let id = list.with_untracked(|l| l.last().map_or(0, |t| t.id + 1));
+    list.update(|l| {
+        l.push(Toast {
+            id,
+            text: text.into(),
+            ok,
+        })
+    });
+    set_timeout(
+        move || list.update(|l| l.retain(|t| t.id != id)),
+        std::time::Duration::from_secs(5),
+    );
+}
+
+/// Reports a server action's outcome as a toast: `done` on success, the error otherwise.
+pub fn toast_on<T: Clone + Send + Sync + 'static>(
+    value: impl Get<Value = Option<Result<T, ServerFnError>>> + Send + Sync + 'static,
+    done: impl Fn(&T) -> String + Send + Sync + 'static,
+) {
+    Effect::new(move |_| match value.get() {
+        Some(Ok(v)) => toast(done(&v), true),
+        Some(Err(e)) => toast(error_text(&e), false),
+        None => {}
+    });
+}
+
+/// A server function's error as the operator should read it.
+pub fn error_text(e: &ServerFnError) -> String {
+    let s = e.to_string();
+    s.strip_prefix("error running server function: ")
+        .unwrap_or(&s)
+        .to_string()
+}
+
+#[component]
+pub fn ToastList() -> impl IntoView {
+    let Toasts(list) = expect_context::<Toasts>();
+    view! {
+        <div class="toasts" role="status" aria-live="polite" data-testid="toasts">
+            <For each=move || list.get() key=|t| t.id let:t>
+                <div class=if t.ok { "toast" } else { "toast toast-error" }>{t.text}</div>
+            </For>
+        </div>
+    }
+}
+
+/// A run's status as a coloured pill.
+#[component]
+pub fn RunStatusPill(status: String) -> impl IntoView {
+    view! { <span class=format!("pill pill-{status}") data-testid="run-status">{status.replace('_', " ")}</span> }
+}
+
+/// Runs as a table; each links to its detail page.
+#[component]
+pub fn RunsTable(runs: Vec<RunRow>) -> impl IntoView {
+    if runs.is_empty() {
+        return view! { <p class="muted">"No runs."</p> }.into_any();
+    }
+    view! {
+        <div class="table-wrap">
+            <table class="runs">
+                <thead><tr><th>"Run"</th><th>"Job"</th><th>"Status"</th><th>"When"</th><th>"Took"</th><th>"Trigger"</th></tr></thead>
+                <tbody>
+                    {runs.into_iter().map(|r| view! {
+                        <tr data-testid="run-row" data-run=r.id data-job=r.job.clone() data-status=r.status.clone()>
+                            <td><a href=format!("/runs/{}", r.id)>{format!("#{}", r.id)}</a></td>
+                            <td><code>{r.job.clone()}</code></td>
+                            <td><RunStatusPill status=r.status.clone() /></td>
+                            <td>{r.when}</td>
+                            <td>{r.duration.unwrap_or_default()}</td>
+                            <td>{r.trigger}{(r.attempt > 1).then(|| format!(" (attempt {})", r.attempt))}</td>
+                        </tr>
+                        {r.error.map(|e| view! { <tr class="error-row"><td></td><td colspan="5" class="error">{e}</td></tr> })}
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}
+
+/// A report table.
+#[component]
+pub fn DataTable(table: Table) -> impl IntoView {
+    view! {
+        <div class="table-wrap">
+            <table>
+                <caption>{table.title.replace('_', " ")}</caption>
+                <thead><tr>{table.columns.into_iter().map(|c| view! { <th>{c.replace('_', " ")}</th> }).collect_view()}</tr></thead>
+                <tbody>
+                    {table.rows.into_iter().map(|row| view! {
+                        <tr>{row.into_iter().map(|c| view! { <td>{c}</td> }).collect_view()}</tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+/// Horizontal bars, one per label, scaled to the largest value (or `max`).
+#[component]
+pub fn BarChart(
+    bars: Vec<Bar>,
+    label: &'static str,
+    #[prop(optional)] max: Option<f64>,
+) -> impl IntoView {
+    let top = max
+        .unwrap_or_else(|| bars.iter().map(|b| b.value).fold(0.0, f64::max))
+        .max(1e-9);
+    let row = 26.0;
+    let height = row * bars.len() as f64;
+    view! {
+        <svg class="chart" role="img" aria-label=label viewBox=format!("0 0 600 {height}") preserveAspectRatio="xMinYMin meet">
+            {bars.into_iter().enumerate().map(|(i, b)| {
+                let y = i as f64 * row;
+                let w = (b.value / top * 330.0).max(1.0);
+                view! {
+                    <g>
+                        <text x="0" y=y + 17.0 class="chart-label">{b.label}</text>
+                        <rect x="170" y=y + 4.0 width=w height="18" rx="3" class="bar" />
+                        <text x=175.0 + w y=y + 17.0 class="chart-value">{b.text}</text>
+                    </g>
+                }
+            }).collect_view()}
+        </svg>
+    }
+}
+
+/// Runs per hour over the last day, stacked: succeeded, failed, skipped.
+#[component]
+pub fn HourChart(hours: Vec<HourBar>) -> impl IntoView {
+    let top = hours
+        .iter()
+        .map(|h| h.succeeded + h.failed + h.skipped)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let (w, h) = (600.0, 160.0);
+    let step = w / hours.len().max(1) as f64;
+    let scale = (h - 20.0) / top;
+    view! {
+        <svg class="chart" role="img" aria-label="Runs per hour over the last 24 hours" viewBox=format!("0 0 {w} {h}")>
+            <line x1="0" y1=h - 18.0 x2=w y2=h - 18.0 class="axis" />
+            {hours.into_iter().enumerate().map(|(i, b)| {
+                let x = i as f64 * step + 2.0;
+                let bw = step - 4.0;
+                let base = h - 18.0;
+                let ok = b.succeeded as f64 * scale;
+                let bad = b.failed as f64 * scale;
+                let skip = b.skipped as f64 * scale;
+                let title = format!("{}: {} succeeded, {} failed, {} skipped", b.label, b.succeeded, b.failed, b.skipped);
+                view! {
+                    <g>
+                        <title>{title}</title>
+                        <rect x=x y=base - ok width=bw height=ok class="bar-ok" />
+                        <rect x=x y=base - ok - bad width=bw height=bad class="bar-failed" />
+                        <rect x=x y=base - ok - bad - skip width=bw height=skip class="bar-skipped" />
+                        {(i % 4 == 0).then(|| view! { <text x=x y=h - 4.0 class="chart-label">{b.label.clone()}</text> })}
+                    </g>
+                }
+            }).collect_view()}
+        </svg>
+        <p class="legend"><span class="key key-ok"></span>"succeeded "<span class="key key-failed"></span>"failed "<span class="key key-skipped"></span>"skipped"</p>
+    }
+}
+
+/// Monthly revenue and expenses as paired bars, with net as a line.
+#[component]
+pub fn FinanceChart(months: Vec<Month>) -> impl IntoView {
+    let (w, h) = (720.0, 240.0);
+    let top = months
+        .iter()
+        .map(|m| m.revenue.max(m.expenses))
+        .fold(0.0, f64::max)
+        .max(1.0);
+    let low = months.iter().map(|m| m.net).fold(0.0, f64::min);
+    let span = top - low;
+    let zero = 10.0 + (h - 40.0) * top / span;
+    let y = move |v: f64| zero - v / span * (h - 40.0);
+    let step = w / months.len().max(1) as f64;
+    let net: Vec<String> = months
+        .iter()
+        .enumerate()
+        .map(|(i, m)| format!("{:.1},{:.1}", i as f64 * step + step / 2.0, y(m.net)))
+        .collect();
+    view! {
+        <svg class="chart" role="img" aria-label="Monthly revenue, expenses and net" viewBox=format!("0 0 {w} {h}") data-testid="finance-chart">
+            <line x1="0" y1=zero x2=w y2=zero class="axis" />
+            {months.into_iter().enumerate().map(|(i, m)| {
+                let x = i as f64 * step;
+                let bw = (step - 4.0) / 2.0;
+                view! {
+                    <g data-month=m.month.clone()>
+                        <title>{format!("{}: revenue ${:.0}, expenses ${:.0}, net ${:.0}", m.month, m.revenue, m.expenses, m.net)}</title>
+                        <rect x=x + 2.0 y=y(m.revenue) width=bw height=zero - y(m.revenue) class="bar-ok" />
+                        <rect x=x + 2.0 + bw y=y(m.expenses) width=bw height=zero - y(m.expenses) class="bar-failed" />
+                        {(i % 3 == 0).then(|| view! { <text x=x y=h - 4.0 class="chart-label">{m.month.clone()}</text> })}
+                    </g>
+                }
+            }).collect_view()}
+            <polyline points=net.join(" ") class="line" />
+        </svg>
+        <p class="legend"><span class="key key-ok"></span>"revenue "<span class="key key-failed"></span>"expenses "<span class="key key-line"></span>"net"</p>
     }
 }
 

@@ -3,15 +3,20 @@
 //!
 //! - [`wire`]: serde types that cross the network (wasm-safe, no engine types).
 //! - [`api`]: server functions; each is a thin call into the engine.
+//! - `ssr` (server only): engine types mapped to wire types, markdown rendering.
 //! - [`components`]: small reusable pieces (status badge, auto-refresh toggle).
 //! - [`pages`]: one component per page.
 //!
 //! With `ssr` this crate renders on the server; with `hydrate` it is compiled to WASM by
 //! `frontend` and takes over the server-rendered page.
 
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod components;
 pub mod pages;
+#[cfg(feature = "ssr")]
+pub mod ssr;
 pub mod wire;
 
 use leptos::prelude::*;
@@ -43,14 +48,25 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    components::provide_toasts();
     view! {
         <Stylesheet id="leptos" href="/pkg/echopilot.css" />
         <Title text="EchoPilot" />
         <Router>
             <Routes fallback=pages::NotFoundPage>
                 <Route path=path!("/") view=pages::OverviewPage />
+                <Route path=path!("/jobs") view=pages::JobsPage />
+                <Route path=path!("/jobs/new") view=pages::JobEditPage />
+                <Route path=path!("/jobs/:id") view=pages::JobEditPage />
+                <Route path=path!("/runs") view=pages::RunsPage />
+                <Route path=path!("/runs/:id") view=pages::RunPage />
+                <Route path=path!("/briefs") view=pages::BriefsPage />
+                <Route path=path!("/finance") view=pages::FinancePage />
+                <Route path=path!("/metrics") view=pages::MetricsPage />
+                <Route path=path!("/audit") view=pages::AuditPage />
                 <Route path=path!("/login") view=pages::LoginPage />
             </Routes>
         </Router>
+        <components::ToastList />
     }
 }

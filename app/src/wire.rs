@@ -1,8 +1,7 @@
-//! Types that cross the wire between the server and the browser. They mirror the
-//! engine's types field for field (the REST contract of DESIGN.md) but compile to WASM;
-//! the mapping from engine types lives in the ssr-only part of this module.
+//! Types that cross the wire between the server and the browser. Times arrive formatted
+//! and figures rounded, so the WASM bundle carries no date or number formatting; the
+//! mapping from engine types lives in [`crate::ssr`], which only the server compiles.
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// `running` | `stopped` | `stalled`.
@@ -29,65 +28,203 @@ impl SchedulerState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NextRun {
     pub job: String,
-    pub at: DateTime<Utc>,
+    pub at: String,
 }
 
-/// `GET /api/automations/status` and the overview's status card.
+/// The overview's status card.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SchedulerStatus {
     pub state: SchedulerState,
-    pub running: bool,
     pub pid: u32,
-    pub started_at: DateTime<Utc>,
     pub uptime_secs: u64,
-    pub last_heartbeat: Option<DateTime<Utc>>,
-    pub heartbeat_age_secs: Option<f64>,
+    pub heartbeat_age_secs: Option<u64>,
     pub heartbeat_interval_secs: u64,
     pub next_runs: Vec<NextRun>,
     pub node: String,
-    pub loop_lag_ms: Option<f64>,
-    pub loop_restarts: u64,
+    pub loop_lag_ms: Option<String>,
     pub active_runs: usize,
 }
 
-#[cfg(feature = "ssr")]
-mod from_engine {
-    use super::*;
+/// A run as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub job: String,
+    pub trigger: String,
+    pub status: String,
+    pub attempt: u32,
+    /// When it started, or was scheduled for, or ended.
+    pub when: String,
+    pub duration: Option<String>,
+    pub error: Option<String>,
+}
 
-    impl From<engine::SchedulerState> for SchedulerState {
-        fn from(s: engine::SchedulerState) -> Self {
-            match s {
-                engine::SchedulerState::Running => SchedulerState::Running,
-                engine::SchedulerState::Stopped => SchedulerState::Stopped,
-                engine::SchedulerState::Stalled => SchedulerState::Stalled,
-            }
-        }
-    }
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunsPage {
+    pub runs: Vec<RunRow>,
+    /// The cursor for the next (older) page.
+    pub next: Option<i64>,
+    /// Every job id, for the filter.
+    pub jobs: Vec<String>,
+}
 
-    impl From<engine::Status> for SchedulerStatus {
-        fn from(s: engine::Status) -> Self {
-            SchedulerStatus {
-                state: s.state.into(),
-                running: s.running,
-                pid: s.pid,
-                started_at: s.started_at,
-                uptime_secs: s.uptime_secs,
-                last_heartbeat: s.last_heartbeat,
-                heartbeat_age_secs: s.heartbeat_age_secs,
-                heartbeat_interval_secs: s.heartbeat_interval_secs,
-                next_runs: s
-                    .next_runs
-                    .into_iter()
-                    .map(|n| NextRun {
-                        job: n.job,
-                        at: n.at,
-                    })
-                    .collect(),
-                node: s.node,
-                loop_lag_ms: s.loop_lag_ms,
-                loop_restarts: s.loop_restarts,
-                active_runs: s.active_runs,
-            }
-        }
-    }
+/// A table drawn from a report (finance months, metrics per job, health checks).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    pub title: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunDetail {
+    pub run: RunRow,
+    pub finished: bool,
+    pub node: String,
+    pub scheduled: Option<String>,
+    pub started: Option<String>,
+    pub ended: Option<String>,
+    /// The output as pretty-printed JSON.
+    pub output: String,
+    pub tables: Vec<Table>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRow {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub schedule: String,
+    pub words: String,
+    pub timezone: String,
+    pub enabled: bool,
+    pub next_run: Option<String>,
+    pub last_status: Option<String>,
+    pub last_run: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobsPage {
+    pub jobs: Vec<JobRow>,
+}
+
+/// What the job form edits; `params` is JSON text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobForm {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub schedule: String,
+    pub timezone: String,
+    pub timeout_secs: u64,
+    pub retries: u32,
+    pub retry_backoff_secs: u64,
+    pub overlap: String,
+    pub misfire: String,
+    pub params: String,
+    pub enabled: bool,
+    /// The kinds this server can run (shell only when enabled).
+    pub kinds: Vec<String>,
+}
+
+/// A schedule's next fire times, or why it is not one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preview {
+    pub words: String,
+    pub slots: Vec<Slot>,
+    /// `field: message` when the schedule or zone is refused.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Slot {
+    pub local: String,
+    pub utc: String,
+    pub change: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub state: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub at: String,
+    pub run_id: i64,
+    pub checks: Vec<Check>,
+    pub repairs: Vec<String>,
+}
+
+/// A bar of a chart: its label, value and the value as shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bar {
+    pub label: String,
+    pub value: f64,
+    pub text: String,
+}
+
+/// Runs in one hour, by outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HourBar {
+    pub label: String,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub skipped: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overview {
+    pub health: Option<Health>,
+    /// Failed, timed-out, interrupted and skipped (missed) runs of the last 24 h.
+    pub problems: Vec<RunRow>,
+    pub hours: Vec<HourBar>,
+    pub p95: Vec<Bar>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Brief {
+    pub run_id: i64,
+    pub at: String,
+    pub source: String,
+    /// Rendered from the brief's markdown on the server; raw HTML in it is escaped.
+    pub html: String,
+    /// The facts it was written from, pretty-printed JSON.
+    pub facts: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Month {
+    pub month: String,
+    pub revenue: f64,
+    pub expenses: f64,
+    pub net: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finance {
+    pub run_id: i64,
+    pub at: String,
+    pub source: String,
+    pub months: Vec<Month>,
+    /// The latest month's figures, as shown: MRR, burn, cash, runway, growth.
+    pub latest: Vec<(String, String)>,
+    pub table: Table,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub success: Vec<Bar>,
+    pub table: Table,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub at: String,
+    pub actor: String,
+    pub ip: String,
+    pub action: String,
+    pub status: u16,
 }

@@ -21,3 +21,10 @@ export async function api(request: APIRequestContext, action: 'start' | 'stop' |
   expect(r.status()).toBe(200);
   return r.json();
 }
+
+/** Runs a job through the REST API and waits for it to finish; returns the run. */
+export async function runJob(request: APIRequestContext, job: string) {
+  const r = await request.post(`/api/jobs/${job}/run?wait=true`, { headers: { 'X-Dash-Key': KEY } });
+  expect(r.status(), `${job}: ${await r.text()}`).toBe(200);
+  return (await r.json()).run;
+}

@@ -1,8 +1,25 @@
 import { test, expect } from '@playwright/test';
-import { login, waitHydrated } from './helpers';
+import { login, waitHydrated, runJob } from './helpers';
 
-// Saves a screenshot of every page, light and dark, at desktop and phone widths, as test
-// output (end2end/test-results/screenshots/) for people to look at.
+// Saves a screenshot of every page, light and dark (and the overview and jobs at a
+// phone's 375 px), as test output (end2end/test-results/screenshots/) for people to look at.
+const pages: [string, string, string][] = [
+  ['overview', '/', 'status-badge'],
+  ['jobs', '/jobs', 'job-row'],
+  ['job-new', '/jobs/new', 'preview'],
+  ['runs', '/runs', 'run-row'],
+  ['briefs', '/briefs', 'brief'],
+  ['finance', '/finance', 'finance-chart'],
+  ['metrics', '/metrics', 'metrics'],
+  ['audit', '/audit', 'audit'],
+];
+
+test.beforeAll(async ({ request }) => {
+  for (const job of ['finance-metrics', 'self-heal', 'metrics-summary', 'ceo-brief']) {
+    await runJob(request, job);
+  }
+});
+
 for (const scheme of ['light', 'dark'] as const) {
   test(`screenshots (${scheme})`, async ({ page }) => {
     await page.emulateMedia({ colorScheme: scheme });
@@ -11,9 +28,22 @@ for (const scheme of ['light', 'dark'] as const) {
     await waitHydrated(page);
     await page.screenshot({ path: `test-results/screenshots/login-${scheme}.png`, fullPage: true });
     await login(page);
-    await expect(page.getByTestId('status-badge')).toBeVisible();
-    await page.screenshot({ path: `test-results/screenshots/overview-${scheme}.png`, fullPage: true });
+    for (const [name, path, testid] of pages) {
+      await page.goto(path);
+      await waitHydrated(page);
+      await expect(page.getByTestId(testid).first()).toBeVisible();
+      await page.screenshot({ path: `test-results/screenshots/${name}-${scheme}.png`, fullPage: true });
+    }
+    await page.goto('/runs');
+    await page.getByTestId('run-row').first().getByRole('link').first().click();
+    await expect(page.getByTestId('run-log')).toHaveAttribute('data-done', 'true');
+    await page.screenshot({ path: `test-results/screenshots/run-${scheme}.png`, fullPage: true });
     await page.setViewportSize({ width: 375, height: 740 });
-    await page.screenshot({ path: `test-results/screenshots/overview-375-${scheme}.png`, fullPage: true });
+    for (const [name, path, testid] of pages.slice(0, 2)) {
+      await page.goto(path);
+      await waitHydrated(page);
+      await expect(page.getByTestId(testid).first()).toBeVisible();
+      await page.screenshot({ path: `test-results/screenshots/${name}-375-${scheme}.png`, fullPage: true });
+    }
   });
 }

@@ -39,6 +39,6 @@ pub use live_log::{Follow, RunLog};
 pub use model::{
     Job, JobSpec, Misfire, Overlap, Run, RunQuery, RunStatus, Trigger, ValidationError,
 };
-pub use schedule::{Schedule, ScheduleError};
+pub use schedule::{describe as describe_schedule, PreviewSlot, Schedule, ScheduleError};
 pub use scheduler::{Engine, EngineConfig, SchedulerState, Status};
 pub use store::{DesiredState, NextRun, Store};

@@ -195,6 +195,79 @@ impl Schedule {
     }
 }
 
+/// A slot of a schedule preview.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PreviewSlot {
+    pub at: DateTime<Utc>,
+    /// The slot on the job's clock, with the zone's abbreviation.
+    pub local: String,
+    /// Set when the zone's UTC offset changed since the slot before (or since `from`, for
+    /// the first): "UTC-05:00 → UTC-04:00".
+    pub offset_change: Option<String>,
+}
+
+impl Schedule {
+    /// The zone slots are read in (UTC for `@every`).
+    pub fn timezone(&self) -> Tz {
+        match self {
+            Schedule::Cron { tz, .. } => *tz,
+            Schedule::Every(_) => Tz::UTC,
+        }
+    }
+
+    /// The next `count` slots after `from`, on the job's clock too, with daylight-saving
+    /// changes marked.
+    pub fn preview(&self, from: DateTime<Utc>, count: usize) -> Vec<PreviewSlot> {
+        use chrono::Offset;
+        let tz = self.timezone();
+        let offset = |t: DateTime<Utc>| t.with_timezone(&tz).offset().fix();
+        let mut before = offset(from);
+        self.upcoming(from, count)
+            .into_iter()
+            .map(|at| {
+                let now = offset(at);
+                let change = (now != before).then(|| format!("UTC{before} → UTC{now}"));
+                before = now;
+                PreviewSlot {
+                    at,
+                    local: at
+                        .with_timezone(&tz)
+                        .format("%Y-%m-%d %H:%M:%S %Z")
+                        .to_string(),
+                    offset_change: change,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A schedule in words ("At 08:00", "Every 5 minutes"); the text itself when it has none.
+pub fn describe(schedule: &str) -> String {
+    let text = schedule.trim();
+    if let Some(rest) = text.strip_prefix("@every") {
+        return format!("Every {}", rest.trim());
+    }
+    let options = cronspeak::Options::new().time_format(cronspeak::TimeFormat::H24);
+    let words = |cron: &str| cronspeak::describe_with(cron, &options).ok();
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let said = match fields.as_slice() {
+        [second, rest @ ..] if rest.len() == 5 => {
+            let rest = rest.join(" ");
+            let every_minute = rest == "* * * * *";
+            match *second {
+                "0" => words(&rest),
+                "*" if every_minute => Some("Every second".to_string()),
+                s if every_minute && s.starts_with("*/") => {
+                    Some(format!("Every {} seconds", &s[2..]))
+                }
+                s => words(&rest).map(|w| format!("{w}, at second {s}")),
+            }
+        }
+        _ => words(text),
+    };
+    said.unwrap_or_else(|| text.to_string())
+}
+
 /// An IANA zone name; empty means UTC.
 pub fn parse_timezone(timezone: &str) -> Result<Tz, ScheduleError> {
     let name = timezone.trim();
@@ -373,6 +446,36 @@ mod tests {
     fn never_firing_schedule_is_refused() {
         let e = Schedule::parse("0 0 0 31 2 *", "UTC").unwrap_err();
         assert!(e.message.contains("never fires"), "{}", e.message);
+    }
+
+    #[test]
+    fn schedules_are_said_in_words() {
+        assert_eq!(describe("0 0 8 * * *"), "At 08:00");
+        assert_eq!(describe("0 */5 * * * *"), "Every 5 minutes");
+        assert_eq!(describe("*/10 * * * * *"), "Every 10 seconds");
+        assert_eq!(describe("* * * * * *"), "Every second");
+        assert_eq!(
+            describe("0 30 9 * * MON-FRI"),
+            "At 09:30, Monday through Friday"
+        );
+        assert_eq!(describe("@every 30s"), "Every 30s");
+        assert_eq!(describe("@daily"), "At 00:00");
+    }
+
+    #[test]
+    fn the_preview_marks_daylight_saving_changes() {
+        let s = Schedule::parse("0 30 1 * * *", "America/New_York").unwrap();
+        let from = "2026-03-06T12:00:00Z".parse().unwrap();
+        let slots = s.preview(from, 4);
+        assert_eq!(slots[0].local, "2026-03-07 01:30:00 EST");
+        assert_eq!(slots[0].offset_change, None);
+        assert_eq!(slots[1].local, "2026-03-08 01:30:00 EST");
+        assert_eq!(slots[2].local, "2026-03-09 01:30:00 EDT");
+        assert_eq!(
+            slots[2].offset_change.as_deref(),
+            Some("UTC-05:00 → UTC-04:00")
+        );
+        assert_eq!(slots[3].offset_change, None);
     }
 
     #[test]

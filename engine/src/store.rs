@@ -579,6 +579,8 @@ impl Store {
 #[derive(Debug, Clone)]
 pub struct RunTiming {
     pub job_id: String,
+    /// When it started (or, never started, when it ended), ms since the epoch.
+    pub at_ms: i64,
     pub status: RunStatus,
     pub duration_ms: Option<i64>,
 }
@@ -603,7 +605,7 @@ impl Store {
     /// Runs that started (or were skipped) at or after `since`, for reports.
     pub async fn runs_since(&self, since: DateTime<Utc>) -> Result<Vec<RunTiming>> {
         let rows = sqlx::query(
-            "SELECT job_id, status, started_ms, finished_ms FROM runs WHERE COALESCE(started_ms, finished_ms) >= ?1",
+            "SELECT job_id, status, started_ms, finished_ms, COALESCE(started_ms, finished_ms) AS at_ms FROM runs WHERE COALESCE(started_ms, finished_ms) >= ?1",
         )
         .bind(to_ms(since))
         .fetch_all(&self.reader)
@@ -615,6 +617,7 @@ impl Store {
                 let finished: Option<i64> = r.try_get("finished_ms")?;
                 Ok(RunTiming {
                     job_id: r.try_get("job_id")?,
+                    at_ms: r.try_get("at_ms")?,
                     status: RunStatus::parse(&status)
                         .ok_or_else(|| EngineError::Corrupt(format!("run status {status:?}")))?,
                     duration_ms: started.zip(finished).map(|(s, f)| (f - s).max(0)),
@@ -681,5 +684,64 @@ impl Store {
         .fetch_optional(&self.reader)
         .await?;
         row.as_ref().map(run_from_row).transpose()
+    }
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    /// `key` (the X-Dash-Key header), `cli`, or `session <id prefix>`.
+    pub actor: String,
+    pub ip: String,
+    /// `METHOD /path`.
+    pub action: String,
+    /// The HTTP status the request was answered with.
+    pub status: u16,
+}
+
+impl Store {
+    pub async fn record_audit(&self, e: &AuditEntry) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit (at_ms, actor, ip, action, status) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(to_ms(e.at))
+        .bind(&e.actor)
+        .bind(&e.ip)
+        .bind(&e.action)
+        .bind(i64::from(e.status))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest `limit` entries, newest first.
+    pub async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT at_ms, actor, ip, action, status FROM audit ORDER BY id DESC LIMIT ?1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    at: from_ms(Some(r.try_get("at_ms")?)).unwrap_or_default(),
+                    actor: r.try_get("actor")?,
+                    ip: r.try_get("ip")?,
+                    action: r.try_get("action")?,
+                    status: u16::try_from(r.try_get::<i64, _>("status")?).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes audit entries older than `cutoff`; returns how many.
+    pub async fn delete_old_audit(&self, cutoff: DateTime<Utc>) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM audit WHERE at_ms < ?1")
+            .bind(to_ms(cutoff))
+            .execute(&self.writer)
+            .await?
+            .rows_affected())
     }
 }

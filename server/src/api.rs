@@ -3,12 +3,12 @@
 
 use crate::auth::{self, login_refused, session_cookie, session_id};
 use crate::startup::AppState;
-use app::wire::SchedulerStatus;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
+use engine::Status;
 use serde::Deserialize;
 use std::net::SocketAddr;
 
@@ -136,20 +136,20 @@ pub struct ApiJson<T>(pub T);
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
-pub async fn status(State(state): State<AppState>) -> Json<SchedulerStatus> {
-    Json(state.engine.status().into())
+pub async fn status(State(state): State<AppState>) -> Json<Status> {
+    Json(state.engine.status())
 }
 
-pub async fn start(State(state): State<AppState>) -> ApiResult<Json<SchedulerStatus>> {
-    Ok(Json(state.engine.start().await?.into()))
+pub async fn start(State(state): State<AppState>) -> ApiResult<Json<Status>> {
+    Ok(Json(state.engine.start().await?))
 }
 
-pub async fn stop(State(state): State<AppState>) -> ApiResult<Json<SchedulerStatus>> {
-    Ok(Json(state.engine.stop().await?.into()))
+pub async fn stop(State(state): State<AppState>) -> ApiResult<Json<Status>> {
+    Ok(Json(state.engine.stop().await?))
 }
 
-pub async fn restart(State(state): State<AppState>) -> ApiResult<Json<SchedulerStatus>> {
-    Ok(Json(state.engine.restart().await?.into()))
+pub async fn restart(State(state): State<AppState>) -> ApiResult<Json<Status>> {
+    Ok(Json(state.engine.restart().await?))
 }
 
 /// Unknown `/api` paths.
@@ -456,10 +456,14 @@ pub async fn schedule_preview(Query(q): Query<PreviewQuery>) -> ApiResult<Json<s
             message: format!("{count} is out of range 1-100"),
         });
     }
-    let times: Vec<String> = schedule
-        .upcoming(from, count)
-        .into_iter()
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    let slots = schedule.preview(from, count);
+    let times: Vec<String> = slots
+        .iter()
+        .map(|s| s.at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
         .collect();
-    Ok(Json(serde_json::json!({ "times": times })))
+    Ok(Json(serde_json::json!({
+        "description": engine::describe_schedule(&q.schedule),
+        "times": times,
+        "slots": slots,
+    })))
 }

@@ -295,18 +295,38 @@ pub async fn guard(
         return next.run(request).await;
     }
     let api = is_api(path);
+    let mutating = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
     match credential(&state, request.headers()) {
-        Credential::Key => next.run(request).await,
+        Credential::Key => {
+            let cli = request
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ua| ua.starts_with("echopilot"));
+            let actor = if cli { "cli" } else { "key" };
+            audited(&state, actor.into(), peer, mutating, request, next).await
+        }
         Credential::Session => {
-            let mutating = !matches!(
-                *request.method(),
-                Method::GET | Method::HEAD | Method::OPTIONS
-            );
             if mutating && cross_site(request.headers()) {
                 tracing::warn!(%peer, path, "cross-site request refused");
                 return ApiError::Forbidden("cross-site request refused".into()).into_response();
             }
-            next.run(request).await
+            // Sessions are named by a short hash of their id: enough to tell two apart,
+            // useless for taking one over.
+            let id = session_id(request.headers()).unwrap_or_default();
+            let tag = hex::encode(&Sha256::digest(id.as_bytes())[..3]);
+            audited(
+                &state,
+                format!("session {tag}"),
+                peer,
+                mutating,
+                request,
+                next,
+            )
+            .await
         }
         Credential::BadKey => {
             if let Some(secs) = state.throttle.retry_after(peer.ip()) {
@@ -323,6 +343,34 @@ pub async fn guard(
         .into_response(),
         Credential::None => Redirect::to("/login").into_response(),
     }
+}
+
+/// Runs the request; a change (any method but GET, HEAD, OPTIONS) goes into the audit log
+/// with who made it and how it was answered.
+async fn audited(
+    state: &AppState,
+    actor: String,
+    peer: SocketAddr,
+    mutating: bool,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !mutating {
+        return next.run(request).await;
+    }
+    let action = format!("{} {}", request.method(), request.uri().path());
+    let response = next.run(request).await;
+    let entry = engine::store::AuditEntry {
+        at: chrono::Utc::now(),
+        actor,
+        ip: peer.ip().to_string(),
+        action,
+        status: response.status().as_u16(),
+    };
+    if let Err(e) = state.engine.store().record_audit(&entry).await {
+        tracing::error!(error = %e, action = entry.action, "cannot record an audit entry");
+    }
+    response
 }
 
 /// Status for a login with a bad key; shared by the JSON and form logins.

@@ -79,6 +79,8 @@ async fn call(
     let key = key(args)?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(35))
+        // The audit log tells CLI changes from other keyed API calls by this.
+        .user_agent(concat!("echopilot-cli/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
     let response = client

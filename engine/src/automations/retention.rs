@@ -1,6 +1,6 @@
 //! Retention cleanup: deletes finished runs older than `retention_days` (default 30) while
 //! keeping the newest `keep_last` (default 100) of every job whatever their age, deletes
-//! event-log files older than the same cut-off, reclaims the store's space, and reports
+//! audit entries and event-log files older than the same cut-off, reclaims the store's space, and reports
 //! what it deleted.
 
 use crate::kinds::{JobContext, JobFailure, JobResult};
@@ -27,6 +27,11 @@ pub async fn run(ctx: JobContext) -> JobResult {
         .delete_old_runs(cutoff, keep_last)
         .await
         .map_err(|e| fail("cannot delete old runs", &e))?;
+    let audit = engine
+        .store()
+        .delete_old_audit(cutoff)
+        .await
+        .map_err(|e| fail("cannot delete old audit entries", &e))?;
     let logs = prune_logs(&engine.config().data_dir.join("logs"), cutoff.date_naive())
         .map_err(|e| fail("cannot prune the event log", &e))?;
     if runs > 0 {
@@ -41,6 +46,7 @@ pub async fn run(ctx: JobContext) -> JobResult {
         "keep_last": keep_last,
         "cutoff": cutoff,
         "runs_deleted": runs,
+        "audit_entries_deleted": audit,
         "log_files_deleted": logs,
         "space_reclaimed": runs > 0,
     }))

@@ -1,0 +1,334 @@
+//! The server side of the dashboard: engine types mapped to wire types, with times
+//! formatted and reports turned into tables. Compiled only into the server.
+
+use crate::wire::*;
+use chrono::{DateTime, Utc};
+use engine::{Engine, Run};
+use leptos::prelude::*;
+use serde_json::Value;
+
+/// The engine handle the server provides as context.
+pub fn engine() -> Result<Engine, ServerFnError> {
+    use_context::<Engine>().ok_or_else(|| ServerFnError::new("the engine is not available"))
+}
+
+/// Engine errors become the sentence the operator sees: validation and not-found errors as
+/// they are, anything else logged and summarised.
+pub fn fail(e: engine::EngineError) -> ServerFnError {
+    use engine::EngineError as E;
+    match e {
+        E::Invalid(v) => ServerFnError::new(v.to_string()),
+        E::NotFound(m) | E::Conflict(m) => ServerFnError::new(m),
+        other => {
+            leptos::logging::error!("dashboard request failed: {other}");
+            ServerFnError::new("the store could not answer; see the server log")
+        }
+    }
+}
+
+pub fn time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// `1234` ms → `1.23 s`; `45` → `45 ms`.
+pub fn millis(ms: i64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.2} s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m {}s", ms / 60_000, ms / 1000 % 60)
+    }
+}
+
+impl From<engine::Status> for SchedulerStatus {
+    fn from(s: engine::Status) -> Self {
+        SchedulerStatus {
+            state: match s.state {
+                engine::SchedulerState::Running => SchedulerState::Running,
+                engine::SchedulerState::Stopped => SchedulerState::Stopped,
+                engine::SchedulerState::Stalled => SchedulerState::Stalled,
+            },
+            pid: s.pid,
+            uptime_secs: s.uptime_secs,
+            heartbeat_age_secs: s.heartbeat_age_secs.map(|a| a as u64),
+            heartbeat_interval_secs: s.heartbeat_interval_secs,
+            next_runs: s
+                .next_runs
+                .into_iter()
+                .map(|n| NextRun {
+                    job: n.job,
+                    at: time(n.at),
+                })
+                .collect(),
+            node: s.node,
+            loop_lag_ms: s.loop_lag_ms.map(|l| format!("{l:.2} ms")),
+            active_runs: s.active_runs,
+        }
+    }
+}
+
+impl From<&Run> for RunRow {
+    fn from(r: &Run) -> Self {
+        let when = r.started_at.or(r.scheduled_at).or(r.finished_at);
+        RunRow {
+            id: r.id,
+            job: r.job_id.clone(),
+            trigger: r.trigger.as_str().to_string(),
+            status: r.status.as_str().to_string(),
+            attempt: r.attempt,
+            when: when.map(time).unwrap_or_default(),
+            duration: r
+                .started_at
+                .zip(r.finished_at)
+                .map(|(s, f)| millis((f - s).num_milliseconds().max(0))),
+            error: r.error.clone(),
+        }
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "—".into(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() => format!("{f:.2}"),
+            _ => n.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// A table from an array of flat objects: columns from the first row.
+fn table_of(title: &str, rows: &Value) -> Option<Table> {
+    let rows = rows.as_array().filter(|r| !r.is_empty())?;
+    let columns: Vec<String> = rows[0].as_object()?.keys().cloned().collect();
+    let body = rows
+        .iter()
+        .map(|r| columns.iter().map(|c| text(&r[c])).collect())
+        .collect();
+    Some(Table {
+        title: title.to_string(),
+        columns,
+        rows: body,
+    })
+}
+
+/// The tables a run's report holds: the arrays of objects at its top level.
+pub fn tables(output: &Value) -> Vec<Table> {
+    output
+        .as_object()
+        .map(|o| o.iter().filter_map(|(k, v)| table_of(k, v)).collect())
+        .unwrap_or_default()
+}
+
+impl From<&Run> for RunDetail {
+    fn from(r: &Run) -> Self {
+        RunDetail {
+            run: r.into(),
+            finished: r.status.is_finished(),
+            node: r.node.clone(),
+            scheduled: r.scheduled_at.map(time),
+            started: r.started_at.map(time),
+            ended: r.finished_at.map(time),
+            output: serde_json::to_string_pretty(&r.output).unwrap_or_default(),
+            tables: tables(&r.output),
+        }
+    }
+}
+
+pub fn health(run: &Run) -> Health {
+    let o = &run.output;
+    let checks = o["checks"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| Check {
+                    name: text(&c["name"]),
+                    state: text(&c["status"]),
+                    message: text(&c["message"]),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let repairs = o["repairs"]
+        .as_array()
+        .map(|rs| rs.iter().map(text).collect())
+        .unwrap_or_default();
+    Health {
+        at: run.finished_at.map(time).unwrap_or_default(),
+        run_id: run.id,
+        checks,
+        repairs,
+    }
+}
+
+/// Markdown to HTML with raw HTML escaped and links only to http(s), mailto or relative
+/// targets: a brief written by a model is not trusted to carry markup.
+pub fn markdown(md: &str) -> String {
+    use pulldown_cmark::{Event, Options, Parser, Tag};
+    let safe = |url: &str| {
+        let lower = url.trim().to_ascii_lowercase();
+        !lower.contains(':')
+            || ["http://", "https://", "mailto:"]
+                .iter()
+                .any(|p| lower.starts_with(p))
+    };
+    let events = Parser::new_ext(md, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH).map(
+        |e| match e {
+            Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) if !safe(&dest_url) => Event::Start(Tag::Link {
+                link_type,
+                dest_url: "#".into(),
+                title,
+                id,
+            }),
+            Event::Start(Tag::Image {
+                link_type,
+                title,
+                id,
+                ..
+            }) => Event::Start(Tag::Link {
+                link_type,
+                dest_url: "#".into(),
+                title,
+                id,
+            }),
+            Event::End(pulldown_cmark::TagEnd::Image) => Event::End(pulldown_cmark::TagEnd::Link),
+            other => other,
+        },
+    );
+    let mut html = String::new();
+    pulldown_cmark::html::push_html(&mut html, events);
+    html
+}
+
+pub fn brief(run: &Run) -> Brief {
+    let o = &run.output;
+    Brief {
+        run_id: run.id,
+        at: run.finished_at.map(time).unwrap_or_default(),
+        source: text(&o["source"]),
+        html: markdown(o["markdown"].as_str().unwrap_or_default()),
+        facts: serde_json::to_string_pretty(&o["facts"]).unwrap_or_default(),
+    }
+}
+
+pub fn finance(run: &Run) -> Finance {
+    let o = &run.output;
+    let f = |m: &Value, k: &str| m[k].as_f64().unwrap_or(0.0);
+    let months = o["months"]
+        .as_array()
+        .map(|ms| {
+            ms.iter()
+                .map(|m| Month {
+                    month: text(&m["month"]),
+                    revenue: f(m, "revenue"),
+                    expenses: f(m, "expenses"),
+                    net: f(m, "net"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let l = &o["latest"];
+    let money = |k: &str| {
+        l[k].as_f64()
+            .map(|v| format!("${v:.0}"))
+            .unwrap_or_else(|| "—".into())
+    };
+    let latest = vec![
+        ("Month".into(), text(&l["month"])),
+        ("MRR".into(), money("mrr")),
+        ("Burn".into(), money("burn")),
+        ("Cash".into(), money("cash")),
+        (
+            "Runway".into(),
+            l["runway_months"]
+                .as_f64()
+                .map(|r| format!("{r:.1} months"))
+                .unwrap_or_else(|| "not burning".into()),
+        ),
+        (
+            "Revenue growth".into(),
+            l["revenue_growth_pct"]
+                .as_f64()
+                .map(|g| format!("{g:+.1}%"))
+                .unwrap_or_else(|| "—".into()),
+        ),
+    ];
+    Finance {
+        run_id: run.id,
+        at: run.finished_at.map(time).unwrap_or_default(),
+        source: text(&o["source"]),
+        months,
+        latest,
+        table: table_of("months", &o["months"]).unwrap_or(Table {
+            title: "months".into(),
+            columns: vec![],
+            rows: vec![],
+        }),
+    }
+}
+
+pub fn metrics(stats: &[engine::automations::metrics::JobStats]) -> Metrics {
+    let pct = |r: Option<f64>| r.map(|r| format!("{:.1}%", r * 100.0));
+    Metrics {
+        success: stats
+            .iter()
+            .map(|s| Bar {
+                label: s.job.clone(),
+                value: s.success_rate.unwrap_or(0.0) * 100.0,
+                text: pct(s.success_rate).unwrap_or_else(|| "—".into()),
+            })
+            .collect(),
+        table: Table {
+            title: "jobs".into(),
+            columns: [
+                "job",
+                "runs",
+                "succeeded",
+                "failed",
+                "success",
+                "p50",
+                "p95",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: stats
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.job.clone(),
+                        s.runs.to_string(),
+                        s.succeeded.to_string(),
+                        s.failed.to_string(),
+                        pct(s.success_rate).unwrap_or_else(|| "—".into()),
+                        s.p50_ms.map(millis).unwrap_or_else(|| "—".into()),
+                        s.p95_ms.map(millis).unwrap_or_else(|| "—".into()),
+                    ]
+                })
+                .collect(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::markdown;
+
+    #[test]
+    fn markdown_escapes_raw_html_and_unsafe_links() {
+        let html = markdown("# Hi\n\n<script>alert(1)</script>\n\n[x](javascript:alert(1)) [y](https://e.com) ![i](http://e.com/i.png)");
+        assert!(html.contains("<h1>Hi</h1>"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(!html.contains("javascript:"), "{html}");
+        assert!(html.contains(r#"href="https://e.com""#), "{html}");
+        assert!(!html.contains("<img"), "{html}");
+    }
+}
