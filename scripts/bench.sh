@@ -10,7 +10,11 @@ shared_bench=${SHARED_BENCH:-$root/../shared/bench}
 # The harness's venvs, node_modules and results go here, never into shared/.
 export BENCH_WORK=${BENCH_WORK:-/tmp/echopilot-bench}
 
-echo "== engine: runs/s into SQLite, GET /api/runs with 1M runs"
+echo "== dashboard: WASM bundle size (release build)"
+wasm=target/site/pkg/echopilot.wasm
+echo "{\"figure\": \"wasm_bundle_gzipped_kib\", \"raw_kib\": $(( $(stat -c %s "$wasm") / 1024 )), \"gzip_kib\": $(( $(gzip -9 -c "$wasm" | wc -c) / 1024 )), \"target\": \"<= 200\"}"
+
+echo "== engine: runs/s into SQLite, GET /api/runs and the overview's server render with 1M runs"
 cargo bench -p echopilot --bench engine
 
 echo "== tokio-cron-scheduler: lateness of an every-second job (30 s)"

@@ -317,7 +317,10 @@ pub async fn list_runs(
 
 #[server(prefix = "/api/fn")]
 pub async fn get_run(id: i64) -> Result<RunDetail, ServerFnError> {
-    Ok((&engine()?.get_run(id).await.map_err(fail)?).into())
+    let engine = engine()?;
+    let run = engine.get_run(id).await.map_err(fail)?;
+    let log = engine.store().run_log(id).await.map_err(fail)?;
+    Ok(RunDetail::new(&run, log.unwrap_or_default()))
 }
 
 /// Every CEO brief, newest first (the last 50).

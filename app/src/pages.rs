@@ -494,7 +494,11 @@ pub fn RunPage() -> impl IntoView {
                     </section>
                     <section class="card">
                         <h2>"Log"</h2>
-                        <LiveLog id=r.id ended />
+                        {if d.finished {
+                            view! { <pre class="log" data-testid="run-log" data-done="true">{d.log}</pre> }.into_any()
+                        } else {
+                            view! { <LiveLog id=r.id ended /> }.into_any()
+                        }}
                     </section>
                     {d.tables.into_iter().map(|t| view! { <section class="card"><DataTable table=t /></section> }).collect_view()}
                     <section class="card">

@@ -99,10 +99,14 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// A table from an array of flat objects: columns from the first row.
-fn table_of(title: &str, rows: &Value) -> Option<Table> {
+/// A table from an array of flat objects: `columns`, or else the first row's keys.
+fn table_of(title: &str, rows: &Value, columns: &[&str]) -> Option<Table> {
     let rows = rows.as_array().filter(|r| !r.is_empty())?;
-    let columns: Vec<String> = rows[0].as_object()?.keys().cloned().collect();
+    let columns: Vec<String> = if columns.is_empty() {
+        rows[0].as_object()?.keys().cloned().collect()
+    } else {
+        columns.iter().map(|c| c.to_string()).collect()
+    };
     let body = rows
         .iter()
         .map(|r| columns.iter().map(|c| text(&r[c])).collect())
@@ -118,13 +122,14 @@ fn table_of(title: &str, rows: &Value) -> Option<Table> {
 pub fn tables(output: &Value) -> Vec<Table> {
     output
         .as_object()
-        .map(|o| o.iter().filter_map(|(k, v)| table_of(k, v)).collect())
+        .map(|o| o.iter().filter_map(|(k, v)| table_of(k, v, &[])).collect())
         .unwrap_or_default()
 }
 
-impl From<&Run> for RunDetail {
-    fn from(r: &Run) -> Self {
+impl RunDetail {
+    pub fn new(r: &Run, log: String) -> Self {
         RunDetail {
+            log,
             run: r.into(),
             finished: r.status.is_finished(),
             node: r.node.clone(),
@@ -267,7 +272,22 @@ pub fn finance(run: &Run) -> Finance {
         source: text(&o["source"]),
         months,
         latest,
-        table: table_of("months", &o["months"]).unwrap_or(Table {
+        table: table_of(
+            "months",
+            &o["months"],
+            &[
+                "month",
+                "revenue",
+                "expenses",
+                "net",
+                "mrr",
+                "burn",
+                "cash",
+                "runway_months",
+                "revenue_growth_pct",
+            ],
+        )
+        .unwrap_or(Table {
             title: "months".into(),
             columns: vec![],
             rows: vec![],

@@ -86,6 +86,8 @@ pub struct RunDetail {
     pub ended: Option<String>,
     /// The output as pretty-printed JSON.
     pub output: String,
+    /// The stored log (complete once the run has finished).
+    pub log: String,
     pub tables: Vec<Table>,
 }
 

@@ -255,6 +255,7 @@ pub fn describe(schedule: &str) -> String {
             let rest = rest.join(" ");
             let every_minute = rest == "* * * * *";
             match *second {
+                "0" if rest == "0 * * * *" => Some("Every hour, on the hour".to_string()),
                 "0" => words(&rest),
                 "*" if every_minute => Some("Every second".to_string()),
                 s if every_minute && s.starts_with("*/") => {
@@ -451,6 +452,7 @@ mod tests {
     #[test]
     fn schedules_are_said_in_words() {
         assert_eq!(describe("0 0 8 * * *"), "At 08:00");
+        assert_eq!(describe("0 0 * * * *"), "Every hour, on the hour");
         assert_eq!(describe("0 */5 * * * *"), "Every 5 minutes");
         assert_eq!(describe("*/10 * * * * *"), "Every 10 seconds");
         assert_eq!(describe("* * * * * *"), "Every second");
