@@ -31,15 +31,11 @@ pub async fn restart_scheduler() -> Result<SchedulerStatus, ServerFnError> {
 /// Health from the last self-heal, the last 24 h of problems, runs per hour and p95 per job.
 #[server(prefix = "/api/fn")]
 pub async fn get_overview() -> Result<Overview, ServerFnError> {
-    use engine::automations::metrics::{hourly, job_stats};
     use engine::RunStatus;
     let engine = engine()?;
     let store = engine.store();
     let now = chrono::Utc::now();
-    let day = store
-        .runs_since(now - chrono::Duration::hours(24))
-        .await
-        .map_err(fail)?;
+    let since = now - chrono::Duration::hours(24);
     let mut problems = Vec::new();
     for status in [
         RunStatus::Failed,
@@ -52,7 +48,6 @@ pub async fn get_overview() -> Result<Overview, ServerFnError> {
             limit: 10,
             ..Default::default()
         };
-        let since = now - chrono::Duration::hours(24);
         problems.extend(
             engine
                 .list_runs(&q)
@@ -72,7 +67,10 @@ pub async fn get_overview() -> Result<Overview, ServerFnError> {
     Ok(Overview {
         health: health.as_ref().map(crate::ssr::health),
         problems,
-        hours: hourly(&day, now, 24)
+        hours: store
+            .hourly_counts(now, 24)
+            .await
+            .map_err(fail)?
             .into_iter()
             .map(|h| HourBar {
                 label: chrono::DateTime::from_timestamp_millis(h.hour_ms)
@@ -83,7 +81,10 @@ pub async fn get_overview() -> Result<Overview, ServerFnError> {
                 skipped: h.skipped,
             })
             .collect(),
-        p95: job_stats(&day)
+        p95: store
+            .job_stats_since(since)
+            .await
+            .map_err(fail)?
             .into_iter()
             .filter_map(|s| {
                 s.p95_ms.map(|p| Bar {
@@ -350,14 +351,12 @@ pub async fn get_finance() -> Result<Option<Finance>, ServerFnError> {
 /// Success rate and durations per job over the last 24 h, from the run history.
 #[server(prefix = "/api/fn")]
 pub async fn get_metrics() -> Result<Metrics, ServerFnError> {
-    let runs = engine()?
+    let stats = engine()?
         .store()
-        .runs_since(chrono::Utc::now() - chrono::Duration::hours(24))
+        .job_stats_since(chrono::Utc::now() - chrono::Duration::hours(24))
         .await
         .map_err(fail)?;
-    Ok(crate::ssr::metrics(
-        &engine::automations::metrics::job_stats(&runs),
-    ))
+    Ok(crate::ssr::metrics(&stats))
 }
 
 /// The newest 200 audit entries.

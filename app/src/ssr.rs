@@ -295,7 +295,7 @@ pub fn finance(run: &Run) -> Finance {
     }
 }
 
-pub fn metrics(stats: &[engine::automations::metrics::JobStats]) -> Metrics {
+pub fn metrics(stats: &[engine::store::JobStats]) -> Metrics {
     let pct = |r: Option<f64>| r.map(|r| format!("{:.1}%", r * 100.0));
     Metrics {
         success: stats

@@ -575,16 +575,6 @@ impl Store {
 
 // ---- reports and housekeeping ----------------------------------------------------------
 
-/// What the metrics summary needs of one run.
-#[derive(Debug, Clone)]
-pub struct RunTiming {
-    pub job_id: String,
-    /// When it started (or, never started, when it ended), ms since the epoch.
-    pub at_ms: i64,
-    pub status: RunStatus,
-    pub duration_ms: Option<i64>,
-}
-
 impl Store {
     pub async fn meta(&self, key: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
@@ -600,30 +590,6 @@ impl Store {
             .execute(&self.writer)
             .await?;
         Ok(())
-    }
-
-    /// Runs that started (or were skipped) at or after `since`, for reports.
-    pub async fn runs_since(&self, since: DateTime<Utc>) -> Result<Vec<RunTiming>> {
-        let rows = sqlx::query(
-            "SELECT job_id, status, started_ms, finished_ms, COALESCE(started_ms, finished_ms) AS at_ms FROM runs WHERE COALESCE(started_ms, finished_ms) >= ?1",
-        )
-        .bind(to_ms(since))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let status: String = r.try_get("status")?;
-                let started: Option<i64> = r.try_get("started_ms")?;
-                let finished: Option<i64> = r.try_get("finished_ms")?;
-                Ok(RunTiming {
-                    job_id: r.try_get("job_id")?,
-                    at_ms: r.try_get("at_ms")?,
-                    status: RunStatus::parse(&status)
-                        .ok_or_else(|| EngineError::Corrupt(format!("run status {status:?}")))?,
-                    duration_ms: started.zip(finished).map(|(s, f)| (f - s).max(0)),
-                })
-            })
-            .collect()
     }
 
     /// Runs still marked running long after their job's timeout (plus `grace`).
@@ -684,6 +650,115 @@ impl Store {
         .fetch_optional(&self.reader)
         .await?;
         row.as_ref().map(run_from_row).transpose()
+    }
+}
+
+/// One job's figures over a window of its runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobStats {
+    pub job: String,
+    /// Runs that ended succeeded, failed, timed out or interrupted.
+    pub runs: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub success_rate: Option<f64>,
+    /// Nearest-rank percentiles of the durations.
+    pub p50_ms: Option<i64>,
+    pub p95_ms: Option<i64>,
+}
+
+/// Runs in one hour: succeeded, failed (failed, timed out, interrupted) and skipped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct HourCount {
+    /// The hour's start, ms since the epoch.
+    pub hour_ms: i64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub skipped: u64,
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+impl Store {
+    /// Per job figures for runs that started (or ended) at or after `since`. Counted and
+    /// ranked inside SQLite over the time index, so a long history costs nothing and a
+    /// busy day is never copied out row by row.
+    pub async fn job_stats_since(&self, since: DateTime<Utc>) -> Result<Vec<JobStats>> {
+        let rows = sqlx::query(
+            "WITH r AS (
+                SELECT job_id, status, finished_ms - started_ms AS d FROM runs
+                WHERE COALESCE(started_ms, finished_ms) >= ?1
+                  AND status IN ('succeeded', 'failed', 'timed_out', 'interrupted')),
+             t AS (
+                SELECT job_id, d, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY d) AS rn,
+                       COUNT(*) OVER (PARTITION BY job_id) AS n
+                FROM r WHERE d IS NOT NULL),
+             q AS (
+                SELECT job_id, MAX(CASE WHEN rn = (50 * n + 99) / 100 THEN d END) AS p50,
+                               MAX(CASE WHEN rn = (95 * n + 99) / 100 THEN d END) AS p95
+                FROM t GROUP BY job_id),
+             c AS (
+                SELECT job_id, SUM(status = 'succeeded') AS ok, SUM(status != 'succeeded') AS bad
+                FROM r GROUP BY job_id)
+             SELECT c.job_id, c.ok, c.bad, q.p50, q.p95 FROM c LEFT JOIN q USING (job_id)
+             ORDER BY c.job_id",
+        )
+        .bind(to_ms(since))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let ok: i64 = r.try_get("ok")?;
+                let bad: i64 = r.try_get("bad")?;
+                let runs = (ok + bad).max(0) as u64;
+                Ok(JobStats {
+                    job: r.try_get("job_id")?,
+                    runs,
+                    succeeded: ok.max(0) as u64,
+                    failed: bad.max(0) as u64,
+                    success_rate: (runs > 0).then(|| ok as f64 / runs as f64),
+                    p50_ms: r.try_get::<Option<i64>, _>("p50")?.map(|d| d.max(0)),
+                    p95_ms: r.try_get::<Option<i64>, _>("p95")?.map(|d| d.max(0)),
+                })
+            })
+            .collect()
+    }
+
+    /// Runs per hour for the `hours` whole hours up to and including the one holding
+    /// `now`, oldest first; counted inside SQLite over the time index.
+    pub async fn hourly_counts(&self, now: DateTime<Utc>, hours: usize) -> Result<Vec<HourCount>> {
+        let last = to_ms(now).div_euclid(HOUR_MS) * HOUR_MS;
+        let first = last - (hours as i64 - 1) * HOUR_MS;
+        let rows = sqlx::query(
+            "SELECT COALESCE(started_ms, finished_ms) / ?2 AS h,
+                    SUM(status = 'succeeded') AS ok,
+                    SUM(status IN ('failed', 'timed_out', 'interrupted')) AS bad,
+                    SUM(status = 'skipped') AS skipped
+             FROM runs WHERE COALESCE(started_ms, finished_ms) >= ?1 GROUP BY h",
+        )
+        .bind(first)
+        .bind(HOUR_MS)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut out: Vec<HourCount> = (0..hours as i64)
+            .map(|k| HourCount {
+                hour_ms: first + k * HOUR_MS,
+                ..HourCount::default()
+            })
+            .collect();
+        for r in &rows {
+            let h: i64 = r.try_get("h")?;
+            let Some(slot) = usize::try_from(h * HOUR_MS - first)
+                .ok()
+                .and_then(|off| out.get_mut(off / HOUR_MS as usize))
+            else {
+                continue;
+            };
+            slot.succeeded = r.try_get::<i64, _>("ok")?.max(0) as u64;
+            slot.failed = r.try_get::<i64, _>("bad")?.max(0) as u64;
+            slot.skipped = r.try_get::<i64, _>("skipped")?.max(0) as u64;
+        }
+        Ok(out)
     }
 }
 

@@ -993,3 +993,72 @@ async fn finance_metrics_on_the_sample_ledger_match_totals_computed_independentl
     assert_eq!(run.output, serde_json::json!({}), "no snapshot");
     h.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn day_figures_are_counted_in_the_store_with_nearest_rank_percentiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("echopilot.db"))
+        .await
+        .unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 30, 0).unwrap();
+    let add = |job: &'static str, status: RunStatus, start: DateTime<Utc>, ms: i64| {
+        let store = store.clone();
+        async move {
+            let id = store
+                .insert_run(&NewRun {
+                    job_id: job,
+                    trigger: Trigger::Api,
+                    status: RunStatus::Running,
+                    scheduled_at: None,
+                    started_at: Some(start),
+                    attempt: 1,
+                    error: None,
+                    node: "t",
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            store
+                .finish_run(id, status, start + Span::milliseconds(ms), None, None, None)
+                .await
+                .unwrap();
+        }
+    };
+    // Job a: durations 1..=100 ms, this hour and the one before; job b: three failures.
+    for d in 1..=100 {
+        let hour = if d % 2 == 0 { 0 } else { 1 };
+        add("a", RunStatus::Succeeded, now - Span::hours(hour), d).await;
+    }
+    for d in [5, 7, 9] {
+        add("b", RunStatus::Failed, now - Span::minutes(10), d).await;
+    }
+    // Out of the window: two days old.
+    add("a", RunStatus::Failed, now - Span::days(2), 10_000).await;
+
+    let stats = store.job_stats_since(now - Span::hours(24)).await.unwrap();
+    assert_eq!(stats.len(), 2);
+    let (a, b) = (&stats[0], &stats[1]);
+    assert_eq!(
+        (a.job.as_str(), a.runs, a.succeeded, a.failed),
+        ("a", 100, 100, 0)
+    );
+    assert_eq!((a.p50_ms, a.p95_ms), (Some(50), Some(95)));
+    assert_eq!(a.success_rate, Some(1.0));
+    assert_eq!((b.runs, b.failed, b.success_rate), (3, 3, Some(0.0)));
+    assert_eq!((b.p50_ms, b.p95_ms), (Some(7), Some(9)));
+
+    let hours = store.hourly_counts(now, 24).await.unwrap();
+    assert_eq!(hours.len(), 24);
+    let this = hours[23];
+    assert_eq!(
+        this.hour_ms,
+        Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0)
+            .unwrap()
+            .timestamp_millis()
+    );
+    assert_eq!((this.succeeded, this.failed), (50, 3));
+    assert_eq!((hours[22].succeeded, hours[22].failed), (50, 0));
+    assert!(hours[..22]
+        .iter()
+        .all(|h| h.succeeded + h.failed + h.skipped == 0));
+}

@@ -216,7 +216,12 @@ db.commit()
 
 /// The overview page rendered on the server for a logged-in browser, whole body read.
 async fn overview_render(client: &reqwest::Client, url: &str) {
-    let login = client
+    // The login answers with the cookie and a redirect, which must not be followed.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = no_redirects
         .post(format!("{url}/api/session"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body("key=bench-key")
