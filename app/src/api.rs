@@ -36,6 +36,7 @@ pub async fn get_overview() -> Result<Overview, ServerFnError> {
     let store = engine.store();
     let now = chrono::Utc::now();
     let since = now - chrono::Duration::hours(24);
+    let day = engine.day_figures().await.map_err(fail)?;
     let mut problems = Vec::new();
     for status in [
         RunStatus::Failed,
@@ -67,11 +68,9 @@ pub async fn get_overview() -> Result<Overview, ServerFnError> {
     Ok(Overview {
         health: health.as_ref().map(crate::ssr::health),
         problems,
-        hours: store
-            .hourly_counts(now, 24)
-            .await
-            .map_err(fail)?
-            .into_iter()
+        hours: day
+            .hours
+            .iter()
             .map(|h| HourBar {
                 label: chrono::DateTime::from_timestamp_millis(h.hour_ms)
                     .map(|t| t.format("%H:00").to_string())
@@ -81,14 +80,12 @@ pub async fn get_overview() -> Result<Overview, ServerFnError> {
                 skipped: h.skipped,
             })
             .collect(),
-        p95: store
-            .job_stats_since(since)
-            .await
-            .map_err(fail)?
-            .into_iter()
+        p95: day
+            .jobs
+            .iter()
             .filter_map(|s| {
                 s.p95_ms.map(|p| Bar {
-                    label: s.job,
+                    label: s.job.clone(),
                     value: p as f64,
                     text: crate::ssr::millis(p),
                 })
@@ -351,12 +348,8 @@ pub async fn get_finance() -> Result<Option<Finance>, ServerFnError> {
 /// Success rate and durations per job over the last 24 h, from the run history.
 #[server(prefix = "/api/fn")]
 pub async fn get_metrics() -> Result<Metrics, ServerFnError> {
-    let stats = engine()?
-        .store()
-        .job_stats_since(chrono::Utc::now() - chrono::Duration::hours(24))
-        .await
-        .map_err(fail)?;
-    Ok(crate::ssr::metrics(&stats))
+    let day = engine()?.day_figures().await.map_err(fail)?;
+    Ok(crate::ssr::metrics(&day.jobs))
 }
 
 /// The newest 200 audit entries.

@@ -127,7 +127,11 @@ test('metrics and the audit log show what happened', async ({ page }) => {
   await login(page);
   await go(page, '/metrics');
   await expect(page.getByTestId('metrics')).toBeVisible();
-  await expect(page.locator('table')).toContainText(JOB);
+  // The day's figures are recomputed every 10 s; the job's runs show by then.
+  await expect(async () => {
+    await page.reload();
+    await expect(page.locator('table')).toContainText(JOB, { timeout: 1000 });
+  }).toPass({ timeout: 25_000 });
   await go(page, '/audit');
   const audit = page.getByTestId('audit');
   await expect(audit).toContainText('/api/fn/save_job');

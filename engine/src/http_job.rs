@@ -100,16 +100,17 @@ pub fn masked(headers: &serde_json::Map<String, Value>) -> Value {
 }
 
 /// Resolves `url`'s host and checks every answer; returns the address to pin.
-async fn checked_address(url: &reqwest::Url, allow: &[String]) -> Result<SocketAddr, String> {
+async fn checked_address(engine: &crate::Engine, url: &reqwest::Url) -> Result<SocketAddr, String> {
+    let allow = &engine.config().http_allow;
     let host = url.host_str().ok_or_else(|| format!("{url} has no host"))?;
     let port = url
         .port_or_known_default()
         .ok_or_else(|| format!("{url} has no port"))?;
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
+    let addrs = engine
+        .resolve(bare, port)
         .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .collect();
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
     let first = *addrs
         .first()
         .ok_or_else(|| format!("{host} resolves to no address"))?;
@@ -158,10 +159,9 @@ pub async fn run(ctx: JobContext) -> JobResult {
         Some(Value::String(s)) => Some(s.clone()),
         Some(other) => Some(other.to_string()),
     };
-    let allow = &ctx.engine.config().http_allow;
     let mut hops = Vec::new();
     let response = loop {
-        let addr = checked_address(&url, allow).await.map_err(fail)?;
+        let addr = checked_address(&ctx.engine, &url).await.map_err(fail)?;
         let host = url
             .host_str()
             .unwrap_or_default()

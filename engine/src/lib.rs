@@ -40,5 +40,5 @@ pub use model::{
     Job, JobSpec, Misfire, Overlap, Run, RunQuery, RunStatus, Trigger, ValidationError,
 };
 pub use schedule::{describe as describe_schedule, PreviewSlot, Schedule, ScheduleError};
-pub use scheduler::{Engine, EngineConfig, SchedulerState, Status};
+pub use scheduler::{DayFigures, Engine, EngineConfig, Resolver, SchedulerState, Status};
 pub use store::{DesiredState, NextRun, Store};

@@ -173,7 +173,27 @@ struct Inner {
     jobs: Mutex<HashMap<String, JobState>>,
     loop_lag_ms: Mutex<Option<f64>>,
     loop_restarts: Mutex<u64>,
+    /// The last day's figures as last computed (see [`Engine::day_figures`]).
+    day: Mutex<Option<Arc<DayFigures>>>,
+    day_refreshing: std::sync::atomic::AtomicBool,
+    /// Name resolution for HTTP jobs, when a test replaces the system's.
+    resolver: Mutex<Option<Resolver>>,
 }
+
+/// The last 24 hours at a glance: runs per hour and per job figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayFigures {
+    pub computed_at: DateTime<Utc>,
+    pub hours: Vec<crate::store::HourCount>,
+    pub jobs: Vec<crate::store::JobStats>,
+}
+
+/// How long the dashboard's day figures are served before they are recomputed.
+pub const DAY_FIGURES_TTL: Duration = Duration::from_secs(10);
+
+/// Resolves a host and port to addresses (HTTP jobs check every answer, then pin one).
+pub type Resolver =
+    Arc<dyn Fn(&str, u16) -> std::io::Result<Vec<std::net::SocketAddr>> + Send + Sync>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every critical section here is a few assignments that cannot panic half-way, so a
@@ -230,6 +250,9 @@ impl Engine {
                 jobs: Mutex::new(HashMap::new()),
                 loop_lag_ms: Mutex::new(None),
                 loop_restarts: Mutex::new(0),
+                resolver: Mutex::new(None),
+                day: Mutex::new(None),
+                day_refreshing: std::sync::atomic::AtomicBool::new(false),
                 config,
             }),
         };
@@ -594,6 +617,66 @@ impl Engine {
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("no run with id {id}")))?;
         Ok(Follow { so_far, live: None })
+    }
+
+    /// The last 24 hours' figures for dashboards. Counting a busy day takes SQLite tens of
+    /// milliseconds, so they are kept for [`DAY_FIGURES_TTL`]: past it, the kept figures
+    /// are served while fresh ones are computed in the background (only the first call
+    /// after start waits).
+    pub async fn day_figures(&self) -> Result<Arc<DayFigures>> {
+        use std::sync::atomic::Ordering;
+        let kept = lock(&self.inner.day).clone();
+        let now = self.inner.clock.now();
+        let stale =
+            |f: &DayFigures| (now - f.computed_at).to_std().unwrap_or_default() >= DAY_FIGURES_TTL;
+        match kept {
+            Some(f) if !stale(&f) => Ok(f),
+            Some(f) => {
+                if !self.inner.day_refreshing.swap(true, Ordering::AcqRel) {
+                    let engine = self.clone();
+                    self.inner.tracker.spawn(async move {
+                        if let Err(e) = engine.compute_day_figures().await {
+                            tracing::warn!(error = %e, "cannot refresh the day's figures");
+                        }
+                        engine.inner.day_refreshing.store(false, Ordering::Release);
+                    });
+                }
+                Ok(f)
+            }
+            None => self.compute_day_figures().await,
+        }
+    }
+
+    async fn compute_day_figures(&self) -> Result<Arc<DayFigures>> {
+        let now = self.inner.clock.now();
+        let store = &self.inner.store;
+        let figures = Arc::new(DayFigures {
+            computed_at: now,
+            hours: store.hourly_counts(now, 24).await?,
+            jobs: store
+                .job_stats_since(now - chrono::Duration::hours(24))
+                .await?,
+        });
+        *lock(&self.inner.day) = Some(figures.clone());
+        Ok(figures)
+    }
+
+    /// Replaces the system resolver for HTTP jobs (tests use it to change DNS answers).
+    pub fn set_resolver(&self, resolver: Resolver) {
+        *lock(&self.inner.resolver) = Some(resolver);
+    }
+
+    /// `host`'s addresses, from the system resolver unless one was set.
+    pub async fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> std::io::Result<Vec<std::net::SocketAddr>> {
+        let custom = lock(&self.inner.resolver).clone();
+        match custom {
+            Some(resolve) => resolve(host, port),
+            None => Ok(tokio::net::lookup_host((host, port)).await?.collect()),
+        }
     }
 
     /// Cancelled when the server begins to shut down; long-lived streams end on it.

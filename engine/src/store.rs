@@ -686,7 +686,7 @@ impl Store {
     pub async fn job_stats_since(&self, since: DateTime<Utc>) -> Result<Vec<JobStats>> {
         let rows = sqlx::query(
             "WITH r AS (
-                SELECT job_id, status, finished_ms - started_ms AS d FROM runs
+                SELECT job_id, status, finished_ms - started_ms AS d FROM runs INDEXED BY runs_by_time
                 WHERE COALESCE(started_ms, finished_ms) >= ?1
                   AND status IN ('succeeded', 'failed', 'timed_out', 'interrupted')),
              t AS (
@@ -734,7 +734,7 @@ impl Store {
                     SUM(status = 'succeeded') AS ok,
                     SUM(status IN ('failed', 'timed_out', 'interrupted')) AS bad,
                     SUM(status = 'skipped') AS skipped
-             FROM runs WHERE COALESCE(started_ms, finished_ms) >= ?1 GROUP BY h",
+             FROM runs INDEXED BY runs_by_time WHERE COALESCE(started_ms, finished_ms) >= ?1 GROUP BY h",
         )
         .bind(first)
         .bind(HOUR_MS)

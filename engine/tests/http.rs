@@ -240,3 +240,46 @@ async fn finance_metrics_reads_a_ledger_from_an_http_json_source() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dns_answer_that_turns_to_loopback_after_the_check_is_never_connected_to() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let port = server(hits.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, ..) = open(dir.path(), &[]).await;
+    let lookups = Arc::new(AtomicUsize::new(0));
+    let counted = lookups.clone();
+    // A rebinding name: the first answer is a public address, every later one loopback.
+    engine.set_resolver(Arc::new(move |_host, port| {
+        let ip = if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+            "192.0.2.10"
+        } else {
+            "127.0.0.1"
+        };
+        Ok(vec![std::net::SocketAddr::new(ip.parse().unwrap(), port)])
+    }));
+    let run = fetch(
+        &engine,
+        serde_json::json!({ "url": format!("http://rebind.example:{port}/ok") }),
+    )
+    .await;
+    assert_ne!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(
+        lookups.load(Ordering::SeqCst),
+        1,
+        "checked once, then pinned"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "loopback was never reached");
+
+    // The same name checked again (a new run) now answers loopback and is refused.
+    let again = fetch(
+        &engine,
+        serde_json::json!({ "url": format!("http://rebind.example:{port}/ok") }),
+    )
+    .await;
+    assert!(
+        again.error.as_deref().unwrap_or("").contains("loopback"),
+        "{again:?}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+}
