@@ -122,6 +122,14 @@ pub async fn run(
         shutdown.await;
         stop.cancel();
     });
+    // Pages are streamed in several writes; without TCP_NODELAY, Nagle's algorithm holds
+    // the last one back for the client's delayed ACK (~40 ms on every page).
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let serving = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
