@@ -517,6 +517,7 @@ pub fn RunPage() -> impl IntoView {
 fn LiveLog(id: i64, ended: RwSignal<u32>) -> impl IntoView {
     let text = RwSignal::new(String::new());
     let done = RwSignal::new(false);
+    // Dropping the stream (when it ends, or with the component) closes it.
     let stream = StoredValue::new(None::<EventStream>);
     Effect::new(move |_| {
         stream.set_value(Some(follow_events(
@@ -539,7 +540,6 @@ fn LiveLog(id: i64, ended: RwSignal<u32>) -> impl IntoView {
         }
         now
     });
-    on_cleanup(move || stream.set_value(None));
     view! {
         <pre class="log" data-testid="run-log" data-done=move || done.get().to_string() aria-live="polite">{move || text.get()}</pre>
     }

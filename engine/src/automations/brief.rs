@@ -49,6 +49,15 @@ async fn facts(ctx: &JobContext) -> Value {
     })
 }
 
+/// `1 run`, `3 runs`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn money(v: &Value) -> String {
     match v.as_f64() {
         Some(x) => {
@@ -97,12 +106,16 @@ pub fn template(f: &Value) -> String {
             }
         });
         format!(
-            "Revenue {} in {}{growth}; {runway}; {failures} failure(s) in the last 24 h.",
+            "Revenue {} in {}{growth}; {runway}; {} in the last 24 h.",
             money(&latest["revenue"]),
-            latest["month"].as_str().unwrap_or("?")
+            latest["month"].as_str().unwrap_or("?"),
+            count(failures as u64, "failure"),
         )
     } else {
-        format!("No finance snapshot yet; {failures} failure(s) in the last 24 h.")
+        format!(
+            "No finance snapshot yet; {} in the last 24 h.",
+            count(failures as u64, "failure")
+        )
     };
     md.push_str(&format!("**{headline}**\n\n## Finance\n\n"));
     if latest.is_object() {
@@ -136,9 +149,9 @@ pub fn template(f: &Value) -> String {
                     .as_i64()
                     .map_or("n/a".to_string(), |ms| format!("{ms} ms"));
                 md.push_str(&format!(
-                    "- `{}`: {} runs, {rate} succeeded, p95 {p95}\n",
+                    "- `{}`: {}, {rate} succeeded, p95 {p95}\n",
                     j["job"].as_str().unwrap_or("?"),
-                    j["runs"],
+                    count(j["runs"].as_u64().unwrap_or(0), "run"),
                 ));
             }
             md.push('\n');
