@@ -1,7 +1,8 @@
 import { test, expect } from '@playwright/test';
 import { login, waitHydrated, runJob } from './helpers';
 
-// Saves a screenshot of every page, light and dark, at desktop and a phone's 375 px, as test output (end2end/test-results/screenshots/) for people to look at.
+// Saves a screenshot of every page, light and dark, at desktop and a phone's 375 px, as
+// test output (end2end/test-results/screenshots/) for people to look at.
 const pages: [string, string, string][] = [
   ['overview', '/', 'status-badge'],
   ['jobs', '/jobs', 'job-row'],
