@@ -4,32 +4,35 @@
 
 use crate::wire::*;
 use leptos::prelude::*;
+// Reads are GETs: they change nothing, so the audit log (which records every other
+// method) leaves them out.
+use leptos::server_fn::codec::GetUrl;
 
 #[cfg(feature = "ssr")]
 use crate::ssr::{engine, fail};
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "get_status", input = GetUrl)]
 pub async fn get_status() -> Result<SchedulerStatus, ServerFnError> {
     Ok(engine()?.status().into())
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "start_scheduler")]
 pub async fn start_scheduler() -> Result<SchedulerStatus, ServerFnError> {
     Ok(engine()?.start().await.map_err(fail)?.into())
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "stop_scheduler")]
 pub async fn stop_scheduler() -> Result<SchedulerStatus, ServerFnError> {
     Ok(engine()?.stop().await.map_err(fail)?.into())
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "restart_scheduler")]
 pub async fn restart_scheduler() -> Result<SchedulerStatus, ServerFnError> {
     Ok(engine()?.restart().await.map_err(fail)?.into())
 }
 
 /// Health from the last self-heal, the last 24 h of problems, runs per hour and p95 per job.
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "get_overview", input = GetUrl)]
 pub async fn get_overview() -> Result<Overview, ServerFnError> {
     use engine::RunStatus;
     let engine = engine()?;
@@ -94,7 +97,7 @@ pub async fn get_overview() -> Result<Overview, ServerFnError> {
     })
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "list_jobs", input = GetUrl)]
 pub async fn list_jobs() -> Result<JobsPage, ServerFnError> {
     let engine = engine()?;
     let mut jobs = Vec::new();
@@ -122,7 +125,7 @@ pub async fn list_jobs() -> Result<JobsPage, ServerFnError> {
 }
 
 /// The form for job `id`, or a new job's defaults when `id` is empty.
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "get_job_form", input = GetUrl)]
 pub async fn get_job_form(id: String) -> Result<JobForm, ServerFnError> {
     let engine = engine()?;
     let kinds: Vec<String> = engine
@@ -172,7 +175,7 @@ pub async fn get_job_form(id: String) -> Result<JobForm, ServerFnError> {
 }
 
 /// The schedule in words and its next five fire times, or why it is refused.
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "preview_schedule", input = GetUrl)]
 pub async fn preview_schedule(
     schedule: String,
     timezone: String,
@@ -201,7 +204,7 @@ pub async fn preview_schedule(
 
 /// Creates (when `original` is empty) or replaces a job; answers its id.
 #[allow(clippy::too_many_arguments)]
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "save_job")]
 pub async fn save_job(
     original: String,
     id: String,
@@ -255,7 +258,7 @@ pub async fn save_job(
     Ok(job.id)
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "set_job_enabled")]
 pub async fn set_job_enabled(id: String, enabled: bool) -> Result<(), ServerFnError> {
     let spec = engine::JobSpec {
         enabled: Some(enabled),
@@ -266,7 +269,7 @@ pub async fn set_job_enabled(id: String, enabled: bool) -> Result<(), ServerFnEr
 }
 
 /// Starts a run of job `id` now; answers the run's id.
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "run_job_now")]
 pub async fn run_job_now(id: String) -> Result<i64, ServerFnError> {
     let run = engine()?
         .run_now(&id, engine::Trigger::Manual)
@@ -275,13 +278,13 @@ pub async fn run_job_now(id: String) -> Result<i64, ServerFnError> {
     Ok(run.id)
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "delete_job")]
 pub async fn delete_job(id: String) -> Result<(), ServerFnError> {
     engine()?.delete_job(&id).await.map_err(fail)
 }
 
 /// Runs newest first, filtered by job and status (empty: any), 25 a page before `before`.
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "list_runs", input = GetUrl)]
 pub async fn list_runs(
     job: String,
     status: String,
@@ -313,7 +316,7 @@ pub async fn list_runs(
     })
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "get_run", input = GetUrl)]
 pub async fn get_run(id: i64) -> Result<RunDetail, ServerFnError> {
     let engine = engine()?;
     let run = engine.get_run(id).await.map_err(fail)?;
@@ -322,7 +325,7 @@ pub async fn get_run(id: i64) -> Result<RunDetail, ServerFnError> {
 }
 
 /// Every CEO brief, newest first (the last 50).
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "list_briefs", input = GetUrl)]
 pub async fn list_briefs() -> Result<Vec<Brief>, ServerFnError> {
     let q = engine::RunQuery {
         job: Some(engine::automations::brief::KIND.into()),
@@ -335,7 +338,7 @@ pub async fn list_briefs() -> Result<Vec<Brief>, ServerFnError> {
 }
 
 /// The latest finance snapshot, if one was taken.
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "get_finance", input = GetUrl)]
 pub async fn get_finance() -> Result<Option<Finance>, ServerFnError> {
     let run = engine()?
         .store()
@@ -346,14 +349,14 @@ pub async fn get_finance() -> Result<Option<Finance>, ServerFnError> {
 }
 
 /// Success rate and durations per job over the last 24 h, from the run history.
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "get_metrics", input = GetUrl)]
 pub async fn get_metrics() -> Result<Metrics, ServerFnError> {
     let day = engine()?.day_figures().await.map_err(fail)?;
     Ok(crate::ssr::metrics(&day.jobs))
 }
 
 /// The newest 200 audit entries.
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "list_audit", input = GetUrl)]
 pub async fn list_audit() -> Result<Vec<AuditRow>, ServerFnError> {
     let rows = engine()?.store().list_audit(200).await.map_err(fail)?;
     Ok(rows
