@@ -183,13 +183,9 @@ pub fn JobsPage() -> impl IntoView {
         <Title text="Jobs · EchoPilot" />
         <Layout>
             <section class="card">
-                <div class="card-head">
-                    <h2>"Jobs"</h2>
-                    <div class="head-actions">
-                        <AutoRefreshToggle refresh />
-                        <a class="button primary" href="/jobs/new" data-testid="new-job">"New job"</a>
-                    </div>
-                </div>
+                <LiveHead title="Jobs" refresh>
+                    <a class="button primary" href="/jobs/new" data-testid="new-job">"New job"</a>
+                </LiveHead>
                 {loaded(jobs, move |page| view! {
                     <div class="table-wrap">
                         <table class="jobs">
@@ -417,10 +413,7 @@ pub fn RunsPage() -> impl IntoView {
         <Title text="Runs · EchoPilot" />
         <Layout>
             <section class="card">
-                <div class="card-head">
-                    <h2>"Runs"</h2>
-                    <AutoRefreshToggle refresh />
-                </div>
+                <LiveHead title="Runs" refresh />
                 {loaded(page, move |p| {
                     let (job, status) = (get("job"), get("status"));
                     let (job_now, status_now) = (job.clone(), status.clone());
@@ -545,6 +538,36 @@ fn LiveLog(id: i64, ended: RwSignal<u32>) -> impl IntoView {
     }
 }
 
+/// A live page's card head: its title, the auto-refresh switch and the page's actions.
+#[component]
+fn LiveHead(
+    title: &'static str,
+    refresh: AutoRefresh,
+    #[prop(optional)] children: Option<Children>,
+) -> impl IntoView {
+    view! {
+        <div class="card-head">
+            <h2>{title}</h2>
+            <div class="head-actions">
+                <AutoRefreshToggle refresh />
+                {children.map(|c| c())}
+            </div>
+        </div>
+    }
+}
+
+/// A button that runs `job` now through `action` (the page keys its data on the action).
+#[component]
+fn RunJobButton(
+    action: ServerAction<RunJobNow>,
+    job: &'static str,
+    label: &'static str,
+) -> impl IntoView {
+    view! {
+        <button class="primary" on:click=move |_| { action.dispatch(RunJobNow { id: job.into() }); }>{label}</button>
+    }
+}
+
 /// Every CEO brief, newest first, with the facts it was written from.
 #[component]
 pub fn BriefsPage() -> impl IntoView {
@@ -559,13 +582,9 @@ pub fn BriefsPage() -> impl IntoView {
         <Title text="Briefs · EchoPilot" />
         <Layout>
             <section class="card">
-                <div class="card-head">
-                    <h2>"CEO briefs"</h2>
-                    <div class="head-actions">
-                        <AutoRefreshToggle refresh />
-                        <button class="primary" on:click=move |_| { write.dispatch(RunJobNow { id: "ceo-brief".into() }); }>"Write one now"</button>
-                    </div>
-                </div>
+                <LiveHead title="CEO briefs" refresh>
+                    <RunJobButton action=write job="ceo-brief" label="Write one now" />
+                </LiveHead>
                 {loaded(briefs, |bs| if bs.is_empty() {
                     view! { <p class="muted">"No brief yet. The ceo-brief job writes one every morning."</p> }.into_any()
                 } else {
@@ -598,13 +617,9 @@ pub fn FinancePage() -> impl IntoView {
         <Title text="Finance · EchoPilot" />
         <Layout>
             <section class="card">
-                <div class="card-head">
-                    <h2>"Finance"</h2>
-                    <div class="head-actions">
-                        <AutoRefreshToggle refresh />
-                        <button class="primary" on:click=move |_| { compute.dispatch(RunJobNow { id: "finance-metrics".into() }); }>"Recompute"</button>
-                    </div>
-                </div>
+                <LiveHead title="Finance" refresh>
+                    <RunJobButton action=compute job="finance-metrics" label="Recompute" />
+                </LiveHead>
                 {loaded(finance, |f| match f {
                     None => view! { <p class="muted">"No snapshot yet. Run finance-metrics to take one."</p> }.into_any(),
                     Some(f) => view! {
@@ -631,10 +646,7 @@ pub fn MetricsPage() -> impl IntoView {
         <Title text="Metrics · EchoPilot" />
         <Layout>
             <section class="card">
-                <div class="card-head">
-                    <h2>"Metrics (last 24 hours)"</h2>
-                    <AutoRefreshToggle refresh />
-                </div>
+                <LiveHead title="Metrics (last 24 hours)" refresh />
                 {loaded(metrics, |m| if m.success.is_empty() {
                     view! { <p class="muted">"No finished runs in the last 24 hours."</p> }.into_any()
                 } else {
