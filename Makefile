@@ -22,7 +22,7 @@ run-selfheal:
 
 ## Release build: the server binary and the dashboard (target/site).
 build: tools
-	cargo leptos build --release
+	cargo leptos build --release --split
 
 tools:
 	scripts/install-tools.sh build
@@ -30,7 +30,7 @@ tools:
 ## Every Rust test, then the Playwright suite in Debian's Chromium.
 test:
 	scripts/install-tools.sh test
-	cargo leptos build --release
+	cargo leptos build --release --split
 	$(MAKE) test-rust
 	$(MAKE) test-e2e
 

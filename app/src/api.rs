@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 
 #[cfg(feature = "ssr")]
-use crate::ssr::{engine, fail};
+use crate::ssr::{engine, fail, invalid};
 
 #[server(prefix = "/api/fn", endpoint = "get_status", input = GetUrl)]
 pub async fn get_status() -> Result<SchedulerStatus, ServerFnError> {
@@ -62,7 +62,7 @@ pub async fn get_overview() -> Result<Overview, ServerFnError> {
                 .map(RunRow::from),
         );
     }
-    problems.sort_by(|a, b| b.id.cmp(&a.id));
+    problems.sort_by_key(|p| std::cmp::Reverse(p.id));
     problems.truncate(10);
     let health = store
         .latest_report(engine::automations::self_heal::KIND)
@@ -222,17 +222,17 @@ pub async fn save_job(
     let number = |field: &str, v: &str| {
         v.trim()
             .parse::<u64>()
-            .map_err(|_| ServerFnError::new(format!("{field}: {v:?} is not a whole number")))
+            .map_err(|_| invalid(format!("{field}: {v:?} is not a whole number")))
     };
     let params: serde_json::Value = serde_json::from_str(if params.trim().is_empty() {
         "{}"
     } else {
         &params
     })
-    .map_err(|e| ServerFnError::new(format!("params: not JSON: {e}")))?;
+    .map_err(|e| invalid(format!("params: not JSON: {e}")))?;
     fn as_enum<T: serde::de::DeserializeOwned>(field: &str, v: &str) -> Result<T, ServerFnError> {
         serde_json::from_value(serde_json::Value::String(v.into()))
-            .map_err(|_| ServerFnError::new(format!("{field}: {v:?} is not an option")))
+            .map_err(|_| invalid(format!("{field}: {v:?} is not an option")))
     }
     let spec = engine::JobSpec {
         id: Some(id.trim().to_string()),
@@ -296,7 +296,7 @@ pub async fn list_runs(
         "" => None,
         s => Some(
             engine::RunStatus::parse(s)
-                .ok_or_else(|| ServerFnError::new(format!("status: {s:?} is not a run status")))?,
+                .ok_or_else(|| invalid(format!("status: {s:?} is not a run status")))?,
         ),
     };
     let q = engine::RunQuery {

@@ -11,6 +11,47 @@ pub const AUTO_REFRESH_MS: u32 = 10_000;
 /// storage — never the dashboard key.
 const AUTO_REFRESH_STORAGE_KEY: &str = "echopilot.autoRefresh";
 
+/// What a page loads through a server function: fetched during the server render, sent
+/// with the page, refetched in the browser when its source changes.
+pub type Data<T> = Resource<Result<T, ServerFnError>, JsonBytes>;
+
+/// A [`Data`] resource.
+#[track_caller]
+pub fn data<S, T, Fut>(
+    source: impl Fn() -> S + Send + Sync + 'static,
+    fetch: impl Fn(S) -> Fut + Send + Sync + 'static,
+) -> Data<T>
+where
+    S: Send + Sync + Clone + PartialEq + 'static,
+    T: Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    Fut: std::future::Future<Output = Result<T, ServerFnError>> + Send + 'static,
+{
+    Resource::new_with_options(source, fetch, false)
+}
+
+/// JSON for the data sent with a page, read from bytes as server functions read their
+/// answers: each wire type's deserializer is then compiled into the WASM once (Leptos'
+/// default codec reads from `&str`, which doubles them).
+pub struct JsonBytes;
+
+impl<T: serde::Serialize> leptos::server::codee::Encoder<T> for JsonBytes {
+    type Error = serde_json::Error;
+    type Encoded = String;
+
+    fn encode(value: &T) -> Result<String, serde_json::Error> {
+        serde_json::to_string(value)
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> leptos::server::codee::Decoder<T> for JsonBytes {
+    type Error = serde_json::Error;
+    type Encoded = str;
+
+    fn decode(encoded: &str) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(encoded.as_bytes())
+    }
+}
+
 /// True once the WASM has taken over the server-rendered page; pages put it on their root
 /// as `data-hydrated`, so tests (and people) know the buttons work.
 pub fn use_hydrated() -> impl Fn() -> Option<&'static str> + Copy + Send + Sync + 'static {
@@ -64,7 +105,7 @@ pub fn StatusBadge(state: SchedulerState) -> impl IntoView {
 #[component]
 pub fn StatusFacts(status: SchedulerStatus) -> impl IntoView {
     let heartbeat = match status.heartbeat_age_secs {
-        Some(age) => format!("{} ago", human_duration(age as u64)),
+        Some(age) => format!("{} ago", human_duration(age)),
         None => "none yet".to_string(),
     };
     let next_runs = status.next_runs.clone();
@@ -107,13 +148,12 @@ pub struct AutoRefresh {
 }
 
 /// An open server-sent event stream; dropping it closes the stream.
-pub struct EventStream(
-    send_wrapper::SendWrapper<
-        Option<(
-            web_sys::EventSource,
-            Vec<Closure<dyn FnMut(web_sys::Event)>>,
-        )>,
-    >,
+pub struct EventStream(send_wrapper::SendWrapper<Option<OpenStream>>);
+
+/// The browser's stream and the handlers that must live as long as it.
+type OpenStream = (
+    web_sys::EventSource,
+    Vec<Closure<dyn FnMut(web_sys::Event)>>,
 );
 
 impl Drop for EventStream {

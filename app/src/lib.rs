@@ -6,6 +6,7 @@
 //! - `ssr` (server only): engine types mapped to wire types, markdown rendering.
 //! - [`components`]: small reusable pieces (status badge, auto-refresh toggle).
 //! - [`pages`]: one component per page.
+//! - `routes`: the router; every page but the login is loaded on demand.
 //!
 //! With `ssr` this crate renders on the server; with `hydrate` it is compiled to WASM by
 //! `frontend` and takes over the server-rendered page.
@@ -15,14 +16,13 @@
 pub mod api;
 pub mod components;
 pub mod pages;
+mod routes;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 pub mod wire;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
-use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -52,21 +52,7 @@ pub fn App() -> impl IntoView {
     view! {
         <Stylesheet id="leptos" href="/pkg/echopilot.css" />
         <Title text="EchoPilot" />
-        <Router>
-            <Routes fallback=pages::NotFoundPage>
-                <Route path=path!("/") view=pages::OverviewPage />
-                <Route path=path!("/jobs") view=pages::JobsPage />
-                <Route path=path!("/jobs/new") view=pages::JobEditPage />
-                <Route path=path!("/jobs/:id") view=pages::JobEditPage />
-                <Route path=path!("/runs") view=pages::RunsPage />
-                <Route path=path!("/runs/:id") view=pages::RunPage />
-                <Route path=path!("/briefs") view=pages::BriefsPage />
-                <Route path=path!("/finance") view=pages::FinancePage />
-                <Route path=path!("/metrics") view=pages::MetricsPage />
-                <Route path=path!("/audit") view=pages::AuditPage />
-                <Route path=path!("/login") view=pages::LoginPage />
-            </Routes>
-        </Router>
+        <routes::DashboardRouter />
         <components::ToastList />
     }
 }

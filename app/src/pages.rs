@@ -36,10 +36,7 @@ pub fn LoginPage() -> impl IntoView {
 
 /// Shows a resource's value through `view`, "Loading…" until the first answer, and its
 /// error in place.
-fn loaded<T, V>(
-    resource: Resource<Result<T, ServerFnError>>,
-    view: impl Fn(T) -> V + Send + Sync + 'static,
-) -> impl IntoView
+fn loaded<T, V>(resource: Data<T>, view: impl Fn(T) -> V + Send + Sync + 'static) -> impl IntoView
 where
     T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
     V: IntoView + 'static,
@@ -73,7 +70,7 @@ pub fn OverviewPage() -> impl IntoView {
     toast_on(stop.value(), |_| "Scheduler stopped".into());
     toast_on(restart.value(), |_| "Scheduler restarted".into());
     let refresh = use_auto_refresh();
-    let status = Resource::new(
+    let status = data(
         move || {
             (
                 start.version().get(),
@@ -84,7 +81,7 @@ pub fn OverviewPage() -> impl IntoView {
         },
         |_| get_status(),
     );
-    let overview = Resource::new(move || refresh.tick.get(), |_| get_overview());
+    let overview = data(move || refresh.tick.get(), |_| get_overview());
     let busy = move || start.pending().get() || stop.pending().get() || restart.pending().get();
     let action_error = move || {
         [
@@ -168,7 +165,7 @@ pub fn JobsPage() -> impl IntoView {
     toast_on(run.value(), |id| format!("Run #{id} started"));
     toast_on(enable.value(), |_| "Job updated".to_string());
     toast_on(delete.value(), |_| "Job deleted".to_string());
-    let jobs = Resource::new(
+    let jobs = data(
         move || {
             (
                 refresh.tick.get(),
@@ -252,7 +249,7 @@ fn JobLine(
 pub fn JobEditPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
-    let form = Resource::new(id, get_job_form);
+    let form = data(id, get_job_form);
     view! {
         <Title text="Job · EchoPilot" />
         <Layout>
@@ -269,7 +266,7 @@ fn JobFormView(form: JobForm, original: String) -> impl IntoView {
     let save = ServerAction::<SaveJob>::new();
     let schedule = RwSignal::new(form.schedule.clone());
     let timezone = RwSignal::new(form.timezone.clone());
-    let preview = Resource::new(
+    let preview = data(
         move || (schedule.get(), timezone.get()),
         |(s, t)| preview_schedule(s, t),
     );
@@ -398,7 +395,7 @@ pub fn RunsPage() -> impl IntoView {
     let query = use_query_map();
     let get = move |k: &str| query.read().get(k).unwrap_or_default();
     let refresh = use_auto_refresh();
-    let page = Resource::new(
+    let page = data(
         move || {
             (
                 get("job"),
@@ -462,7 +459,7 @@ pub fn RunPage() -> impl IntoView {
             .unwrap_or(0)
     };
     let ended = RwSignal::new(0u32);
-    let detail = Resource::new(move || (id(), ended.get()), |(id, _)| get_run(id));
+    let detail = data(move || (id(), ended.get()), |(id, _)| get_run(id));
     view! {
         <Title text="Run · EchoPilot" />
         <Layout>
@@ -574,7 +571,7 @@ pub fn BriefsPage() -> impl IntoView {
     let write = ServerAction::<RunJobNow>::new();
     toast_on(write.value(), |id| format!("Writing a brief (run #{id})"));
     let refresh = use_auto_refresh();
-    let briefs = Resource::new(
+    let briefs = data(
         move || (refresh.tick.get(), write.version().get()),
         |_| list_briefs(),
     );
@@ -609,7 +606,7 @@ pub fn FinancePage() -> impl IntoView {
         format!("Computing finance metrics (run #{id})")
     });
     let refresh = use_auto_refresh();
-    let finance = Resource::new(
+    let finance = data(
         move || (refresh.tick.get(), compute.version().get()),
         |_| get_finance(),
     );
@@ -641,7 +638,7 @@ pub fn FinancePage() -> impl IntoView {
 #[component]
 pub fn MetricsPage() -> impl IntoView {
     let refresh = use_auto_refresh();
-    let metrics = Resource::new(move || refresh.tick.get(), |_| get_metrics());
+    let metrics = data(move || refresh.tick.get(), |_| get_metrics());
     view! {
         <Title text="Metrics · EchoPilot" />
         <Layout>
@@ -664,7 +661,7 @@ pub fn MetricsPage() -> impl IntoView {
 /// Who changed what, newest first.
 #[component]
 pub fn AuditPage() -> impl IntoView {
-    let audit = Resource::new(|| (), |_| list_audit());
+    let audit = data(|| (), |_| list_audit());
     view! {
         <Title text="Audit · EchoPilot" />
         <Layout>

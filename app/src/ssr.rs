@@ -12,18 +12,46 @@ pub fn engine() -> Result<Engine, ServerFnError> {
     use_context::<Engine>().ok_or_else(|| ServerFnError::new("the engine is not available"))
 }
 
-/// Engine errors become the sentence the operator sees: validation and not-found errors as
-/// they are, anything else logged and summarised.
+/// Engine errors become the sentence the operator sees, with the status the REST API
+/// gives them: validation 422, not found 404, conflict 409 — as they are; anything else is
+/// logged and summarised (500).
 pub fn fail(e: engine::EngineError) -> ServerFnError {
     use engine::EngineError as E;
     match e {
-        E::Invalid(v) => ServerFnError::new(v.to_string()),
-        E::NotFound(m) | E::Conflict(m) => ServerFnError::new(m),
+        E::Invalid(v) => refuse(http::StatusCode::UNPROCESSABLE_ENTITY, v.to_string()),
+        E::NotFound(m) => refuse(http::StatusCode::NOT_FOUND, m),
+        E::Conflict(m) => refuse(http::StatusCode::CONFLICT, m),
         other => {
             leptos::logging::error!("dashboard request failed: {other}");
-            ServerFnError::new("the store could not answer; see the server log")
+            refuse(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "the store could not answer; see the server log",
+            )
         }
     }
+}
+
+/// An error for the operator, answered with `status` — except to a plain HTML form post
+/// (no WASM yet), which Leptos answers with a redirect back to the form.
+pub fn refuse(status: http::StatusCode, message: impl Into<String>) -> ServerFnError {
+    let plain_form_post = use_context::<http::request::Parts>().is_some_and(|parts| {
+        parts
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
+    });
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        if !plain_form_post {
+            response.set_status(status);
+        }
+    }
+    ServerFnError::new(message.into())
+}
+
+/// Bad input in a form field: 422 with the field's name.
+pub fn invalid(message: impl Into<String>) -> ServerFnError {
+    refuse(http::StatusCode::UNPROCESSABLE_ENTITY, message)
 }
 
 pub fn time(t: DateTime<Utc>) -> String {

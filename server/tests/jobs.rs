@@ -619,3 +619,55 @@ async fn a_run_log_streams_while_the_run_lasts_then_ends_with_its_status() {
     assert_eq!(replay[0], ("log".to_string(), text.clone()));
     assert_eq!(app.get("/api/runs/999999/log").await.status(), 404);
 }
+
+/// The dashboard's job form posts to the `save_job` server function: bad input is refused
+/// with 422 and the precise message, and nothing is saved; fixed, it saves.
+#[tokio::test]
+async fn the_dashboards_job_form_refuses_bad_input_with_422_and_saves_nothing() {
+    let app = spawn_app();
+    let save = |schedule: &'static str, timeout: &'static str| {
+        let mut url = reqwest::Url::parse("http://form.invalid/").unwrap();
+        url.query_pairs_mut().extend_pairs([
+            ("original", ""),
+            ("id", "form-job"),
+            ("name", "From the form"),
+            ("kind", "noop"),
+            ("schedule", schedule),
+            ("timezone", "UTC"),
+            ("timeout_secs", timeout),
+            ("retries", "0"),
+            ("overlap", "skip"),
+            ("misfire", "run_once"),
+            ("params", ""),
+        ]);
+        let body = url.query().unwrap().to_string();
+        let request = client()
+            .post(format!("{}/api/fn/save_job", app.url))
+            .header("X-Dash-Key", KEY)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body);
+        async move {
+            let r = request.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    for (schedule, timeout, says) in [
+        ("0 0 25 * * *", "60", "hour: 25 is out of range 0-23"),
+        (
+            "@every 1m",
+            "soon",
+            r#"timeout_secs: "soon" is not a whole number"#,
+        ),
+    ] {
+        let (status, text) = save(schedule, timeout).await;
+        assert_eq!(status, 422, "{text}");
+        assert!(text.contains(says), "{says} in {text}");
+        let (s, _) = send(&app, Method::GET, "/api/jobs/form-job", None).await;
+        assert_eq!(s, 404, "nothing saved");
+    }
+    let (status, text) = save("@every 1m", "60").await;
+    assert_eq!(status, 200, "{text}");
+    let (s, job) = send(&app, Method::GET, "/api/jobs/form-job", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(job["name"], "From the form");
+}

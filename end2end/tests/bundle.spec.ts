@@ -1,0 +1,74 @@
+import { test, expect, type Page } from '@playwright/test';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { login, waitHydrated, runJob } from './helpers';
+
+// The dashboard's WASM is split per page (cargo leptos build --split). Each page must
+// hydrate on a first visit (empty cache) with the chunks the server preloads for it, and a
+// click to another page must fetch that page's chunks on demand. What each first visit
+// downloads (gzip -9, as a compressing proxy would send it) goes to
+// test-results/bundle.json, which `make bench` prints.
+const pages: [string, string, string][] = [
+  ['overview', '/', 'status-badge'],
+  ['jobs', '/jobs', 'job-row'],
+  ['job-edit', '/jobs/new', 'preview'],
+  ['runs', '/runs', 'run-row'],
+  ['briefs', '/briefs', 'brief'],
+  ['finance', '/finance', 'finance-chart'],
+  ['metrics', '/metrics', 'metrics'],
+  ['audit', '/audit', 'audit'],
+];
+
+/** Records every .wasm file the page downloads, as path -> gzipped bytes. */
+function recordWasm(page: Page) {
+  const files = new Map<string, Promise<number>>();
+  page.on('response', (response) => {
+    const path = new URL(response.url()).pathname;
+    if (path.endsWith('.wasm')) {
+      files.set(path, response.body().then((b) => gzipSync(b, { level: 9 }).length));
+    }
+  });
+  return files;
+}
+
+test.beforeAll(async ({ request }) => {
+  // Data for every page: a brief, a finance snapshot, metrics, runs.
+  for (const job of ['finance-metrics', 'metrics-summary', 'ceo-brief']) {
+    await runJob(request, job);
+  }
+});
+
+const kib = (bytes: number) => Math.round((bytes / 1024) * 10) / 10;
+
+test('each page hydrates on a first visit with its own WASM chunks', async ({ browser }) => {
+  const session = await browser.newContext();
+  await login(await session.newPage());
+  const storageState = await session.storageState();
+  await session.close();
+
+  const figures: Record<string, { wasm_files: number; gzip_kib: number }> = {};
+  for (const [name, path, testid] of pages) {
+    // A new context has an empty HTTP cache: this is a first visit.
+    const context = await browser.newContext({ storageState });
+    const page = await context.newPage();
+    const files = recordWasm(page);
+    await page.goto(path);
+    await waitHydrated(page);
+    await expect(page.getByTestId(testid).first()).toBeVisible();
+    const sizes = await Promise.all(files.values());
+    expect(sizes.length, `${name}: the main file and at least one chunk`).toBeGreaterThan(1);
+    figures[name] = { wasm_files: sizes.length, gzip_kib: kib(sizes.reduce((a, b) => a + b, 0)) };
+    await context.close();
+  }
+  mkdirSync('test-results', { recursive: true });
+  writeFileSync('test-results/bundle.json', JSON.stringify(figures, null, 2) + '\n');
+});
+
+test('a click to another page loads its chunks and it works', async ({ page }) => {
+  await login(page);
+  const files = recordWasm(page);
+  await page.getByRole('link', { name: 'Finance' }).click();
+  await expect(page).toHaveURL(/\/finance$/);
+  await expect(page.getByTestId('finance-chart').first()).toBeVisible();
+  expect(files.size, 'finance chunks fetched on navigation').toBeGreaterThan(0);
+});
