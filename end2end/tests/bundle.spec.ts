@@ -19,13 +19,19 @@ const pages: [string, string, string][] = [
   ['audit', '/audit', 'audit'],
 ];
 
-/** Records every .wasm file the page downloads, as path -> gzipped bytes. */
+/** Records every .wasm file the page downloads, as path -> gzipped bytes. File names carry
+ *  no content hash, so each must be revalidated (`no-cache`) to stay in step after an
+ *  upgrade: a file without it is recorded as -1. */
 function recordWasm(page: Page) {
   const files = new Map<string, Promise<number>>();
   page.on('response', (response) => {
     const path = new URL(response.url()).pathname;
     if (path.endsWith('.wasm')) {
-      files.set(path, response.body().then((b) => gzipSync(b, { level: 9 }).length));
+      const revalidated = response.headers()['cache-control'] === 'no-cache';
+      files.set(
+        path,
+        response.body().then((b) => (revalidated ? gzipSync(b, { level: 9 }).length : -1)),
+      );
     }
   });
   return files;
@@ -57,6 +63,7 @@ test('each page hydrates on a first visit with its own WASM chunks', async ({ br
     await expect(page.getByTestId(testid).first()).toBeVisible();
     const sizes = await Promise.all(files.values());
     expect(sizes.length, `${name}: the main file and at least one chunk`).toBeGreaterThan(1);
+    expect(sizes.filter((n) => n < 0), `${name}: every file served with no-cache`).toEqual([]);
     figures[name] = { wasm_files: sizes.length, gzip_kib: kib(sizes.reduce((a, b) => a + b, 0)) };
     await context.close();
   }

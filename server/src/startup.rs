@@ -230,9 +230,19 @@ async fn fallback(uri: Uri, State(state): State<AppState>, request: Request) -> 
     if uri.path() == "/api" || uri.path().starts_with("/api/") {
         return api::not_found().await.into_response();
     }
+    let asset = uri.path().starts_with("/pkg/");
     let options = state.leptos_options.clone();
     let files = leptos_axum::file_and_error_handler(move |_| app::shell(options.clone()));
-    files(uri, State(state), request).await
+    let mut response = files(uri, State(state), request).await;
+    if asset {
+        // The dashboard's file names carry no content hash (its WASM chunks are
+        // `chunk_N.wasm`), so browsers revalidate them (304 when unchanged): after an upgrade
+        // they never pair one build's main file with another build's chunks.
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    response
 }
 
 fn leptos_options(site_root: &Path, addr: SocketAddr) -> LeptosOptions {
