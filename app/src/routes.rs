@@ -5,9 +5,6 @@
 //! page it opens, and the rest only when the operator navigates there. The server records
 //! which chunks a render used and preloads them in the page's head, so a first visit does
 //! not wait on a round trip per chunk.
-//!
-//! `#[lazy_route]` names each split function after its location in this file, so every
-//! page gets its own written-out impl (a `macro_rules!` would give them one location).
 
 use crate::pages;
 use leptos::prelude::*;
@@ -37,103 +34,32 @@ pub fn DashboardRouter() -> impl IntoView {
 }
 
 // Pages load their own data (their resources follow the auto-refresh toggle and the URL),
-// so the routes carry none.
+// so a route carries none: `data()` is empty and `view()` — the part split out — renders
+// the page. The split function is named after the route type, so each needs its own.
+macro_rules! lazy_page {
+    ($($route:ident => $page:path),* $(,)?) => {$(
+        struct $route;
 
-struct Overview;
-#[lazy_route]
-impl LazyRoute for Overview {
-    fn data() -> Self {
-        Self
-    }
-    fn view(_this: Self) -> AnyView {
-        pages::OverviewPage().into_any()
-    }
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                Self
+            }
+            fn view(_this: Self) -> AnyView {
+                $page().into_any()
+            }
+        }
+    )*};
 }
 
-struct Jobs;
-#[lazy_route]
-impl LazyRoute for Jobs {
-    fn data() -> Self {
-        Self
-    }
-    fn view(_this: Self) -> AnyView {
-        pages::JobsPage().into_any()
-    }
-}
-
-struct JobEdit;
-#[lazy_route]
-impl LazyRoute for JobEdit {
-    fn data() -> Self {
-        Self
-    }
-    fn view(_this: Self) -> AnyView {
-        pages::JobEditPage().into_any()
-    }
-}
-
-struct Runs;
-#[lazy_route]
-impl LazyRoute for Runs {
-    fn data() -> Self {
-        Self
-    }
-    fn view(_this: Self) -> AnyView {
-        pages::RunsPage().into_any()
-    }
-}
-
-struct Run;
-#[lazy_route]
-impl LazyRoute for Run {
-    fn data() -> Self {
-        Self
-    }
-    fn view(_this: Self) -> AnyView {
-        pages::RunPage().into_any()
-    }
-}
-
-struct Briefs;
-#[lazy_route]
-impl LazyRoute for Briefs {
-    fn data() -> Self {
-        Self
-    }
-    fn view(_this: Self) -> AnyView {
-        pages::BriefsPage().into_any()
-    }
-}
-
-struct Finance;
-#[lazy_route]
-impl LazyRoute for Finance {
-    fn data() -> Self {
-        Self
-    }
-    fn view(_this: Self) -> AnyView {
-        pages::FinancePage().into_any()
-    }
-}
-
-struct Metrics;
-#[lazy_route]
-impl LazyRoute for Metrics {
-    fn data() -> Self {
-        Self
-    }
-    fn view(_this: Self) -> AnyView {
-        pages::MetricsPage().into_any()
-    }
-}
-
-struct Audit;
-#[lazy_route]
-impl LazyRoute for Audit {
-    fn data() -> Self {
-        Self
-    }
-    fn view(_this: Self) -> AnyView {
-        pages::AuditPage().into_any()
-    }
+lazy_page! {
+    Overview => pages::OverviewPage,
+    Jobs => pages::JobsPage,
+    JobEdit => pages::JobEditPage,
+    Runs => pages::RunsPage,
+    Run => pages::RunPage,
+    Briefs => pages::BriefsPage,
+    Finance => pages::FinancePage,
+    Metrics => pages::MetricsPage,
+    Audit => pages::AuditPage,
 }
