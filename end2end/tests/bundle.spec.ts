@@ -1,24 +1,13 @@
 import { test, expect, type Page } from '@playwright/test';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
-import { login, waitHydrated, runJob } from './helpers';
+import { login, waitHydrated, PAGES, seedPages } from './helpers';
 
 // The dashboard's WASM is split per page (cargo leptos build --split). Each page must
 // hydrate on a first visit (empty cache) with the chunks the server preloads for it, and a
 // click to another page must fetch that page's chunks on demand. What each first visit
 // downloads (gzip -9, as a compressing proxy would send it) goes to
 // test-results/bundle.json, which `make bench` prints.
-const pages: [string, string, string][] = [
-  ['overview', '/', 'status-badge'],
-  ['jobs', '/jobs', 'job-row'],
-  ['job-edit', '/jobs/new', 'preview'],
-  ['runs', '/runs', 'run-row'],
-  ['briefs', '/briefs', 'brief'],
-  ['finance', '/finance', 'finance-chart'],
-  ['metrics', '/metrics', 'metrics'],
-  ['audit', '/audit', 'audit'],
-];
-
 /** Records every .wasm file the page downloads, as path -> gzipped bytes. File names carry
  *  no content hash, so each must be revalidated (`no-cache`) to stay in step after an
  *  upgrade: a file without it is recorded as -1. */
@@ -37,12 +26,7 @@ function recordWasm(page: Page) {
   return files;
 }
 
-test.beforeAll(async ({ request }) => {
-  // Data for every page: a brief, a finance snapshot, metrics, runs.
-  for (const job of ['finance-metrics', 'metrics-summary', 'ceo-brief']) {
-    await runJob(request, job);
-  }
-});
+test.beforeAll(async ({ request }) => seedPages(request));
 
 const kib = (bytes: number) => Math.round((bytes / 1024) * 10) / 10;
 
@@ -53,7 +37,7 @@ test('each page hydrates on a first visit with its own WASM chunks', async ({ br
   await session.close();
 
   const figures: Record<string, { wasm_files: number; gzip_kib: number }> = {};
-  for (const [name, path, testid] of pages) {
+  for (const [name, path, testid] of PAGES) {
     // A new context has an empty HTTP cache: this is a first visit.
     const context = await browser.newContext({ storageState });
     const page = await context.newPage();

@@ -28,3 +28,23 @@ export async function runJob(request: APIRequestContext, job: string) {
   expect(r.status(), `${job}: ${await r.text()}`).toBe(200);
   return (await r.json()).run;
 }
+
+/** Every page with data to show: [name, path, test id of content that proves it loaded]. */
+export const PAGES: [string, string, string][] = [
+  ['overview', '/', 'status-badge'],
+  ['jobs', '/jobs', 'job-row'],
+  ['job-new', '/jobs/new', 'preview'],
+  ['runs', '/runs', 'run-row'],
+  ['briefs', '/briefs', 'brief'],
+  ['finance', '/finance', 'finance-chart'],
+  ['metrics', '/metrics', 'metrics'],
+  ['audit', '/audit', 'audit'],
+];
+
+/** Runs the built-ins that give every page something to show: a brief, a finance
+ *  snapshot, a health report, metrics and runs. */
+export async function seedPages(request: APIRequestContext) {
+  for (const job of ['finance-metrics', 'self-heal', 'metrics-summary', 'ceo-brief']) {
+    await runJob(request, job);
+  }
+}

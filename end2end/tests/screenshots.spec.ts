@@ -1,24 +1,9 @@
 import { test, expect } from '@playwright/test';
-import { login, waitHydrated, runJob } from './helpers';
+import { login, waitHydrated, PAGES, seedPages } from './helpers';
 
 // Saves a screenshot of every page, light and dark, at desktop and a phone's 375 px, as
 // test output (end2end/test-results/screenshots/) for people to look at.
-const pages: [string, string, string][] = [
-  ['overview', '/', 'status-badge'],
-  ['jobs', '/jobs', 'job-row'],
-  ['job-new', '/jobs/new', 'preview'],
-  ['runs', '/runs', 'run-row'],
-  ['briefs', '/briefs', 'brief'],
-  ['finance', '/finance', 'finance-chart'],
-  ['metrics', '/metrics', 'metrics'],
-  ['audit', '/audit', 'audit'],
-];
-
-test.beforeAll(async ({ request }) => {
-  for (const job of ['finance-metrics', 'self-heal', 'metrics-summary', 'ceo-brief']) {
-    await runJob(request, job);
-  }
-});
+test.beforeAll(async ({ request }) => seedPages(request));
 
 for (const scheme of ['light', 'dark'] as const) {
   test(`screenshots (${scheme})`, async ({ page }) => {
@@ -28,7 +13,7 @@ for (const scheme of ['light', 'dark'] as const) {
     await waitHydrated(page);
     await page.screenshot({ path: `test-results/screenshots/login-${scheme}.png`, fullPage: true });
     await login(page);
-    for (const [name, path, testid] of pages) {
+    for (const [name, path, testid] of PAGES) {
       await page.goto(path);
       await waitHydrated(page);
       await expect(page.getByTestId(testid).first()).toBeVisible();
@@ -40,7 +25,7 @@ for (const scheme of ['light', 'dark'] as const) {
     await page.screenshot({ path: `test-results/screenshots/run-${scheme}.png`, fullPage: true });
     // At a phone's width nothing pushes the page sideways (wide tables scroll in place).
     await page.setViewportSize({ width: 375, height: 740 });
-    for (const [name, path, testid] of pages) {
+    for (const [name, path, testid] of PAGES) {
       await page.goto(path);
       await waitHydrated(page);
       await expect(page.getByTestId(testid).first()).toBeVisible();
