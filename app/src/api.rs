@@ -366,6 +366,8 @@ pub async fn list_audit() -> Result<Vec<AuditRow>, ServerFnError> {
             actor: a.actor,
             ip: a.ip,
             action: a.action,
+            target: a.target,
+            details: a.details,
             status: a.status,
         })
         .collect())

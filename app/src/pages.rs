@@ -364,7 +364,7 @@ fn JobFormView(form: JobForm, original: String) -> impl IntoView {
             </div>
             <div class="field wide">
                 <label for="params">"Params (JSON)"</label>
-                <textarea id="params" name="params" rows="6" spellcheck="false">{form.params.clone()}</textarea>
+                <textarea id="params" name="params" rows="6" spellcheck="false">{textarea_text(form.params.clone())}</textarea>
             </div>
             <label class="toggle wide">
                 <input type="checkbox" name="enabled" checked=form.enabled />"Enabled"
@@ -388,6 +388,28 @@ const STATUSES: [&str; 8] = [
     "interrupted",
     "skipped",
 ];
+
+/// Text for a `<textarea>`. Leptos writes a textarea's children into the server's HTML
+/// unescaped (it treats them like a script's), so text holding `</textarea>` would end the
+/// element and run as markup. On the server the text is escaped here; in the browser it
+/// becomes a text node, which is never markup.
+fn textarea_text(text: String) -> String {
+    #[cfg(feature = "ssr")]
+    {
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+    #[cfg(not(feature = "ssr"))]
+    text
+}
 
 /// Run history, newest first, filtered and paged; live while auto-refresh is on.
 #[component]
@@ -667,14 +689,17 @@ pub fn AuditPage() -> impl IntoView {
         <Layout>
             <section class="card">
                 <h2>"Audit log"</h2>
-                <p class="muted">"Every change made through the API, the CLI or this dashboard."</p>
+                <p class="muted">"Every change made through the API, the CLI or this dashboard, every log-in and log-out, and every wrong key. Secrets in the arguments are masked."</p>
                 {loaded(audit, |rows| view! {
                     <div class="table-wrap">
                         <table data-testid="audit">
-                            <thead><tr><th>"When"</th><th>"Who"</th><th>"From"</th><th>"What"</th><th>"Result"</th></tr></thead>
+                            <thead><tr><th>"When"</th><th>"Who"</th><th>"From"</th><th>"What"</th><th>"On"</th><th>"Arguments"</th><th>"Result"</th></tr></thead>
                             <tbody>
                                 {rows.into_iter().map(|a| view! {
-                                    <tr><td>{a.at}</td><td>{a.actor}</td><td>{a.ip}</td><td><code>{a.action}</code></td><td>{a.status}</td></tr>
+                                    <tr>
+                                        <td>{a.at}</td><td>{a.actor}</td><td>{a.ip}</td><td><code>{a.action}</code></td>
+                                        <td>{a.target}</td><td class="args"><code>{a.details}</code></td><td>{a.status}</td>
+                                    </tr>
                                 }).collect_view()}
                             </tbody>
                         </table>

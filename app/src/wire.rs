@@ -228,5 +228,7 @@ pub struct AuditRow {
     pub actor: String,
     pub ip: String,
     pub action: String,
+    pub target: String,
+    pub details: String,
     pub status: u16,
 }

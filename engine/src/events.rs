@@ -1,23 +1,22 @@
 //! The event log: JSON lines of lifecycle events (started, stopped, heartbeat, ...) in
-//! `<data dir>/logs/events.<date>.jsonl`, one file a day, old files pruned. It is for
-//! operators and their tools (`tail -f`, `jq`), alongside the store's history.
+//! `<data dir>/logs/events.<date>.jsonl`, one file a UTC day (mode 0600, like everything
+//! in the data dir), pruned by retention. It is for operators and their tools (`tail -f`,
+//! `jq`), alongside the store's history.
 
 use crate::error::{EngineError, Result};
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use serde::Serialize;
+use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use tracing_appender::rolling::{RollingFileAppender, Rotation};
 
-/// How many daily files the appender itself keeps; retention may prune sooner.
-const MAX_FILES: usize = 90;
-
-/// Appends JSON lines to the rolling event log.
+/// Appends JSON lines to the day's file.
 pub struct EventLog {
+    dir: PathBuf,
     /// A std mutex: each write is one short, complete `write_all` of a line and the lock
     /// is never held across an await.
-    out: Mutex<RollingFileAppender>,
+    out: Mutex<Option<(NaiveDate, File)>>,
 }
 
 impl std::fmt::Debug for EventLog {
@@ -41,27 +40,36 @@ impl EventLog {
             path: dir.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let appender = RollingFileAppender::builder()
-            .rotation(Rotation::DAILY)
-            .filename_prefix("events")
-            .filename_suffix("jsonl")
-            .max_log_files(MAX_FILES)
-            .build(dir)
-            .map_err(|e| err(std::io::Error::other(e)))?;
+        crate::data_dir::create_private_dir(dir).map_err(err)?;
         Ok(Self {
-            out: Mutex::new(appender),
+            dir: dir.to_path_buf(),
+            out: Mutex::new(None),
         })
+    }
+
+    /// The open file for `day`, opening (creating 0600) a new one when the day changed.
+    fn file_for<'a>(
+        &self,
+        slot: &'a mut Option<(NaiveDate, File)>,
+        day: NaiveDate,
+    ) -> std::io::Result<&'a mut File> {
+        if slot.as_ref().is_none_or(|(d, _)| *d != day) {
+            let path = self
+                .dir
+                .join(format!("events.{}.jsonl", day.format("%Y-%m-%d")));
+            *slot = Some((day, crate::data_dir::open_private_append(&path)?));
+        }
+        match slot {
+            Some((_, file)) => Ok(file),
+            None => Err(std::io::Error::other("no event log file")),
+        }
     }
 
     /// Writes one event. Failures are logged, never propagated: losing a log line must not
     /// stop the scheduler.
     pub fn write<T: Serialize>(&self, event: &str, fields: T) {
-        let line = Line {
-            ts: Utc::now(),
-            event,
-            fields,
-        };
+        let ts = Utc::now();
+        let line = Line { ts, event, fields };
         let mut text = match serde_json::to_vec(&line) {
             Ok(t) => t,
             Err(e) => {
@@ -71,7 +79,10 @@ impl EventLog {
         };
         text.push(b'\n');
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = out.write_all(&text).and_then(|()| out.flush()) {
+        let written = self
+            .file_for(&mut out, ts.date_naive())
+            .and_then(|f| f.write_all(&text));
+        if let Err(e) = written {
             tracing::warn!(error = %e, event, "cannot write the event log");
         }
     }

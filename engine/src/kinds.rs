@@ -2,7 +2,7 @@
 //! a JSON output or a [`JobFailure`]; timeout, retry, panic capture and cancellation are
 //! applied around it by the runner, never inside it.
 
-use crate::model::Job;
+use crate::model::{Job, ValidationError};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -49,11 +49,19 @@ impl JobFailure {
 pub type JobResult = Result<serde_json::Value, JobFailure>;
 pub type JobFuture = Pin<Box<dyn Future<Output = JobResult> + Send>>;
 type KindFn = Arc<dyn Fn(JobContext) -> JobFuture + Send + Sync>;
+/// Checks a job's params when it is saved: the kind's fields, their types and ranges.
+pub type CheckFn = fn(&serde_json::Value) -> Result<(), ValidationError>;
+
+#[derive(Clone)]
+struct Kind {
+    run: KindFn,
+    check: Option<CheckFn>,
+}
 
 /// The registry of kinds the engine can run.
 #[derive(Clone, Default)]
 pub struct Kinds {
-    map: HashMap<String, KindFn>,
+    map: HashMap<String, Kind>,
 }
 
 impl std::fmt::Debug for Kinds {
@@ -66,8 +74,12 @@ impl Kinds {
     /// The kinds every engine has: `noop` and the built-in automations.
     pub fn builtin() -> Self {
         let mut kinds = Kinds::default();
-        kinds.register("noop", noop);
-        kinds.register(crate::http_job::KIND, crate::http_job::run);
+        kinds.register_checked("noop", noop, check_noop);
+        kinds.register_checked(
+            crate::http_job::KIND,
+            crate::http_job::run,
+            crate::http_job::check,
+        );
         kinds.register(crate::shell_job::KIND, crate::shell_job::run);
         crate::automations::register(&mut kinds);
         kinds
@@ -79,13 +91,39 @@ impl Kinds {
         F: Fn(JobContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = JobResult> + Send + 'static,
     {
-        self.map
-            .insert(name.to_string(), Arc::new(move |ctx| Box::pin(f(ctx))));
+        self.map.insert(
+            name.to_string(),
+            Kind {
+                run: Arc::new(move |ctx| Box::pin(f(ctx))),
+                check: None,
+            },
+        );
+        self
+    }
+
+    /// Adds a kind whose params are checked by `check` whenever a job of it is saved.
+    pub fn register_checked<F, Fut>(&mut self, name: &str, f: F, check: CheckFn) -> &mut Self
+    where
+        F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = JobResult> + Send + 'static,
+    {
+        self.register(name, f);
+        if let Some(kind) = self.map.get_mut(name) {
+            kind.check = Some(check);
+        }
         self
     }
 
     pub fn get(&self, name: &str) -> Option<KindFn> {
-        self.map.get(name).cloned()
+        self.map.get(name).map(|k| k.run.clone())
+    }
+
+    /// Checks `params` for a job of kind `name` (kinds without a check accept any object).
+    pub fn check(&self, name: &str, params: &serde_json::Value) -> Result<(), ValidationError> {
+        match self.map.get(name).and_then(|k| k.check) {
+            Some(check) => check(params),
+            None => Ok(()),
+        }
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -93,6 +131,48 @@ impl Kinds {
         names.sort();
         names
     }
+}
+
+/// A whole-number param within `range`, when present; the error names `params.<field>`.
+pub fn number_in(
+    params: &serde_json::Value,
+    field: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Option<u64>, ValidationError> {
+    let Some(v) = params.get(field).filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    match v.as_u64() {
+        Some(n) if range.contains(&n) => Ok(Some(n)),
+        _ => Err(ValidationError {
+            field: format!("params.{field}"),
+            message: format!(
+                "{v} is not a whole number in range {}-{}",
+                range.start(),
+                range.end()
+            ),
+        }),
+    }
+}
+
+/// A string param, when present; the error names `params.<field>`.
+pub fn string_param<'a>(
+    params: &'a serde_json::Value,
+    field: &str,
+) -> Result<Option<&'a str>, ValidationError> {
+    match params.get(field) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(ValidationError {
+            field: format!("params.{field}"),
+            message: format!("{other} is not a string"),
+        }),
+    }
+}
+
+fn check_noop(params: &serde_json::Value) -> Result<(), ValidationError> {
+    number_in(params, "duration_ms", 0..=7 * 24 * 3600 * 1000)?;
+    Ok(())
 }
 
 /// Does nothing, optionally for `duration_ms`; fails when `params.fail` is true. For

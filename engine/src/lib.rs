@@ -6,12 +6,16 @@
 //! - [`model`]: jobs, runs, policies, validation.
 //! - [`kinds`]: what a job does — async functions registered by name.
 //! - [`live_log`]: run logs followed live while the run lasts.
-//! - [`http_job`]: the `http` job kind with its SSRF guard.
+//! - [`outbound`]: the one guarded client every outbound request goes through (SSRF
+//!   guard, DNS pinning, redirects checked hop by hop, secrets kept to their host).
+//! - [`secrets`]: which params are secret; masking, restoring and scrubbing them.
+//! - [`http_job`]: the `http` job kind.
 //! - [`shell_job`]: the `shell` job kind (argv only, process-group kill), off by default.
 //! - [`automations`]: the built-in jobs (self-heal, metrics summary, retention cleanup).
 //! - [`store`]: the durable store (SQLite via sqlx, embedded migrations), with group
 //!   commit for run rows (`writer`).
 //! - [`events`]: the JSON-lines event log in `<data dir>/logs/`.
+//! - [`data_dir`]: the data dir and its files, private (0700 / 0600).
 //! - [`clock`]: the injectable clock that time-dependent logic reads.
 //! - [`error`]: the engine's error type, [`EngineError`].
 //!
@@ -20,14 +24,17 @@
 
 pub mod automations;
 pub mod clock;
+pub mod data_dir;
 pub mod error;
 pub mod events;
 pub mod http_job;
 pub mod kinds;
 pub mod live_log;
 pub mod model;
+pub mod outbound;
 pub mod schedule;
 pub mod scheduler;
+pub mod secrets;
 pub mod shell_job;
 pub mod store;
 mod writer;
@@ -39,6 +46,7 @@ pub use live_log::{Follow, RunLog};
 pub use model::{
     Job, JobSpec, Misfire, Overlap, Run, RunQuery, RunStatus, Trigger, ValidationError,
 };
+pub use outbound::{Outbound, Resolver};
 pub use schedule::{describe as describe_schedule, PreviewSlot, Schedule, ScheduleError};
-pub use scheduler::{DayFigures, Engine, EngineConfig, Resolver, SchedulerState, Status};
+pub use scheduler::{DayFigures, Engine, EngineConfig, LlmConfig, SchedulerState, Status};
 pub use store::{DesiredState, NextRun, Store};

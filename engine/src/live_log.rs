@@ -15,6 +15,8 @@ const FOLLOW_BUFFER: usize = 1024;
 struct State {
     text: String,
     truncated: bool,
+    /// Scrubs the job's secrets from every chunk before it is kept or sent.
+    redactor: crate::secrets::Redactor,
     /// `None` once the run has ended: followers see the channel close.
     live: Option<broadcast::Sender<Arc<str>>>,
 }
@@ -40,12 +42,48 @@ impl RunLog {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends `chunk` (kept up to [`MAX_LOG`]) and passes it to followers.
+    /// A log whose chunks are scrubbed of the secrets `redactor` knows.
+    pub fn with_redactor(redactor: crate::secrets::Redactor) -> Self {
+        let log = RunLog::default();
+        log.state().redactor = redactor;
+        log
+    }
+
+    /// What scrubs this log; the runner scrubs the run's output and error with it too.
+    pub fn redactor(&self) -> crate::secrets::Redactor {
+        self.state().redactor.clone()
+    }
+
+    /// Appends a program's output (kept up to [`MAX_LOG`]) and passes it to followers.
+    /// Secrets are scrubbed and control characters other than newline and tab encoded,
+    /// so output cannot rewrite what a terminal shows. (A secret split across two chunks
+    /// is not recognised; programs print whole lines in practice.)
     pub fn append(&self, chunk: &str) {
+        let clean: String = if chunk
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            chunk
+                .chars()
+                .map(|c| match c {
+                    '\n' | '\t' => c.to_string(),
+                    c if c.is_control() => c.escape_unicode().to_string(),
+                    c => c.to_string(),
+                })
+                .collect()
+        } else {
+            chunk.to_string()
+        };
+        self.push(&clean);
+    }
+
+    fn push(&self, chunk: &str) {
         let mut s = self.state();
         if s.truncated || chunk.is_empty() {
             return;
         }
+        let scrubbed = s.redactor.text(chunk);
+        let chunk = scrubbed.as_str();
         let room = MAX_LOG.saturating_sub(s.text.len());
         let kept: Arc<str> = if chunk.len() <= room {
             chunk.into()
@@ -64,9 +102,10 @@ impl RunLog {
         }
     }
 
-    /// Appends one line.
+    /// Appends one line: every control character in it is encoded, so text that came
+    /// from outside (a target's name, an error) can never start a line of its own.
     pub fn line(&self, line: &str) {
-        self.append(&format!("{line}\n"));
+        self.push(&format!("{}\n", crate::secrets::escape_controls(line)));
     }
 
     /// Ends the log: followers' streams close; the text is returned for storing.
@@ -93,8 +132,8 @@ impl LiveLogs {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn open(&self, run_id: i64) -> RunLog {
-        let log = RunLog::default();
+    pub fn open(&self, run_id: i64, redactor: crate::secrets::Redactor) -> RunLog {
+        let log = RunLog::with_redactor(redactor);
         self.map().insert(run_id, log.clone());
         log
     }

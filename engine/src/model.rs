@@ -147,6 +147,12 @@ fn invalid(field: &str, message: impl Into<String>) -> ValidationError {
 pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
 const MAX_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
 const MAX_RETRIES: u32 = 20;
+/// Longest wait before a retry (the backoff doubles per attempt, up to this).
+pub const MAX_RETRY_BACKOFF_SECS: u64 = 24 * 3600;
+const MAX_SCHEDULE_LEN: usize = 256;
+const MAX_TIMEZONE_LEN: usize = 64;
+/// Params are configuration, not data: 64 KiB of JSON is plenty.
+const MAX_PARAMS_BYTES: usize = 64 * 1024;
 
 impl Job {
     /// Builds a job from a spec, filling defaults; `base` supplies them when updating.
@@ -181,10 +187,28 @@ impl Job {
                     "required: a 6-field cron expression with seconds, or @every 30s",
                 )
             })?;
+        if schedule.len() > MAX_SCHEDULE_LEN {
+            return Err(invalid(
+                "schedule",
+                format!(
+                    "{} characters is longer than {MAX_SCHEDULE_LEN}",
+                    schedule.len()
+                ),
+            ));
+        }
         let timezone = spec
             .timezone
             .or_else(|| base.map(|b| b.timezone.clone()))
             .unwrap_or_else(|| "UTC".into());
+        if timezone.len() > MAX_TIMEZONE_LEN {
+            return Err(invalid(
+                "timezone",
+                format!(
+                    "{} characters is longer than {MAX_TIMEZONE_LEN}",
+                    timezone.len()
+                ),
+            ));
+        }
         let parsed = Schedule::parse(&schedule, &timezone)?;
         let timeout_secs = spec
             .timeout_secs
@@ -210,6 +234,23 @@ impl Job {
         if !params.is_object() {
             return Err(invalid("params", "must be a JSON object"));
         }
+        let size = params.to_string().len();
+        if size > MAX_PARAMS_BYTES {
+            return Err(invalid(
+                "params",
+                format!("{size} bytes of JSON is more than {MAX_PARAMS_BYTES}"),
+            ));
+        }
+        let retry_backoff_secs = spec
+            .retry_backoff_secs
+            .or(base.map(|b| b.retry_backoff_secs))
+            .unwrap_or(10);
+        if retry_backoff_secs > MAX_RETRY_BACKOFF_SECS {
+            return Err(invalid(
+                "retry_backoff_secs",
+                format!("{retry_backoff_secs} is out of range 0-{MAX_RETRY_BACKOFF_SECS}"),
+            ));
+        }
         let name = spec
             .name
             .or_else(|| base.map(|b| b.name.clone()))
@@ -226,16 +267,21 @@ impl Job {
             enabled: spec.enabled.or(base.map(|b| b.enabled)).unwrap_or(true),
             timeout_secs,
             retries,
-            retry_backoff_secs: spec
-                .retry_backoff_secs
-                .or(base.map(|b| b.retry_backoff_secs))
-                .unwrap_or(10),
+            retry_backoff_secs,
             overlap: spec.overlap.or(base.map(|b| b.overlap)).unwrap_or_default(),
             misfire: spec.misfire.or(base.map(|b| b.misfire)).unwrap_or_default(),
             params,
             next_run_at: None,
         };
         Ok((job, parsed))
+    }
+}
+
+impl Job {
+    /// The job as reads show it: secret params masked ([`crate::secrets`]).
+    pub fn masked(mut self) -> Job {
+        self.params = crate::secrets::mask_params(&self.params);
+        self
     }
 }
 

@@ -54,6 +54,49 @@ pub struct EngineConfig {
     pub http_allow: Vec<String>,
     /// Whether `shell` jobs may be created and run.
     pub allow_shell: bool,
+    /// Directories `finance-metrics` may read a ledger file from.
+    pub ledger_dirs: Vec<PathBuf>,
+    /// The model endpoint the CEO brief asks, when configured.
+    pub llm: LlmConfig,
+}
+
+impl EngineConfig {
+    /// Defaults for a data dir: heartbeat every 60 s, node `local`, nothing allowed beyond
+    /// the defaults, ledgers read from the data dir and `examples/`, no model.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        EngineConfig {
+            ledger_dirs: vec![data_dir.clone(), PathBuf::from("examples")],
+            data_dir,
+            heartbeat: Duration::from_secs(60),
+            node: "local".into(),
+            http_allow: Vec::new(),
+            allow_shell: false,
+            llm: LlmConfig::default(),
+        }
+    }
+}
+
+/// An OpenAI-compatible endpoint for the CEO brief's narrative.
+#[derive(Clone, Default)]
+pub struct LlmConfig {
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    /// Sent as a bearer token; never shown, never logged.
+    pub api_key: Option<String>,
+}
+
+impl std::fmt::Debug for LlmConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmConfig")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field(
+                "api_key",
+                &self.api_key.as_ref().map(|_| crate::secrets::MASK),
+            )
+            .finish()
+    }
 }
 
 /// The state status reports.
@@ -176,8 +219,8 @@ struct Inner {
     /// The last day's figures as last computed (see [`Engine::day_figures`]).
     day: Mutex<Option<Arc<DayFigures>>>,
     day_refreshing: std::sync::atomic::AtomicBool,
-    /// Name resolution for HTTP jobs, when a test replaces the system's.
-    resolver: Mutex<Option<Resolver>>,
+    /// The guarded client every outbound request goes through.
+    outbound: crate::outbound::Outbound,
 }
 
 /// The last 24 hours at a glance: runs per hour and per job figures.
@@ -190,10 +233,6 @@ pub struct DayFigures {
 
 /// How long the dashboard's day figures are served before they are recomputed.
 pub const DAY_FIGURES_TTL: Duration = Duration::from_secs(10);
-
-/// Resolves a host and port to addresses (HTTP jobs check every answer, then pin one).
-pub type Resolver =
-    Arc<dyn Fn(&str, u16) -> std::io::Result<Vec<std::net::SocketAddr>> + Send + Sync>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every critical section here is a few assignments that cannot panic half-way, so a
@@ -216,10 +255,12 @@ impl Engine {
             path: dir.clone(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(dir_err)?;
+        crate::data_dir::prepare(dir).map_err(dir_err)?;
         // Prove the directory takes writes now, rather than at the first heartbeat.
         probe_writable(dir).map_err(dir_err)?;
-        let store = Store::open_sqlite(&dir.join("echopilot.db")).await?;
+        let db = dir.join("echopilot.db");
+        crate::data_dir::create_private_file(&db).map_err(dir_err)?;
+        let store = Store::open_sqlite(&db).await?;
         let events = EventLog::open(&dir.join("logs"))?;
         let desired = store
             .desired_state()
@@ -250,7 +291,7 @@ impl Engine {
                 jobs: Mutex::new(HashMap::new()),
                 loop_lag_ms: Mutex::new(None),
                 loop_restarts: Mutex::new(0),
-                resolver: Mutex::new(None),
+                outbound: crate::outbound::Outbound::new(config.http_allow.clone()),
                 day: Mutex::new(None),
                 day_refreshing: std::sync::atomic::AtomicBool::new(false),
                 config,
@@ -392,15 +433,21 @@ impl Engine {
 
     // ---- jobs --------------------------------------------------------------------
 
-    /// Every job, with its next run time.
+    /// Every job, with its next run time; secret params masked.
     pub fn list_jobs(&self) -> Vec<Job> {
         let jobs = lock(&self.inner.jobs);
-        let mut out: Vec<Job> = jobs.values().map(job_view).collect();
+        let mut out: Vec<Job> = jobs.values().map(|s| job_view(s).masked()).collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
     }
 
+    /// One job as callers see it: secret params masked (they are write-only).
     pub fn get_job(&self, id: &str) -> Result<Job> {
+        self.job(id).map(|j| j.masked())
+    }
+
+    /// One job with its params in clear, for running it.
+    fn job(&self, id: &str) -> Result<Job> {
         lock(&self.inner.jobs)
             .get(id)
             .map(job_view)
@@ -419,12 +466,17 @@ impl Engine {
     }
 
     /// Replaces (`merge = false`, PUT) or patches (`merge = true`, PATCH) a job.
+    /// Masked secrets sent back (a job read from the API, saved again) keep their stored
+    /// values.
     pub async fn update_job(&self, id: &str, spec: JobSpec, merge: bool) -> Result<Job> {
-        let current = self.get_job(id)?;
+        let current = self.job(id)?;
         let mut spec = spec;
         if spec.id.is_none() {
             spec.id = Some(id.to_string());
         }
+        spec.params = spec
+            .params
+            .map(|p| crate::secrets::restore_params(p, &current.params));
         let (job, schedule) = if merge {
             Job::from_spec(spec, Some(&current))?
         } else {
@@ -517,6 +569,7 @@ impl Engine {
             }
             .into());
         }
+        self.inner.kinds.check(&job.kind, &job.params)?;
         Ok(())
     }
 
@@ -555,7 +608,7 @@ impl Engine {
 
     /// Starts a run of `job_id` now, whatever the scheduler's state.
     pub async fn run_now(&self, job_id: &str, trigger: Trigger) -> Result<Run> {
-        let job = self.get_job(job_id)?;
+        let job = self.job(job_id)?;
         let now = self.inner.clock.now();
         let id = self
             .inner
@@ -661,22 +714,9 @@ impl Engine {
         Ok(figures)
     }
 
-    /// Replaces the system resolver for HTTP jobs (tests use it to change DNS answers).
-    pub fn set_resolver(&self, resolver: Resolver) {
-        *lock(&self.inner.resolver) = Some(resolver);
-    }
-
-    /// `host`'s addresses, from the system resolver unless one was set.
-    pub async fn resolve(
-        &self,
-        host: &str,
-        port: u16,
-    ) -> std::io::Result<Vec<std::net::SocketAddr>> {
-        let custom = lock(&self.inner.resolver).clone();
-        match custom {
-            Some(resolve) => resolve(host, port),
-            None => Ok(tokio::net::lookup_host((host, port)).await?.collect()),
-        }
+    /// The guarded client for every outbound request (kinds and automations use it).
+    pub fn outbound(&self) -> &crate::outbound::Outbound {
+        &self.inner.outbound
     }
 
     /// Cancelled when the server begins to shut down; long-lived streams end on it.
@@ -724,7 +764,10 @@ impl Engine {
     fn launch(&self, job: Job, run_id: i64, meta: RunMeta) {
         let engine = self.clone();
         // Opened before the task starts, so the run is followable as soon as it exists.
-        let log = self.inner.logs.open(run_id);
+        let log = self
+            .inner
+            .logs
+            .open(run_id, crate::secrets::Redactor::for_params(&job.params));
         self.inner
             .tracker
             .spawn(async move { engine.execute(job, run_id, meta, log).await });
@@ -800,6 +843,10 @@ impl Engine {
         } else {
             (status, error)
         };
+        // What a run prints never keeps its job's secrets.
+        let redactor = log.redactor();
+        let output = output.map(|o| redactor.value(&o));
+        let error = error.map(|e| redactor.text(&e));
         fail::fail_point!("before_finish", |_| std::process::abort());
         log.line(&format!(
             "{} {}{}",
@@ -880,12 +927,15 @@ impl Engine {
     fn schedule_retry(&self, job: Job, attempt: u32, first_run: i64) {
         let backoff = Duration::from_secs(
             job.retry_backoff_secs
-                .saturating_mul(1u64 << (attempt - 2).min(16)),
+                .saturating_mul(1u64 << (attempt - 2).min(16))
+                .min(crate::model::MAX_RETRY_BACKOFF_SECS),
         );
         let engine = self.clone();
         self.inner.tracker.spawn(async move {
+            // A pending retry never holds up shutdown: it ends when firing stops.
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
+                () = engine.inner.shutdown.cancelled() => return,
                 () = engine.inner.runs_cancel.cancelled() => return,
             }
             let now = engine.inner.clock.now();
@@ -1131,7 +1181,7 @@ impl Engine {
                 .await;
         }
         for run in interrupted {
-            if let Ok(job) = self.get_job(&run.job_id) {
+            if let Ok(job) = self.job(&run.job_id) {
                 if run.attempt <= job.retries {
                     self.schedule_retry(job, run.attempt + 1, run.id);
                 }

@@ -766,25 +766,34 @@ impl Store {
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEntry {
     pub at: DateTime<Utc>,
-    /// `key` (the X-Dash-Key header), `cli`, or `session <id prefix>`.
+    /// `key` (the X-Dash-Key header), `session <id hash>`, `wrong key` or `anonymous`:
+    /// always from the credential, never from a header the client chose.
     pub actor: String,
     pub ip: String,
-    /// `METHOD /path`.
+    /// `METHOD /path`, or `login`, `login failed`, `logout`.
     pub action: String,
+    /// What the change was about (`job nightly`, `run 42`), when known.
+    pub target: String,
+    /// The request's arguments as JSON, secrets masked.
+    pub details: String,
     /// The HTTP status the request was answered with.
     pub status: u16,
 }
 
 impl Store {
+    /// Records an entry; control characters in its text are encoded (no forged lines).
     pub async fn record_audit(&self, e: &AuditEntry) -> Result<()> {
+        let clean = |t: &str| crate::secrets::escape_controls(t).into_owned();
         sqlx::query(
-            "INSERT INTO audit (at_ms, actor, ip, action, status) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO audit (at_ms, actor, ip, action, status, target, details) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .bind(to_ms(e.at))
-        .bind(&e.actor)
-        .bind(&e.ip)
-        .bind(&e.action)
+        .bind(clean(&e.actor))
+        .bind(clean(&e.ip))
+        .bind(clean(&e.action))
         .bind(i64::from(e.status))
+        .bind(clean(&e.target))
+        .bind(clean(&e.details))
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -793,7 +802,7 @@ impl Store {
     /// The newest `limit` entries, newest first.
     pub async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(
-            "SELECT at_ms, actor, ip, action, status FROM audit ORDER BY id DESC LIMIT ?1",
+            "SELECT at_ms, actor, ip, action, status, target, details FROM audit ORDER BY id DESC LIMIT ?1",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
@@ -805,6 +814,8 @@ impl Store {
                     actor: r.try_get("actor")?,
                     ip: r.try_get("ip")?,
                     action: r.try_get("action")?,
+                    target: r.try_get("target")?,
+                    details: r.try_get("details")?,
                     status: u16::try_from(r.try_get::<i64, _>("status")?).unwrap_or(0),
                 })
             })

@@ -95,8 +95,14 @@ async fn fake_server(seen: Arc<Seen>) -> String {
     format!("http://{addr}")
 }
 
+/// The model's key, as the server's configuration gives it.
+const API_KEY: &str = "sk-test-0f9e";
+
+/// An engine that may reach the fake server on loopback, with the model's key configured.
 async fn open(dir: &std::path::Path) -> (Engine, CancellationToken, TaskTracker) {
-    common::open(dir, &[], false).await
+    let mut config = common::config(dir, &["127.0.0.1"], false);
+    config.llm.api_key = Some(API_KEY.into());
+    common::open_with(config).await
 }
 
 async fn brief(engine: &Engine, params: serde_json::Value) -> engine::Run {
@@ -155,6 +161,14 @@ async fn the_brief_uses_the_model_when_it_answers_and_the_template_otherwise() {
     assert_eq!(run.output["usage"]["total_tokens"], 150);
     let sent = seen.chat_bodies.lock().unwrap()[0].clone();
     assert_eq!(sent["model"], "test-model");
+    assert_eq!(
+        seen.auth.lock().unwrap()[0].to_ascii_lowercase(),
+        format!("authorization: bearer {API_KEY}")
+    );
+    assert!(
+        !run.output.to_string().contains(API_KEY),
+        "the key is never printed"
+    );
     let facts: serde_json::Value =
         serde_json::from_str(sent["messages"][1]["content"].as_str().unwrap()).unwrap();
     assert_eq!(

@@ -49,6 +49,8 @@ impl Harness {
                 node: "test".into(),
                 http_allow: Vec::new(),
                 allow_shell: true,
+                ledger_dirs: vec![dir.to_path_buf(), "../examples".into()],
+                ..EngineConfig::new(dir)
             },
             kinds,
             clock,

@@ -34,6 +34,7 @@ async fn open(dir: &std::path::Path) -> (Engine, CancellationToken, TaskTracker)
             node: "bench".into(),
             http_allow: Vec::new(),
             allow_shell: false,
+            ..EngineConfig::new(dir)
         },
         Kinds::builtin(),
         Arc::new(SystemClock),

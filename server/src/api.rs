@@ -163,7 +163,8 @@ pub struct LoginForm {
 }
 
 /// `POST /api/session`: JSON `{"key"}` → 204 + cookie; form `key=` → 303 to `/` (or back
-/// to the login page with an error).
+/// to the login page with an error). While the client is throttled the key is not even
+/// compared. Every attempt is in the audit log.
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -187,15 +188,46 @@ pub async fn login(
         Ok(f) => f.key,
         Err(message) => return ApiError::BadRequest(message).into_response(),
     };
-    if !state.key.matches(&key) {
-        let refused = login_refused(&state, peer.ip());
+    let outcome = if let Some(secs) = state.throttle.retry_after(peer.ip()) {
+        Err(ApiError::TooManyAttempts(secs))
+    } else if state.key.matches(&key) {
+        state.throttle.record_success(peer.ip());
+        Ok(())
+    } else {
+        Err(login_refused(&state, peer.ip()))
+    };
+    let (actor, action, status) = match &outcome {
+        Ok(()) => ("key", "login", StatusCode::NO_CONTENT),
+        Err(ApiError::TooManyAttempts(_)) => (
+            "anonymous",
+            "login throttled",
+            StatusCode::TOO_MANY_REQUESTS,
+        ),
+        Err(_) => ("anonymous", "login failed", StatusCode::UNAUTHORIZED),
+    };
+    // A throttled attempt was not checked, and recording each would let a flood of them
+    // flood the log; the lock-out itself follows from the failures that are recorded.
+    if status != StatusCode::TOO_MANY_REQUESTS {
+        auth::record(
+            &state,
+            auth::Audit {
+                actor: actor.into(),
+                peer,
+                action: action.into(),
+                target: String::new(),
+                details: String::new(),
+                status: status.as_u16(),
+            },
+        )
+        .await;
+    }
+    if let Err(refused) = outcome {
         return match (form, refused) {
-            (true, Err(ApiError::TooManyAttempts(_))) => {
+            (true, ApiError::TooManyAttempts(_)) => {
                 Redirect::to("/login?error=throttled").into_response()
             }
             (true, _) => Redirect::to("/login?error=key").into_response(),
-            (false, Err(e)) => e.into_response(),
-            (false, Ok(())) => StatusCode::UNAUTHORIZED.into_response(),
+            (false, e) => e.into_response(),
         };
     }
     tracing::info!(%peer, "login");
@@ -208,11 +240,35 @@ pub async fn login(
     }
 }
 
-/// `DELETE /api/session`: ends the session on the server too.
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(id) = session_id(&headers) {
+/// Ends the session on the server and records who logged out.
+async fn end_session(state: &AppState, peer: SocketAddr, headers: &HeaderMap) {
+    if let Some(id) = session_id(headers) {
+        let live = state.sessions.touch(&id);
         state.sessions.remove(&id);
+        if live {
+            auth::record(
+                state,
+                auth::Audit {
+                    actor: auth::session_tag(&id),
+                    peer,
+                    action: "logout".into(),
+                    target: String::new(),
+                    details: String::new(),
+                    status: 204,
+                },
+            )
+            .await;
+        }
     }
+}
+
+/// `DELETE /api/session`: ends the session on the server too.
+pub async fn logout(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    end_session(&state, peer, &headers).await;
     (
         StatusCode::NO_CONTENT,
         [(header::SET_COOKIE, session_cookie(None))],
@@ -221,18 +277,25 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
 }
 
 /// `POST /api/session/logout`: the dashboard's log-out form.
-pub async fn logout_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn logout_form(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
     if auth::cross_site(&headers) {
         return ApiError::Forbidden("cross-site logout refused".into()).into_response();
     }
-    if let Some(id) = session_id(&headers) {
-        state.sessions.remove(&id);
-    }
+    end_session(&state, peer, &headers).await;
     (
         [(header::SET_COOKIE, session_cookie(None))],
         Redirect::to("/login"),
     )
         .into_response()
+}
+
+/// Text from a request shown back in a message or log line: control characters encoded.
+pub fn printable(text: &str) -> String {
+    engine::secrets::escape_controls(text).into_owned()
 }
 
 pub async fn healthz() -> &'static str {

@@ -27,9 +27,6 @@ pub const SESSION_COOKIE: &str = "echopilot_session";
 const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
 /// ...and after this long in any case.
 const SESSION_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Bad keys allowed per client address within [`FAILURE_WINDOW`] before 429.
-const MAX_FAILURES: u32 = 10;
-const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 /// The dashboard key, kept only as its SHA-256.
 pub struct DashKey {
@@ -42,12 +39,18 @@ impl std::fmt::Debug for DashKey {
     }
 }
 
+/// Shorter keys are refused at start-up: a key is the only thing between the network and
+/// shell access, and short ones fall to guessing even through the throttle.
+pub const MIN_KEY_LEN: usize = 16;
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("DASHBOARD_KEY is set but empty; set a real key, or unset it to use the generated one in {0}")]
     EmptyEnv(String),
     #[error("the dashboard key file {0} is empty; delete it to generate a new key, or write a key into it")]
     EmptyFile(String),
+    #[error("the dashboard key from {0} is {1} characters; use at least {MIN_KEY_LEN} (for example `openssl rand -hex 32`)")]
+    TooShort(String, usize),
     #[error("cannot read or create the dashboard key file {path}: {source}")]
     Io {
         path: String,
@@ -74,11 +77,19 @@ impl DashKey {
     pub fn load_or_create(env_key: Option<&str>, dir: &Path) -> Result<Self, KeyError> {
         let path = dir.join("dashboard.key");
         let shown = path.display().to_string();
+        let checked = |from: &str, key: &str| {
+            let n = key.chars().count();
+            if n < MIN_KEY_LEN {
+                Err(KeyError::TooShort(from.to_string(), n))
+            } else {
+                Ok(Self::new(key))
+            }
+        };
         if let Some(key) = env_key {
             if key.trim().is_empty() {
                 return Err(KeyError::EmptyEnv(shown));
             }
-            return Ok(Self::new(key.trim()));
+            return checked("DASHBOARD_KEY", key.trim());
         }
         let io = |source| KeyError::Io {
             path: shown.clone(),
@@ -86,7 +97,7 @@ impl DashKey {
         };
         match std::fs::read_to_string(&path) {
             Ok(key) if key.trim().is_empty() => Err(KeyError::EmptyFile(shown)),
-            Ok(key) => Ok(Self::new(key.trim())),
+            Ok(key) => checked(&shown, key.trim()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 use std::io::Write;
                 use std::os::unix::fs::OpenOptionsExt;
@@ -174,55 +185,209 @@ fn live(s: &Session, now: Instant) -> bool {
     now.duration_since(s.last_seen) < SESSION_IDLE && now.duration_since(s.created) < SESSION_MAX
 }
 
-/// Counts bad keys per client address; past the limit, answers 429 until the window
-/// passes. Never a permanent lock-out: the operator can always try again later.
+/// Bad keys allowed per client address within [`FAILURE_WINDOW`] before a lock-out...
+const ADDRESS_FAILURES: u32 = 10;
+/// ...and from all addresses together, so many addresses cannot guess in parallel.
+const GLOBAL_FAILURES: u32 = 100;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// The first lock-out; each next one doubles, up to [`MAX_LOCKOUT`].
+const FIRST_LOCKOUT: Duration = Duration::from_secs(60);
+const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
+/// After this long without a failure, past lock-outs are forgotten.
+const FORGIVE_AFTER: Duration = Duration::from_secs(3600);
+
+/// Where failures are counted: one address, except that all of loopback is one client
+/// (every 127.x.y.z reaches us from the same machine) and an IPv6 client is its /64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Bucket {
+    Loopback,
+    V4(std::net::Ipv4Addr),
+    V6Prefix(u64),
+}
+
+fn bucket(ip: IpAddr) -> Bucket {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) if v4.is_loopback() => Bucket::Loopback,
+        IpAddr::V4(v4) => Bucket::V4(v4),
+        IpAddr::V6(v6) if v6.is_loopback() => Bucket::Loopback,
+        IpAddr::V6(v6) => Bucket::V6Prefix((u128::from(v6) >> 64) as u64),
+    }
+}
+
+/// Failures and lock-outs of one bucket.
+#[derive(Debug, Default, Clone, Copy)]
+struct Strikes {
+    window_start: Option<Instant>,
+    failures: u32,
+    locked_until: Option<Instant>,
+    lockouts: u32,
+    last_failure: Option<Instant>,
+}
+
+impl Strikes {
+    fn locked(&self, now: Instant) -> Option<Duration> {
+        self.locked_until
+            .and_then(|until| until.checked_duration_since(now))
+            .filter(|d| !d.is_zero())
+    }
+
+    fn fail(&mut self, now: Instant, limit: u32) {
+        if self
+            .last_failure
+            .is_some_and(|t| now.duration_since(t) >= FORGIVE_AFTER)
+        {
+            *self = Strikes::default();
+        }
+        self.last_failure = Some(now);
+        if self
+            .window_start
+            .is_none_or(|t| now.duration_since(t) >= FAILURE_WINDOW)
+        {
+            self.window_start = Some(now);
+            self.failures = 0;
+        }
+        self.failures += 1;
+        if self.failures >= limit {
+            let lockout = FIRST_LOCKOUT
+                .saturating_mul(1 << self.lockouts.min(10))
+                .min(MAX_LOCKOUT);
+            self.locked_until = Some(now + lockout);
+            self.lockouts += 1;
+            self.failures = 0;
+            self.window_start = None;
+        }
+    }
+}
+
+/// Throttles key guessing. While a client (or everyone, past the global limit) is locked
+/// out, no key is even compared: the answer is 429 with `Retry-After`, so a throttled
+/// client learns nothing. Lock-outs grow (1, 2, 4 ... 15 minutes) but always end: the
+/// operator is never locked out for good, and a browser session keeps working throughout.
 #[derive(Default)]
 pub struct Throttle {
-    map: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// A std mutex: every access is a few map operations, never held across an await.
+    state: Mutex<ThrottleState>,
+}
+
+#[derive(Default)]
+struct ThrottleState {
+    buckets: HashMap<Bucket, Strikes>,
+    global: Strikes,
 }
 
 impl Throttle {
-    /// Seconds to wait, when `ip` is over the limit.
+    /// Seconds to wait, when `ip` (or everyone) is locked out.
     pub fn retry_after(&self, ip: IpAddr) -> Option<u64> {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let (since, count) = *map.get(&ip)?;
-        let elapsed = since.elapsed();
-        (count >= MAX_FAILURES && elapsed < FAILURE_WINDOW)
-            .then(|| (FAILURE_WINDOW - elapsed).as_secs().max(1))
+        self.retry_after_at(ip, Instant::now())
+    }
+
+    fn retry_after_at(&self, ip: IpAddr, now: Instant) -> Option<u64> {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = s.buckets.get(&bucket(ip)).and_then(|b| b.locked(now));
+        let wait = mine.max(s.global.locked(now))?;
+        Some(wait.as_secs_f64().ceil().max(1.0) as u64)
     }
 
     pub fn record_failure(&self, ip: IpAddr) {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = map.entry(ip).or_insert((Instant::now(), 0));
-        if entry.0.elapsed() >= FAILURE_WINDOW {
-            *entry = (Instant::now(), 0);
+        self.record_failure_at(ip, Instant::now());
+    }
+
+    fn record_failure_at(&self, ip: IpAddr, now: Instant) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.buckets
+            .entry(bucket(ip))
+            .or_default()
+            .fail(now, ADDRESS_FAILURES);
+        s.global.fail(now, GLOBAL_FAILURES);
+        if s.buckets.len() > 10_000 {
+            s.buckets.retain(|_, b| {
+                b.last_failure
+                    .is_some_and(|t| now.duration_since(t) < FORGIVE_AFTER)
+            });
         }
-        entry.1 += 1;
-        if map.len() > 10_000 {
-            map.retain(|_, (since, _)| since.elapsed() < FAILURE_WINDOW);
+    }
+
+    /// A right key from `ip`: its own strikes are forgotten.
+    pub fn record_success(&self, ip: IpAddr) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.buckets.remove(&bucket(ip));
+    }
+}
+
+/// The Host names requests may carry. A page on a DNS name that rebinds to 127.0.0.1 is
+/// same-origin with itself, not with us: its requests carry its own name as Host, and
+/// are refused here before any credential is looked at.
+pub struct AllowedHosts {
+    names: Vec<String>,
+}
+
+impl AllowedHosts {
+    pub fn new(names: &[String]) -> Self {
+        AllowedHosts {
+            names: names
+                .iter()
+                .map(|n| n.trim().trim_end_matches('.').to_ascii_lowercase())
+                .filter(|n| !n.is_empty())
+                .collect(),
         }
+    }
+
+    /// Loopback names, IP addresses (no DNS is involved, so nothing can rebind) and the
+    /// configured names are allowed, with any port.
+    pub fn allows(&self, host: &str) -> bool {
+        let host = host.trim();
+        let name = if let Some(rest) = host.strip_prefix('[') {
+            rest.split(']').next().unwrap_or_default()
+        } else {
+            host.rsplit_once(':')
+                .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+                .map_or(host, |(name, _)| name)
+        };
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        name.parse::<IpAddr>().is_ok()
+            || name == "localhost"
+            || name.ends_with(".localhost")
+            || self.names.contains(&name)
     }
 }
 
 /// How a request proved itself.
 enum Credential {
     Key,
-    Session,
+    Session(String),
     BadKey,
+    /// A key was sent while its sender is locked out: it was not even compared.
+    Throttled(u64),
     None,
 }
 
-fn credential(state: &AppState, headers: &HeaderMap) -> Credential {
+fn credential(state: &AppState, headers: &HeaderMap, peer: IpAddr) -> Credential {
     if let Some(key) = headers.get(KEY_HEADER) {
+        if let Some(secs) = state.throttle.retry_after(peer) {
+            return Credential::Throttled(secs);
+        }
         return match key.to_str() {
             Ok(k) if state.key.matches(k) => Credential::Key,
             _ => Credential::BadKey,
         };
     }
     match session_id(headers) {
-        Some(id) if state.sessions.touch(&id) => Credential::Session,
+        Some(id) if state.sessions.touch(&id) => Credential::Session(session_tag(&id)),
         _ => Credential::None,
     }
+}
+
+/// A session as the audit log names it: a short hash of its id, enough to tell two
+/// apart, useless for taking one over.
+pub fn session_tag(id: &str) -> String {
+    format!(
+        "session {}",
+        hex::encode(&Sha256::digest(id.as_bytes())[..3])
+    )
 }
 
 /// The session id from the Cookie header, if any.
@@ -281,15 +446,30 @@ fn is_api(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/")
 }
 
-/// The guard in front of every route: API paths need the key or a session (401 JSON
-/// otherwise), pages need a session (redirect to /login otherwise), and mutations riding
-/// on a session cookie must come from our own origin.
+/// The guard in front of every route: the Host must be ours (DNS rebinding); API paths
+/// need the key or a session (401 JSON otherwise), pages need a session (redirect to
+/// /login otherwise), and mutations riding on a session cookie must come from our own
+/// origin. Keys are not compared while their sender is throttled.
 pub async fn guard(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
     next: Next,
 ) -> Response {
+    if let Some(host) = request
+        .headers()
+        .get(header::HOST)
+        .map(|h| h.to_str().unwrap_or("\u{fffd}"))
+    {
+        if !state.hosts.allows(host) {
+            let shown = crate::api::printable(host);
+            tracing::warn!(%peer, host = %shown, "request for a host name this server does not serve");
+            return ApiError::Forbidden(format!(
+                "this server does not answer to the host name {shown}; the operator can allow it with --allowed-hosts"
+            ))
+            .into_response();
+        }
+    }
     let path = request.uri().path();
     if public(path) {
         return next.run(request).await;
@@ -299,42 +479,37 @@ pub async fn guard(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    match credential(&state, request.headers()) {
+    match credential(&state, request.headers(), peer.ip()) {
         Credential::Key => {
-            let cli = request
-                .headers()
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|ua| ua.starts_with("echopilot"));
-            let actor = if cli { "cli" } else { "key" };
-            audited(&state, actor.into(), peer, mutating, request, next).await
+            state.throttle.record_success(peer.ip());
+            audited(&state, "key".into(), peer, mutating, request, next).await
         }
-        Credential::Session => {
+        Credential::Session(tag) => {
             if mutating && cross_site(request.headers()) {
                 tracing::warn!(%peer, path, "cross-site request refused");
                 return ApiError::Forbidden("cross-site request refused".into()).into_response();
             }
-            // Sessions are named by a short hash of their id: enough to tell two apart,
-            // useless for taking one over.
-            let id = session_id(request.headers()).unwrap_or_default();
-            let tag = hex::encode(&Sha256::digest(id.as_bytes())[..3]);
-            audited(
-                &state,
-                format!("session {tag}"),
-                peer,
-                mutating,
-                request,
-                next,
-            )
-            .await
+            audited(&state, tag, peer, mutating, request, next).await
         }
+        Credential::Throttled(secs) => ApiError::TooManyAttempts(secs).into_response(),
         Credential::BadKey => {
-            if let Some(secs) = state.throttle.retry_after(peer.ip()) {
-                return ApiError::TooManyAttempts(secs).into_response();
-            }
             state.throttle.record_failure(peer.ip());
             tracing::warn!(%peer, path, "wrong dashboard key");
-            ApiError::Unauthorized("wrong dashboard key".into()).into_response()
+            let action = format!("{} {}", request.method(), path);
+            let refused = ApiError::Unauthorized("wrong dashboard key".into()).into_response();
+            record(
+                &state,
+                Audit {
+                    actor: "wrong key".into(),
+                    peer,
+                    action,
+                    target: String::new(),
+                    details: String::new(),
+                    status: refused.status().as_u16(),
+                },
+            )
+            .await;
+            refused
         }
         Credential::None if api => ApiError::Unauthorized(
             "missing credentials: send the dashboard key in the X-Dash-Key header, or log in"
@@ -345,8 +520,38 @@ pub async fn guard(
     }
 }
 
+/// One audit entry to record.
+pub struct Audit {
+    pub actor: String,
+    pub peer: SocketAddr,
+    pub action: String,
+    pub target: String,
+    pub details: String,
+    pub status: u16,
+}
+
+/// Writes an audit entry; a store that refuses it is logged, never the caller's problem.
+pub async fn record(state: &AppState, a: Audit) {
+    let entry = engine::store::AuditEntry {
+        at: chrono::Utc::now(),
+        actor: a.actor,
+        ip: a.peer.ip().to_string(),
+        action: a.action,
+        target: a.target,
+        details: a.details,
+        status: a.status,
+    };
+    if let Err(e) = state.engine.store().record_audit(&entry).await {
+        tracing::error!(error = %e, action = entry.action, "cannot record an audit entry");
+    }
+}
+
+/// Most characters of a request's arguments kept in its audit entry.
+const MAX_AUDIT_DETAILS: usize = 2000;
+
 /// Runs the request; a change (any method but GET, HEAD, OPTIONS) goes into the audit log
-/// with who made it and how it was answered.
+/// with who made it, what it was about (the job or run), its arguments with secrets
+/// masked, and how it was answered.
 async fn audited(
     state: &AppState,
     actor: String,
@@ -358,34 +563,186 @@ async fn audited(
     if !mutating {
         return next.run(request).await;
     }
-    let action = format!("{} {}", request.method(), request.uri().path());
-    let response = next.run(request).await;
-    let entry = engine::store::AuditEntry {
-        at: chrono::Utc::now(),
-        actor,
-        ip: peer.ip().to_string(),
-        action,
-        status: response.status().as_u16(),
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, crate::startup::MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError::PayloadTooLarge(format!(
+                "the body is larger than {} bytes",
+                crate::startup::MAX_BODY_BYTES
+            ))
+            .into_response()
+        }
     };
-    if let Err(e) = state.engine.store().record_audit(&entry).await {
-        tracing::error!(error = %e, action = entry.action, "cannot record an audit entry");
+    let action = format!("{} {}", parts.method, parts.uri.path());
+    let args = arguments(&parts.headers, &bytes);
+    let target = target(parts.uri.path(), &args);
+    let mut details = if args.as_object().is_some_and(|m| m.is_empty()) {
+        String::new()
+    } else {
+        args.to_string()
+    };
+    if details.len() > MAX_AUDIT_DETAILS {
+        let mut cut = MAX_AUDIT_DETAILS;
+        while !details.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        details.truncate(cut);
+        details.push('…');
     }
+    let request = Request::from_parts(parts, axum::body::Body::from(bytes));
+    let response = next.run(request).await;
+    record(
+        state,
+        Audit {
+            actor,
+            peer,
+            action,
+            target,
+            details,
+            status: response.status().as_u16(),
+        },
+    )
+    .await;
     response
 }
 
-/// Status for a login with a bad key; shared by the JSON and form logins.
-pub fn login_refused(state: &AppState, peer: IpAddr) -> Result<(), ApiError> {
-    if let Some(secs) = state.throttle.retry_after(peer) {
-        return Err(ApiError::TooManyAttempts(secs));
+/// A request's arguments as JSON with every secret masked: a form (server functions; a
+/// `params` field holding JSON is masked inside), or a JSON body.
+fn arguments(headers: &HeaderMap, body: &[u8]) -> serde_json::Value {
+    use serde_json::Value;
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    let value = if form {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
+        Value::Object(
+            pairs
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = match serde_json::from_str::<Value>(&v) {
+                        Ok(parsed @ Value::Object(_)) => parsed,
+                        _ => Value::String(v),
+                    };
+                    (k, v)
+                })
+                .collect(),
+        )
+    } else if body.is_empty() {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(body)
+            .unwrap_or_else(|_| Value::String(format!("({} bytes, not JSON)", body.len())))
+    };
+    engine::secrets::mask_params(&value)
+}
+
+/// What a change was about: `job <id>` or `run <id>`, from the path or the arguments.
+fn target(path: &str, args: &serde_json::Value) -> String {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["api", "jobs", id, ..] => return format!("job {id}"),
+        ["api", "runs", id, ..] => return format!("run {id}"),
+        _ => {}
     }
+    let arg = |k: &str| {
+        args.get(k)
+            .and_then(|v| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(id) = arg("original").or_else(|| arg("id")) {
+        return format!("job {id}");
+    }
+    String::new()
+}
+
+/// Status for a login with a bad key; shared by the JSON and form logins.
+pub fn login_refused(state: &AppState, peer: IpAddr) -> ApiError {
     state.throttle.record_failure(peer);
     tracing::warn!(%peer, "failed login");
-    Err(ApiError::Unauthorized("wrong dashboard key".into()))
+    ApiError::Unauthorized("wrong dashboard key".into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lockouts_grow_end_and_count_all_of_loopback_as_one_client() {
+        let t = Throttle::default();
+        let start = Instant::now();
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.9.9.9".parse().unwrap();
+        let six: IpAddr = "::1".parse().unwrap();
+        for _ in 0..ADDRESS_FAILURES {
+            assert_eq!(t.retry_after_at(a, start), None);
+            t.record_failure_at(a, start);
+        }
+        assert_eq!(t.retry_after_at(a, start), Some(60));
+        assert_eq!(t.retry_after_at(b, start), Some(60), "127/8 is one client");
+        assert_eq!(t.retry_after_at(six, start), Some(60), "so is ::1");
+        let other: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(t.retry_after_at(other, start), None);
+        // The lock-out ends: the operator gets back in.
+        let later = start + Duration::from_secs(61);
+        assert_eq!(t.retry_after_at(a, later), None);
+        // The next one is twice as long, and so on, up to the cap.
+        let mut now = later;
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            for _ in 0..ADDRESS_FAILURES {
+                t.record_failure_at(a, now);
+            }
+            let wait = t.retry_after_at(a, now).unwrap();
+            seen.push(wait);
+            now += Duration::from_secs(wait + 1);
+            assert_eq!(t.retry_after_at(a, now), None, "never for good");
+        }
+        assert_eq!(seen, vec![120, 240, 480, 900, 900, 900]);
+        // A right key forgets the address's strikes.
+        t.record_success(a);
+        t.record_failure_at(a, now);
+        assert_eq!(t.retry_after_at(a, now), None);
+    }
+
+    #[test]
+    fn many_addresses_guessing_together_lock_everyone_out_for_a_while() {
+        let t = Throttle::default();
+        let now = Instant::now();
+        for i in 0..GLOBAL_FAILURES {
+            // Nine guesses per address: each stays under its own limit.
+            let ip = IpAddr::from([198, 51, (i / 9 / 250) as u8, (i / 9 % 250) as u8 + 1]);
+            t.record_failure_at(ip, now);
+        }
+        let fresh: IpAddr = "203.0.113.1".parse().unwrap();
+        assert_eq!(t.retry_after_at(fresh, now), Some(60));
+        assert_eq!(t.retry_after_at(fresh, now + Duration::from_secs(61)), None);
+    }
+
+    #[test]
+    fn hosts_are_loopback_names_ip_addresses_or_configured_names() {
+        let h = AllowedHosts::new(&["dash.example.com".into()]);
+        for ok in [
+            "localhost:3000",
+            "127.0.0.1:3000",
+            "[::1]:3000",
+            "192.0.2.5",
+            "app.localhost",
+            "dash.example.com",
+            "Dash.Example.Com.:443",
+        ] {
+            assert!(h.allows(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "localhost.evil.example:3000",
+            "dash.example.com.evil",
+            "",
+        ] {
+            assert!(!h.allows(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn key_matches_only_itself() {

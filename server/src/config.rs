@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: dashboard, HTTP API and scheduler in one process.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Control the scheduler of a running server.
     #[command(subcommand)]
     Scheduler(SchedulerCommand),
@@ -50,7 +50,7 @@ pub struct ServeArgs {
     #[arg(long, env = "ECHOPILOT_HEARTBEAT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub heartbeat_secs: u64,
     /// Seconds in-flight work gets to finish at shutdown.
-    #[arg(long, env = "ECHOPILOT_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    #[arg(long, env = "ECHOPILOT_SHUTDOWN_GRACE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub shutdown_grace_secs: u64,
     /// This node's name (defaults to the host name).
     #[arg(long, env = "ECHOPILOT_NODE")]
@@ -65,12 +65,40 @@ pub struct ServeArgs {
     /// Allow `shell` jobs (argv only, never a shell string). Off by default.
     #[arg(long, env = "ECHOPILOT_ALLOW_SHELL")]
     pub allow_shell: bool,
+    /// Host names the server answers to besides loopback and IP addresses (comma-separated;
+    /// e.g. the name a reverse proxy forwards). Any other Host header is refused, so a
+    /// page on a rebinding DNS name cannot talk to the dashboard.
+    #[arg(long, env = "ECHOPILOT_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// Directories `finance-metrics` may read a ledger file from (comma-separated;
+    /// default: the data dir and ./examples).
+    #[arg(long, env = "ECHOPILOT_LEDGER_DIRS", value_delimiter = ',')]
+    pub ledger_dirs: Vec<PathBuf>,
+    /// An OpenAI-compatible API base for the CEO brief (e.g. https://api.openai.com/v1).
+    #[arg(long, env = "ECHOPILOT_LLM_BASE_URL")]
+    pub llm_base_url: Option<String>,
+    /// The model the CEO brief asks.
+    #[arg(long, env = "ECHOPILOT_LLM_MODEL")]
+    pub llm_model: Option<String>,
+    /// The model API's key. Prefer the environment: a flag is visible in the process list.
+    #[arg(long, env = "ECHOPILOT_LLM_API_KEY", hide_env_values = true)]
+    pub llm_api_key: Option<String>,
+    /// Most connections served at once; past it a new connection gets 503 and is closed.
+    #[arg(long, env = "ECHOPILOT_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Seconds a client has to send a request's headers before the connection is closed.
+    #[arg(long, env = "ECHOPILOT_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout_secs: u64,
     /// Benchmark hooks: an every-second job and GET /api/bench/ticks (see ../shared/bench).
     #[arg(long, env = "ECHOPILOT_BENCH")]
     pub bench: bool,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "ECHOPILOT_LOG_JSON")]
     pub log_json: bool,
+    /// The dashboard key from `DASHBOARD_KEY`, taken out of the environment at start-up
+    /// (see [`crate::secret_env`]); `None` uses `<data dir>/dashboard.key`.
+    #[arg(skip)]
+    pub dashboard_key: Option<String>,
 }
 
 /// Where a client command finds the server and its key.

@@ -6,7 +6,9 @@
 //! - [`auth`]: the dashboard key, sessions, and the guard in front of every route.
 //! - [`api`]: REST handlers and the JSON error type.
 //! - [`live`]: server-sent event streams (a run's live log, run activity).
+//! - [`listener`]: accepts connections (a cap, a header-read timeout, graceful close).
 //! - [`pidfile`]: one server per data dir.
+//! - [`secret_env`]: secrets leave the environment before the server starts.
 //! - [`bench`]: hooks for the benchmark harness (`--bench`).
 //! - [`cli`]: the client commands (`echopilot scheduler ...`).
 //! - [`telemetry`]: tracing set-up.
@@ -16,7 +18,9 @@ pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod listener;
 pub mod live;
 pub mod pidfile;
+pub mod secret_env;
 pub mod startup;
 pub mod telemetry;

@@ -8,7 +8,15 @@ fn main() -> ExitCode {
     // reqwest is built without a TLS provider of its own; ring is ours (see Cargo.toml).
     // Installing fails only if one is already installed, which is then just as good.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Command::Serve(args) = &mut cli.command {
+        // Before any thread starts: the secrets leave the environment (see secret_env).
+        let mut secrets = echopilot::secret_env::take();
+        args.dashboard_key = secrets.remove("DASHBOARD_KEY");
+        if let Some(key) = secrets.remove("ECHOPILOT_LLM_API_KEY") {
+            args.llm_api_key = Some(key);
+        }
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -24,7 +32,7 @@ fn main() -> ExitCode {
                 // Handlers go in before the server announces itself, so a signal sent
                 // right after start-up is a graceful shutdown, not the default kill.
                 let shutdown = shutdown_signal()?;
-                echopilot::startup::run(args, shutdown).await
+                echopilot::startup::run(*args, shutdown).await
             });
             match served {
                 Ok(()) => ExitCode::SUCCESS,

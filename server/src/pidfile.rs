@@ -44,7 +44,7 @@ impl PidFile {
     }
 
     fn try_acquire(dir: &Path) -> Result<Option<Self>, PidFileError> {
-        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         let path = dir.join("echopilot.pid");
         let io = |source| PidFileError::Io {
             path: path.clone(),
@@ -57,6 +57,7 @@ impl PidFile {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&path)
             .map_err(io)?;
         match file.try_lock() {

@@ -43,6 +43,8 @@ pub struct AppState {
     pub key: Arc<DashKey>,
     pub sessions: Arc<Sessions>,
     pub throttle: Arc<Throttle>,
+    /// The Host names requests may carry (DNS rebinding).
+    pub hosts: Arc<auth::AllowedHosts>,
     /// Present with `--bench`.
     pub ticks: Option<Arc<crate::bench::Ticks>>,
 }
@@ -53,10 +55,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone();
-    std::fs::create_dir_all(&data_dir)
+    engine::data_dir::prepare(&data_dir)
         .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
     let _pidfile = PidFile::acquire(&data_dir)?;
-    let env_key = std::env::var("DASHBOARD_KEY").ok();
+    let env_key = args.dashboard_key.clone();
     let key = DashKey::load_or_create(env_key.as_deref(), &data_dir)?;
 
     let token = CancellationToken::new();
@@ -73,6 +75,16 @@ pub async fn run(
             node: args.node.clone().unwrap_or_else(hostname),
             http_allow: args.http_allow.clone(),
             allow_shell: args.allow_shell,
+            ledger_dirs: if args.ledger_dirs.is_empty() {
+                vec![data_dir.clone(), PathBuf::from("examples")]
+            } else {
+                args.ledger_dirs.clone()
+            },
+            llm: engine::LlmConfig {
+                base_url: args.llm_base_url.clone(),
+                model: args.llm_model.clone(),
+                api_key: args.llm_api_key.clone(),
+            },
         },
         kinds,
         Arc::new(SystemClock),
@@ -102,6 +114,7 @@ pub async fn run(
         key: Arc::new(key),
         sessions: Arc::new(Sessions::default()),
         throttle: Arc::new(Throttle::default()),
+        hosts: Arc::new(auth::AllowedHosts::new(&args.allowed_hosts)),
         ticks,
     };
     let app = router(state);
@@ -122,21 +135,18 @@ pub async fn run(
         shutdown.await;
         stop.cancel();
     });
-    // Pages are streamed in several writes; without TCP_NODELAY, Nagle's algorithm holds
-    // the last one back for the client's delayed ACK (~40 ms on every page).
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let serving = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(token.clone().cancelled_owned());
     let grace = Duration::from_secs(args.shutdown_grace_secs);
-    let served = tokio::spawn(async move { serving.await });
+    let limits = crate::listener::Limits {
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        header_timeout: Duration::from_secs(args.header_timeout_secs),
+    };
+    let served = tokio::spawn(crate::listener::serve(
+        listener,
+        app,
+        limits,
+        token.clone(),
+        grace,
+    ));
     token.cancelled().await;
 
     // Stop firing at once, then give in-flight runs the grace period; whatever is still
@@ -156,11 +166,8 @@ pub async fn run(
             tracing::warn!("some runs did not stop; the next start records them as interrupted");
         }
     }
-    match tokio::time::timeout(grace, served).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error"),
-        Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
-        Err(_) => tracing::warn!("open connections did not close within the grace period"),
+    if let Err(e) = served.await {
+        tracing::error!(error = %e, "server task failed");
     }
     engine.close().await;
     tracing::info!("stopped");

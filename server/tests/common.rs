@@ -30,7 +30,24 @@ pub struct TestServer {
 pub struct Opts {
     pub data_dir: Option<PathBuf>,
     pub heartbeat_secs: Option<u64>,
+    /// Seconds of shutdown grace (default 5).
+    pub grace_secs: Option<u64>,
     pub env: Vec<(String, String)>,
+    /// Environment variables removed (e.g. DASHBOARD_KEY, to use the key file).
+    pub unset: Vec<String>,
+}
+
+impl Opts {
+    /// Options with these environment variables set.
+    pub fn env(vars: &[(&str, &str)]) -> Self {
+        Opts {
+            env: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Opts::default()
+        }
+    }
 }
 
 pub fn spawn_app() -> TestServer {
@@ -54,7 +71,10 @@ pub fn spawn(opts: Opts) -> Result<TestServer, (ExitStatus, String)> {
             "--heartbeat-secs",
             &opts.heartbeat_secs.unwrap_or(60).to_string(),
         ])
-        .args(["--shutdown-grace-secs", "5"])
+        .args([
+            "--shutdown-grace-secs",
+            &opts.grace_secs.unwrap_or(5).to_string(),
+        ])
         .env("DASHBOARD_KEY", KEY)
         .env("RUST_LOG", "info")
         .env_remove("ECHOPILOT_BIND")
@@ -63,6 +83,9 @@ pub fn spawn(opts: Opts) -> Result<TestServer, (ExitStatus, String)> {
         .stderr(Stdio::piped());
     for (k, v) in &opts.env {
         cmd.env(k, v);
+    }
+    for k in &opts.unset {
+        cmd.env_remove(k);
     }
     let mut child = cmd.spawn().expect("spawn echopilot");
     let stdout = child.stdout.take().unwrap();
@@ -177,6 +200,44 @@ impl TestServer {
         };
         assert!(r.status().is_success(), "{method} {path} → {}", r.status());
         r.json().await.expect("json body")
+    }
+
+    /// Logs in with the key; answers the `Cookie` header value of the new session.
+    pub async fn session(&self) -> String {
+        let r = client()
+            .post(format!("{}/api/session", self.url))
+            .json(&serde_json::json!({ "key": KEY }))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(r.status(), 204, "login");
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        cookie.split(';').next().unwrap().to_string()
+    }
+
+    /// `GET path` as a logged-in browser would; answers the status and the body text.
+    pub async fn page(&self, cookie: &str, path: &str) -> (u16, String) {
+        let r = client()
+            .get(format!("{}{path}", self.url))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("page");
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap_or_default())
+    }
+
+    /// Polls `GET /api/runs/{id}` until the run has finished; answers it.
+    pub async fn wait_run(&self, id: i64) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let run = self.json("GET", &format!("/api/runs/{id}")).await;
+            if !matches!(run["status"].as_str(), Some("queued" | "running")) {
+                return run;
+            }
+            assert!(Instant::now() < deadline, "run {id} did not finish: {run}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// Polls `GET /api/automations/status` until `pred` holds, up to `within`.

@@ -2,14 +2,16 @@
 //! reports and the failures that need attention.
 //!
 //! With an OpenAI-compatible endpoint configured (params `llm_base_url` and `llm_model`,
-//! or `ECHOPILOT_LLM_BASE_URL` / `ECHOPILOT_LLM_MODEL`; the key only from
-//! `ECHOPILOT_LLM_API_KEY`), the facts go to the model as JSON and it writes the
+//! or the server's `--llm-base-url` / `--llm-model`; the key only from the server's
+//! `--llm-api-key`), the facts go to the model as JSON and it writes the
 //! narrative; any error, a timeout (`llm_timeout_secs`, default 30) or no configuration
 //! gives the built-in template instead, and `source` says which. Token usage is kept when
 //! the endpoint reports it. With `webhook_url`, the brief is posted as `{"text": ...}` —
 //! once per run and its retries.
 
-use crate::kinds::{JobContext, JobFailure, JobResult};
+use crate::kinds::{number_in, string_param, JobContext, JobFailure, JobResult};
+use crate::outbound::{Method, OutboundError, Request};
+use crate::ValidationError;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -191,15 +193,33 @@ pub fn template(f: &Value) -> String {
     md
 }
 
+/// `<base>/chat/completions`. A base with a query or fragment is refused: either would
+/// aim the request at some other path than the one named here.
+pub fn completions_url(base: &str) -> Result<crate::outbound::Url, String> {
+    let mut url =
+        crate::outbound::Outbound::parse_url("llm_base_url", base).map_err(|e| e.to_string())?;
+    if url.query().is_some() || url.fragment().is_some() || base.contains('#') {
+        return Err(format!(
+            "llm_base_url {} has a query or fragment; give the API's base, e.g. https://api.example.com/v1",
+            crate::secrets::mask_url(base)
+        ));
+    }
+    url.path_segments_mut()
+        .map_err(|()| "llm_base_url cannot take a path".to_string())?
+        .pop_if_empty()
+        .extend(["chat", "completions"]);
+    Ok(url)
+}
+
 /// Asks the model for the narrative. Errors are sentences for the `llm_error` field.
 async fn ask_model(
+    ctx: &JobContext,
     base: &str,
     model: &str,
     key: Option<&str>,
     timeout: Duration,
     facts: &Value,
 ) -> Result<(String, Option<Value>), String> {
-    let client = super::http_client(timeout)?;
     let body = json!({
         "model": model,
         "temperature": 0.2,
@@ -208,26 +228,19 @@ async fn ask_model(
             { "role": "user", "content": facts.to_string() },
         ],
     });
-    let mut req = client
-        .post(format!("{}/chat/completions", base.trim_end_matches('/')))
-        .json(&body);
+    let mut req = Request::new(Method::POST, completions_url(base)?, timeout).json(&body);
     if let Some(k) = key {
-        req = req.bearer_auth(k);
+        req = req.header("authorization", format!("Bearer {k}"));
     }
-    let resp = req.send().await.map_err(|e| {
-        if e.is_timeout() {
-            format!("timed out after {} s", timeout.as_secs())
-        } else {
-            format!("request failed: {e}")
-        }
+    let resp = ctx.engine.outbound().send(req).await.map_err(|e| match e {
+        OutboundError::Timeout(_) => format!("timed out after {} s", timeout.as_secs()),
+        other => other.to_string(),
     })?;
-    let status = resp.status();
-    if !status.is_success() {
-        return Err(format!("the endpoint answered {status}"));
+    if !resp.is_success() {
+        return Err(format!("the endpoint answered {}", resp.status));
     }
     let answer: Value = resp
         .json()
-        .await
         .map_err(|e| format!("the answer is not JSON: {e}"))?;
     let text = answer["choices"][0]["message"]["content"]
         .as_str()
@@ -237,31 +250,48 @@ async fn ask_model(
     Ok((text.to_string(), answer.get("usage").cloned()))
 }
 
+pub fn check_params(params: &Value) -> Result<(), ValidationError> {
+    let invalid = |field: &str, message: String| ValidationError {
+        field: format!("params.{field}"),
+        message,
+    };
+    if let Some(base) = string_param(params, "llm_base_url")? {
+        completions_url(base).map_err(|m| invalid("llm_base_url", m))?;
+    }
+    string_param(params, "llm_model")?;
+    number_in(params, "llm_timeout_secs", 1..=300)?;
+    if let Some(url) = string_param(params, "webhook_url")? {
+        crate::outbound::Outbound::parse_url("webhook_url", url)
+            .map_err(|e| invalid("webhook_url", e.to_string()))?;
+    }
+    Ok(())
+}
+
 pub async fn run(ctx: JobContext) -> JobResult {
     let p = &ctx.job.params;
-    let setting = |param: &str, env: &str| {
+    let llm = &ctx.engine.config().llm;
+    // A job's own params win over the server's settings; the key comes only from the
+    // server (a param would be readable by anyone who can edit jobs).
+    let setting = |param: &str, server: &Option<String>| {
         p.get(param)
             .and_then(|v| v.as_str())
             .map(str::to_string)
-            .or_else(|| std::env::var(env).ok())
+            .or_else(|| server.clone())
             .filter(|s| !s.is_empty())
     };
     let facts = facts(&ctx).await;
     let mut out = json!({ "facts": facts });
     let (markdown, source) = match (
-        setting("llm_base_url", "ECHOPILOT_LLM_BASE_URL"),
-        setting("llm_model", "ECHOPILOT_LLM_MODEL"),
+        setting("llm_base_url", &llm.base_url),
+        setting("llm_model", &llm.model),
     ) {
         (Some(base), Some(model)) => {
-            let key = std::env::var("ECHOPILOT_LLM_API_KEY")
-                .ok()
-                .filter(|k| !k.is_empty());
             let timeout = Duration::from_secs(
                 p.get("llm_timeout_secs")
                     .and_then(|v| v.as_u64())
                     .unwrap_or(30),
             );
-            match ask_model(&base, &model, key.as_deref(), timeout, &facts).await {
+            match ask_model(&ctx, &base, &model, llm.api_key.as_deref(), timeout, &facts).await {
                 Ok((text, usage)) => {
                     out["usage"] = usage.unwrap_or(Value::Null);
                     out["model"] = model.into();
@@ -293,22 +323,25 @@ pub async fn deliver(ctx: &JobContext, url: &str, markdown: &str) -> Result<Valu
     let store = ctx.engine.store();
     let key = format!("ceo-brief-delivered:{}", ctx.first_run);
     if let Ok(Some(at)) = store.meta(&key).await {
-        return Ok(json!({ "url": url, "sent": false, "already_sent_at": at }));
+        return Ok(json!({ "sent": false, "already_sent_at": at }));
     }
-    let client = super::http_client(Duration::from_secs(10))?;
-    let resp = client
-        .post(url)
-        .json(&json!({ "text": markdown }))
-        .send()
+    let url =
+        crate::outbound::Outbound::parse_url("webhook_url", url).map_err(|e| e.to_string())?;
+    let req =
+        Request::new(Method::POST, url, Duration::from_secs(10)).json(&json!({ "text": markdown }));
+    let resp = ctx
+        .engine
+        .outbound()
+        .send(req)
         .await
         .map_err(|e| format!("cannot post the brief to the webhook: {e}"))?;
-    if !resp.status().is_success() {
-        return Err(format!("the webhook answered {}", resp.status()));
+    if !resp.is_success() {
+        return Err(format!("the webhook answered {}", resp.status));
     }
     let at = chrono::Utc::now().to_rfc3339();
     store
         .set_meta(&key, &at)
         .await
         .map_err(|e| format!("the brief was sent but cannot be recorded as sent: {e}"))?;
-    Ok(json!({ "url": url, "sent": true, "at": at }))
+    Ok(json!({ "sent": true, "at": at }))
 }

@@ -7,9 +7,11 @@
 //! `["subscription"]`). A ledger with bad rows fails the run with `line N: reason` for up
 //! to 20 of them, and no snapshot is produced.
 
-use crate::kinds::{JobContext, JobFailure, JobResult};
+use crate::kinds::{string_param, JobContext, JobFailure, JobResult};
+use crate::ValidationError;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
 
 pub const KIND: &str = "finance-metrics";
 const MAX_REPORTED_ERRORS: usize = 20;
@@ -247,6 +249,86 @@ fn failure(errors: Vec<String>) -> JobFailure {
     ))
 }
 
+pub fn check_params(params: &serde_json::Value) -> Result<(), ValidationError> {
+    string_param(params, "ledger_path")?;
+    string_param(params, "currency")?;
+    if let Some(url) = string_param(params, "source_url")? {
+        crate::outbound::Outbound::parse_url("source_url", url).map_err(|e| ValidationError {
+            field: "params.source_url".into(),
+            message: e.to_string(),
+        })?;
+    }
+    if let Some(cash) = params.get("starting_cash") {
+        parse_cents(cash).map_err(|message| ValidationError {
+            field: "params.starting_cash".into(),
+            message,
+        })?;
+    }
+    if let Some(c) = params.get("recurring_categories") {
+        if !c
+            .as_array()
+            .is_some_and(|a| a.iter().all(serde_json::Value::is_string))
+        {
+            return Err(ValidationError {
+                field: "params.recurring_categories".into(),
+                message: "must be a list of category names".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `path` if it lies inside one of `dirs` (after `..` and symbolic links are resolved),
+/// else why not. Nothing outside is opened, so an error says nothing of what is there.
+pub fn confine(path: &str, dirs: &[PathBuf]) -> Result<PathBuf, String> {
+    let refused = || {
+        let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        format!(
+            "ledger_path {path} is outside the ledger directories ({}); the server allows more with --ledger-dirs",
+            shown.join(", ")
+        )
+    };
+    let absolute = |p: &Path| -> Option<PathBuf> {
+        let joined = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().ok()?.join(p)
+        };
+        // Lexically first: `..` cannot climb out before anything is looked at.
+        let mut out = PathBuf::new();
+        for c in joined.components() {
+            match c {
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::CurDir => {}
+                other => out.push(other),
+            }
+        }
+        Some(out)
+    };
+    let roots: Vec<PathBuf> = dirs
+        .iter()
+        .filter_map(|d| absolute(d))
+        .map(|d| d.canonicalize().unwrap_or(d))
+        .collect();
+    let inside = |p: &Path| roots.iter().any(|r| p.starts_with(r));
+    let candidate = absolute(Path::new(path)).ok_or_else(refused)?;
+    let lexical_root = dirs
+        .iter()
+        .filter_map(|d| absolute(d))
+        .any(|r| candidate.starts_with(&r));
+    if !lexical_root && !inside(&candidate) {
+        return Err(refused());
+    }
+    // Then for real: a symbolic link inside may point anywhere.
+    match candidate.canonicalize() {
+        Ok(real) if inside(&real) => Ok(real),
+        Ok(_) => Err(refused()),
+        Err(e) => Err(format!("cannot read the ledger {path}: {e}")),
+    }
+}
+
 pub async fn run(ctx: JobContext) -> JobResult {
     let p = &ctx.job.params;
     let currency = p
@@ -261,34 +343,38 @@ pub async fn run(ctx: JobContext) -> JobResult {
         .and_then(|v| serde_json::from_value(v.clone()).ok())
         .unwrap_or_else(|| vec!["subscription".to_string()]);
     let (rows, source) = if let Some(url) = p.get("source_url").and_then(|v| v.as_str()) {
-        let client =
-            super::http_client(std::time::Duration::from_secs(30)).map_err(JobFailure::new)?;
-        let body: Vec<RawRow> = client
-            .get(url)
-            .send()
+        let shown = crate::secrets::mask_url(url);
+        let answer = ctx
+            .engine
+            .outbound()
+            .get(url, std::time::Duration::from_secs(30))
             .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| JobFailure::new(format!("cannot fetch the ledger from {url}: {e}")))?
-            .json()
-            .await
-            .map_err(|e| {
-                JobFailure::new(format!(
-                    "the ledger at {url} is not a JSON array of rows: {e}"
-                ))
-            })?;
+            .map_err(|e| JobFailure::new(format!("cannot fetch the ledger from {shown}: {e}")))?;
+        if !answer.is_success() {
+            return Err(JobFailure::new(format!(
+                "cannot fetch the ledger from {shown}: it answered {}",
+                answer.status
+            )));
+        }
+        let body: Vec<RawRow> = answer.json().map_err(|e| {
+            JobFailure::new(format!(
+                "the ledger at {shown} is not a JSON array of rows: {e}"
+            ))
+        })?;
         (
             body.into_iter()
                 .enumerate()
                 .map(|(i, r)| (i + 1, r))
                 .collect(),
-            url.to_string(),
+            shown,
         )
     } else {
         let path = p
             .get("ledger_path")
             .and_then(|v| v.as_str())
             .unwrap_or("examples/ledger.csv");
-        let text = tokio::fs::read_to_string(path)
+        let confined = confine(path, &ctx.engine.config().ledger_dirs).map_err(JobFailure::new)?;
+        let text = tokio::fs::read_to_string(&confined)
             .await
             .map_err(|e| JobFailure::new(format!("cannot read the ledger {path}: {e}")))?;
         (read_csv(&text).map_err(failure)?, path.to_string())
@@ -328,6 +414,28 @@ mod tests {
         let ragged = read_csv("date,amount,currency,category,type,description\n2026-01-01,1.00\n")
             .unwrap_err();
         assert_eq!(ragged, vec!["line 2: 2 fields, expected 6".to_string()]);
+    }
+
+    #[test]
+    fn ledger_paths_outside_the_allowed_directories_are_refused_without_reading_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let inside = dir.path().join("ledgers");
+        std::fs::create_dir(&inside).unwrap();
+        std::fs::write(inside.join("l.csv"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", inside.join("link.csv")).unwrap();
+        let dirs = vec![inside.clone()];
+        assert!(confine(inside.join("l.csv").to_str().unwrap(), &dirs).is_ok());
+        for bad in [
+            "/etc/shadow".to_string(),
+            format!("{}/../../etc/passwd", inside.display()),
+            inside.join("link.csv").display().to_string(),
+        ] {
+            let err = confine(&bad, &dirs).unwrap_err();
+            assert!(
+                err.contains("outside the ledger directories"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -25,11 +25,11 @@ const SEEDED_KEY: &str = "builtin_jobs_seeded_v1";
 
 pub(crate) fn register(kinds: &mut Kinds) {
     kinds
-        .register(brief::KIND, brief::run)
-        .register(finance::KIND, finance::run)
-        .register(self_heal::KIND, self_heal::run)
+        .register_checked(brief::KIND, brief::run, brief::check_params)
+        .register_checked(finance::KIND, finance::run, finance::check_params)
+        .register_checked(self_heal::KIND, self_heal::run, self_heal::check_params)
         .register(metrics::KIND, metrics::run)
-        .register(retention::KIND, retention::run);
+        .register_checked(retention::KIND, retention::run, retention::check_params);
 }
 
 /// The built-in jobs with their default schedules (DESIGN.md).
@@ -90,15 +90,4 @@ pub(crate) fn cpu_secs() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/schedstat").ok()?;
     let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
     Some(ns as f64 / 1e9)
-}
-
-/// An HTTP client for automations. reqwest is built without a TLS provider of its own
-/// (see the workspace Cargo.toml); ring is ours, installed here once — a second install
-/// is refused, which is just as good.
-pub(crate) fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client, String> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))
 }

@@ -3,9 +3,17 @@
 //! audit entries and event-log files older than the same cut-off, reclaims the store's space, and reports
 //! what it deleted.
 
-use crate::kinds::{JobContext, JobFailure, JobResult};
+use crate::kinds::{number_in, JobContext, JobFailure, JobResult};
 
 pub const KIND: &str = "retention-cleanup";
+/// A hundred years: past that a cut-off is not a date any more.
+const MAX_DAYS: u64 = 36_500;
+
+pub fn check_params(params: &serde_json::Value) -> Result<(), crate::ValidationError> {
+    number_in(params, "retention_days", 1..=MAX_DAYS)?;
+    number_in(params, "keep_last", 0..=1_000_000)?;
+    Ok(())
+}
 
 pub async fn run(ctx: JobContext) -> JobResult {
     let engine = &ctx.engine;
@@ -14,7 +22,7 @@ pub async fn run(ctx: JobContext) -> JobResult {
         .get("retention_days")
         .and_then(|v| v.as_u64())
         .unwrap_or(30)
-        .max(1);
+        .clamp(1, MAX_DAYS);
     let keep_last = params
         .get("keep_last")
         .and_then(|v| v.as_u64())

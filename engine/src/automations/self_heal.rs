@@ -2,8 +2,9 @@
 //! check as pass / warn / fail with a message. Params: `min_free_mb` (default 500) and
 //! `health_targets` (`[{"name": "...", "url": "https://..."}]`, checked with a GET).
 
-use crate::kinds::{JobContext, JobFailure, JobResult};
+use crate::kinds::{number_in, string_param, JobContext, JobFailure, JobResult};
 use crate::scheduler::SchedulerState;
+use crate::ValidationError;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -33,6 +34,41 @@ fn check(name: &str, status: Verdict, message: impl Into<String>) -> Check {
         status,
         message: message.into(),
     }
+}
+
+/// Most health targets one job checks.
+const MAX_TARGETS: usize = 50;
+
+pub fn check_params(params: &serde_json::Value) -> Result<(), ValidationError> {
+    number_in(params, "min_free_mb", 0..=10_000_000)?;
+    let Some(targets) = params.get("health_targets").filter(|t| !t.is_null()) else {
+        return Ok(());
+    };
+    let invalid = |message: String| ValidationError {
+        field: "params.health_targets".into(),
+        message,
+    };
+    let list = targets
+        .as_array()
+        .ok_or_else(|| invalid("must be a list of {\"name\", \"url\"}".into()))?;
+    if list.len() > MAX_TARGETS {
+        return Err(invalid(format!(
+            "{} targets is more than {MAX_TARGETS}",
+            list.len()
+        )));
+    }
+    for (i, t) in list.iter().enumerate() {
+        let url = string_param(t, "url")
+            .ok()
+            .flatten()
+            .ok_or_else(|| invalid(format!("target {i} has no \"url\"")))?;
+        crate::outbound::Outbound::parse_url("url", url)
+            .map_err(|e| invalid(format!("target {i}: {e}")))?;
+        if !t.get("name").is_none_or(|n| n.is_string()) {
+            return Err(invalid(format!("target {i}: name must be a string")));
+        }
+    }
+    Ok(())
 }
 
 pub async fn run(ctx: JobContext) -> JobResult {
@@ -150,25 +186,28 @@ pub async fn run(ctx: JobContext) -> JobResult {
     });
 
     if let Some(targets) = params.get("health_targets").and_then(|v| v.as_array()) {
-        let client = super::http_client(HTTP_TIMEOUT).map_err(JobFailure::new)?;
         for t in targets {
             let url = t.get("url").and_then(|u| u.as_str()).unwrap_or_default();
+            let shown = crate::secrets::mask_url(url);
             let name = format!(
                 "http:{}",
-                t.get("name").and_then(|n| n.as_str()).unwrap_or(url)
+                t.get("name")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or(shown.as_str())
             );
-            checks.push(match client.get(url).send().await {
-                Ok(r) if r.status().is_success() => check(
+            // Through the guarded client: a health target is an outbound request like any.
+            checks.push(match engine.outbound().get(url, HTTP_TIMEOUT).await {
+                Ok(r) if r.is_success() => check(
                     &name,
                     Verdict::Pass,
-                    format!("{url} answered {}", r.status()),
+                    format!("{shown} answered {}", r.status),
                 ),
                 Ok(r) => check(
                     &name,
                     Verdict::Fail,
-                    format!("{url} answered {}", r.status()),
+                    format!("{shown} answered {}", r.status),
                 ),
-                Err(e) => check(&name, Verdict::Fail, format!("{url} unreachable: {e}")),
+                Err(e) => check(&name, Verdict::Fail, format!("{shown} unreachable: {e}")),
             });
         }
     }
