@@ -692,7 +692,7 @@ pub fn AuditPage() -> impl IntoView {
                 <p class="muted">"Every change made through the API, the CLI or this dashboard, every log-in and log-out, and every wrong key. Secrets in the arguments are masked."</p>
                 {loaded(audit, |rows| view! {
                     <div class="table-wrap">
-                        <table data-testid="audit">
+                        <table class="audit" data-testid="audit">
                             <thead><tr><th>"When"</th><th>"Who"</th><th>"From"</th><th>"What"</th><th>"On"</th><th>"Arguments"</th><th>"Result"</th></tr></thead>
                             <tbody>
                                 {rows.into_iter().map(|a| view! {

@@ -150,7 +150,7 @@ db.commit()
     let mut child = std::process::Command::new(&bin)
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
-        .env("DASHBOARD_KEY", "bench-key")
+        .env("DASHBOARD_KEY", "bench-key-0123456789")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -185,7 +185,7 @@ db.commit()
             let t = Instant::now();
             let r = client
                 .get(format!("{url}{path}"))
-                .header("X-Dash-Key", "bench-key")
+                .header("X-Dash-Key", "bench-key-0123456789")
                 .send()
                 .await
                 .unwrap();
@@ -225,7 +225,7 @@ async fn overview_render(client: &reqwest::Client, url: &str) {
     let login = no_redirects
         .post(format!("{url}/api/session"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body("key=bench-key")
+        .body("key=bench-key-0123456789")
         .send()
         .await
         .unwrap();
