@@ -34,105 +34,22 @@ pub async fn restart_scheduler() -> Result<SchedulerStatus, ServerFnError> {
 /// Health from the last self-heal, the last 24 h of problems, runs per hour and p95 per job.
 #[server(prefix = "/api/fn", endpoint = "get_overview", input = GetUrl)]
 pub async fn get_overview() -> Result<Overview, ServerFnError> {
-    use engine::RunStatus;
-    let engine = engine()?;
-    let store = engine.store();
-    let now = chrono::Utc::now();
-    let since = now - chrono::Duration::hours(24);
-    let day = engine.day_figures().await.map_err(fail)?;
-    let mut problems = Vec::new();
-    for status in [
-        RunStatus::Failed,
-        RunStatus::TimedOut,
-        RunStatus::Interrupted,
-        RunStatus::Skipped,
-    ] {
-        let q = engine::RunQuery {
-            status: Some(status),
-            limit: 10,
-            ..Default::default()
-        };
-        problems.extend(
-            engine
-                .list_runs(&q)
-                .await
-                .map_err(fail)?
-                .iter()
-                .filter(|r| r.started_at.or(r.finished_at).is_some_and(|t| t >= since))
-                .map(RunRow::from),
-        );
-    }
-    problems.sort_by_key(|p| std::cmp::Reverse(p.id));
-    problems.truncate(10);
-    let health = store
-        .latest_report(engine::automations::self_heal::KIND)
-        .await
-        .map_err(fail)?;
-    Ok(Overview {
-        health: health.as_ref().map(crate::ssr::health),
-        problems,
-        hours: day
-            .hours
-            .iter()
-            .map(|h| HourBar {
-                label: chrono::DateTime::from_timestamp_millis(h.hour_ms)
-                    .map(|t| t.format("%H:00").to_string())
-                    .unwrap_or_default(),
-                succeeded: h.succeeded,
-                failed: h.failed,
-                skipped: h.skipped,
-            })
-            .collect(),
-        p95: day
-            .jobs
-            .iter()
-            .filter_map(|s| {
-                s.p95_ms.map(|p| Bar {
-                    label: s.job.clone(),
-                    value: p as f64,
-                    text: crate::ssr::millis(p),
-                })
-            })
-            .collect(),
-    })
+    Ok(engine()?.overview().await.map_err(fail)?.into())
 }
 
 #[server(prefix = "/api/fn", endpoint = "list_jobs", input = GetUrl)]
 pub async fn list_jobs() -> Result<JobsPage, ServerFnError> {
-    let engine = engine()?;
-    let mut jobs = Vec::new();
-    for j in engine.list_jobs() {
-        let q = engine::RunQuery {
-            job: Some(j.id.clone()),
-            limit: 1,
-            ..Default::default()
-        };
-        let last = engine.list_runs(&q).await.map_err(fail)?.into_iter().next();
-        jobs.push(JobRow {
-            words: engine::describe_schedule(&j.schedule),
-            next_run: j.next_run_at.map(crate::ssr::time),
-            last_status: last.as_ref().map(|r| r.status.as_str().to_string()),
-            last_run: last.map(|r| r.id),
-            id: j.id,
-            name: j.name,
-            kind: j.kind,
-            schedule: j.schedule,
-            timezone: j.timezone,
-            enabled: j.enabled,
-        });
-    }
-    Ok(JobsPage { jobs })
+    let jobs = engine()?.job_summaries().await.map_err(fail)?;
+    Ok(JobsPage {
+        jobs: jobs.into_iter().map(JobRow::from).collect(),
+    })
 }
 
 /// The form for job `id`, or a new job's defaults when `id` is empty.
 #[server(prefix = "/api/fn", endpoint = "get_job_form", input = GetUrl)]
 pub async fn get_job_form(id: String) -> Result<JobForm, ServerFnError> {
     let engine = engine()?;
-    let kinds: Vec<String> = engine
-        .kinds()
-        .into_iter()
-        .filter(|k| k != engine::shell_job::KIND || engine.config().allow_shell)
-        .collect();
+    let kinds = engine.kinds();
     if id.is_empty() {
         return Ok(JobForm {
             id: String::new(),
@@ -180,26 +97,28 @@ pub async fn preview_schedule(
     schedule: String,
     timezone: String,
 ) -> Result<Preview, ServerFnError> {
-    Ok(match engine::Schedule::parse(&schedule, &timezone) {
-        Ok(s) => Preview {
-            words: engine::describe_schedule(&schedule),
-            slots: s
-                .preview(chrono::Utc::now(), 5)
-                .into_iter()
-                .map(|p| Slot {
-                    local: p.local,
-                    utc: crate::ssr::time(p.at),
-                    change: p.offset_change,
-                })
-                .collect(),
-            error: None,
+    Ok(
+        match engine()?.preview_schedule(&schedule, &timezone, None, 5) {
+            Ok(p) => Preview {
+                words: p.description,
+                slots: p
+                    .slots
+                    .into_iter()
+                    .map(|s| Slot {
+                        local: s.local,
+                        utc: crate::ssr::time(s.at),
+                        change: s.offset_change,
+                    })
+                    .collect(),
+                error: None,
+            },
+            Err(e) => Preview {
+                words: String::new(),
+                slots: vec![],
+                error: Some(e.to_string()),
+            },
         },
-        Err(e) => Preview {
-            words: String::new(),
-            slots: vec![],
-            error: Some(format!("{}: {}", e.field, e.message)),
-        },
-    })
+    )
 }
 
 /// Creates (when `original` is empty) or replaces a job; answers its id.
@@ -290,38 +209,26 @@ pub async fn list_runs(
     status: String,
     before: Option<i64>,
 ) -> Result<RunsPage, ServerFnError> {
-    const PAGE: u32 = 25;
     let engine = engine()?;
-    let status = match status.as_str() {
-        "" => None,
-        s => Some(
-            engine::RunStatus::parse(s)
-                .ok_or_else(|| invalid(format!("status: {s:?} is not a run status")))?,
-        ),
-    };
-    let q = engine::RunQuery {
-        job: Some(job).filter(|j| !j.is_empty()),
-        status,
-        before,
-        limit: PAGE,
-    };
-    let runs = engine.list_runs(&q).await.map_err(fail)?;
-    let next = (runs.len() == PAGE as usize)
-        .then(|| runs.last().map(|r| r.id))
-        .flatten();
+    let page = engine
+        .runs_page(engine::RunsRequest {
+            job: Some(job),
+            status: Some(status),
+            limit: 25,
+            before,
+        })
+        .await
+        .map_err(fail)?;
     Ok(RunsPage {
-        runs: runs.iter().map(RunRow::from).collect(),
-        next,
+        runs: page.runs.iter().map(RunRow::from).collect(),
+        next: page.next,
         jobs: engine.list_jobs().into_iter().map(|j| j.id).collect(),
     })
 }
 
 #[server(prefix = "/api/fn", endpoint = "get_run", input = GetUrl)]
 pub async fn get_run(id: i64) -> Result<RunDetail, ServerFnError> {
-    let engine = engine()?;
-    let run = engine.get_run(id).await.map_err(fail)?;
-    let log = engine.store().run_log(id).await.map_err(fail)?;
-    Ok(RunDetail::new(&run, log.unwrap_or_default()))
+    Ok(engine()?.run_detail(id).await.map_err(fail)?.into())
 }
 
 /// Every CEO brief, newest first (the last 50).
@@ -341,7 +248,6 @@ pub async fn list_briefs() -> Result<Vec<Brief>, ServerFnError> {
 #[server(prefix = "/api/fn", endpoint = "get_finance", input = GetUrl)]
 pub async fn get_finance() -> Result<Option<Finance>, ServerFnError> {
     let run = engine()?
-        .store()
         .latest_report(engine::automations::finance::KIND)
         .await
         .map_err(fail)?;
@@ -358,17 +264,6 @@ pub async fn get_metrics() -> Result<Metrics, ServerFnError> {
 /// The newest 200 audit entries.
 #[server(prefix = "/api/fn", endpoint = "list_audit", input = GetUrl)]
 pub async fn list_audit() -> Result<Vec<AuditRow>, ServerFnError> {
-    let rows = engine()?.store().list_audit(200).await.map_err(fail)?;
-    Ok(rows
-        .into_iter()
-        .map(|a| AuditRow {
-            at: crate::ssr::time(a.at),
-            actor: a.actor,
-            ip: a.ip,
-            action: a.action,
-            target: a.target,
-            details: a.details,
-            status: a.status,
-        })
-        .collect())
+    let rows = engine()?.audit(200).await.map_err(fail)?;
+    Ok(rows.into_iter().map(AuditRow::from).collect())
 }

@@ -13,22 +13,25 @@ pub fn engine() -> Result<Engine, ServerFnError> {
 }
 
 /// Engine errors become the sentence the operator sees, with the status the REST API
-/// gives them: validation 422, not found 404, conflict 409 — as they are; anything else is
-/// logged and summarised (500).
+/// gives them — mapped from the error's kind, here once for the dashboard: invalid 422,
+/// not found 404, conflict 409, unavailable 503; anything else is logged with its causes
+/// and summarised (500).
 pub fn fail(e: engine::EngineError) -> ServerFnError {
-    use engine::EngineError as E;
-    match e {
-        E::Invalid(v) => refuse(http::StatusCode::UNPROCESSABLE_ENTITY, v.to_string()),
-        E::NotFound(m) => refuse(http::StatusCode::NOT_FOUND, m),
-        E::Conflict(m) => refuse(http::StatusCode::CONFLICT, m),
-        other => {
-            leptos::logging::error!("dashboard request failed: {other}");
-            refuse(
+    use engine::ErrorKind as K;
+    let status = match e.kind() {
+        K::Invalid => http::StatusCode::UNPROCESSABLE_ENTITY,
+        K::NotFound => http::StatusCode::NOT_FOUND,
+        K::Conflict => http::StatusCode::CONFLICT,
+        K::Unavailable => http::StatusCode::SERVICE_UNAVAILABLE,
+        K::Internal => {
+            leptos::logging::error!("dashboard request failed: {}", engine::error::chain(&e));
+            return refuse(
                 http::StatusCode::INTERNAL_SERVER_ERROR,
                 "the store could not answer; see the server log",
-            )
+            );
         }
-    }
+    };
+    refuse(status, e.to_string())
 }
 
 /// An error for the operator, answered with `status` — except to a plain HTML form post
@@ -96,6 +99,72 @@ impl From<engine::Status> for SchedulerStatus {
     }
 }
 
+impl From<engine::Overview> for Overview {
+    fn from(o: engine::Overview) -> Self {
+        Overview {
+            health: o.health.as_ref().map(health),
+            problems: o.problems.iter().map(RunRow::from).collect(),
+            hours: o
+                .day
+                .hours
+                .iter()
+                .map(|h| HourBar {
+                    label: DateTime::from_timestamp_millis(h.hour_ms)
+                        .map(|t| t.format("%H:00").to_string())
+                        .unwrap_or_default(),
+                    succeeded: h.succeeded,
+                    failed: h.failed,
+                    skipped: h.skipped,
+                })
+                .collect(),
+            p95: o
+                .day
+                .jobs
+                .iter()
+                .filter_map(|s| {
+                    s.p95_ms.map(|p| Bar {
+                        label: s.job.clone(),
+                        value: p as f64,
+                        text: millis(p),
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<engine::JobSummary> for JobRow {
+    fn from(s: engine::JobSummary) -> Self {
+        let (j, last) = (s.job, s.last_run);
+        JobRow {
+            words: engine::describe_schedule(&j.schedule),
+            next_run: j.next_run_at.map(time),
+            last_status: last.as_ref().map(|r| r.status.as_str().to_string()),
+            last_run: last.map(|r| r.id),
+            id: j.id,
+            name: j.name,
+            kind: j.kind,
+            schedule: j.schedule,
+            timezone: j.timezone,
+            enabled: j.enabled,
+        }
+    }
+}
+
+impl From<engine::model::AuditEntry> for AuditRow {
+    fn from(a: engine::model::AuditEntry) -> Self {
+        AuditRow {
+            at: time(a.at),
+            actor: a.actor,
+            ip: a.ip,
+            action: a.action,
+            target: a.target,
+            details: a.details,
+            status: a.status,
+        }
+    }
+}
+
 impl From<&Run> for RunRow {
     fn from(r: &Run) -> Self {
         let when = r.started_at.or(r.scheduled_at).or(r.finished_at);
@@ -154,8 +223,9 @@ pub fn tables(output: &Value) -> Vec<Table> {
         .unwrap_or_default()
 }
 
-impl RunDetail {
-    pub fn new(r: &Run, log: String) -> Self {
+impl From<engine::RunDetail> for RunDetail {
+    fn from(d: engine::RunDetail) -> Self {
+        let (r, log) = (&d.run, d.log);
         RunDetail {
             log,
             run: r.into(),
@@ -323,7 +393,7 @@ pub fn finance(run: &Run) -> Finance {
     }
 }
 
-pub fn metrics(stats: &[engine::store::JobStats]) -> Metrics {
+pub fn metrics(stats: &[engine::model::JobStats]) -> Metrics {
     let pct = |r: Option<f64>| r.map(|r| format!("{:.1}%", r * 100.0));
     Metrics {
         success: stats

@@ -79,3 +79,10 @@ fn tighten(path: &Path, mode: u32) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Creates and removes a file in `dir`, proving it is writable.
+pub fn probe_writable(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"ok")?;
+    std::fs::remove_file(&probe)
+}

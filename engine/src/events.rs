@@ -87,3 +87,27 @@ impl EventLog {
         }
     }
 }
+
+/// Deletes `events.<date>.jsonl` files dated before `cutoff`; returns their names.
+pub fn prune(dir: &std::path::Path, cutoff: chrono::NaiveDate) -> std::io::Result<Vec<String>> {
+    let mut deleted = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(deleted),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let date = name
+            .strip_prefix("events.")
+            .and_then(|rest| rest.strip_suffix(".jsonl"))
+            .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+        if date.is_some_and(|d| d < cutoff) {
+            std::fs::remove_file(entry.path())?;
+            deleted.push(name);
+        }
+    }
+    deleted.sort();
+    Ok(deleted)
+}

@@ -1,52 +1,58 @@
-//! EchoPilot's engine: the domain, with no knowledge of the web.
+//! EchoPilot's engine: the domain, with no knowledge of the web. The edges (the server's
+//! REST API, the dashboard's server functions, the CLI) hold one [`Engine`] handle and
+//! call one method per use case; nothing reaches the store but through it.
 //!
-//! - [`scheduler`]: the [`Engine`] handle — control (start, stop, restart, status), the
-//!   firing loop and watchdog, jobs and runs, crash recovery.
-//! - [`schedule`]: cron (with seconds, in an IANA zone) and `@every` schedules.
-//! - [`model`]: jobs, runs, policies, validation.
-//! - [`kinds`]: what a job does — async functions registered by name.
-//! - [`live_log`]: run logs followed live while the run lasts.
-//! - [`outbound`]: the one guarded client every outbound request goes through (SSRF
-//!   guard, DNS pinning, redirects checked hop by hop, secrets kept to their host).
-//! - [`secrets`]: which params are secret; masking, restoring and scrubbing them.
-//! - [`http_job`]: the `http` job kind.
-//! - [`shell_job`]: the `shell` job kind (argv only, process-group kill), off by default.
-//! - [`automations`]: the built-in jobs (self-heal, metrics summary, retention cleanup).
-//! - [`store`]: the durable store (SQLite via sqlx, embedded migrations), with group
-//!   commit for run rows (`writer`).
-//! - [`events`]: the JSON-lines event log in `<data dir>/logs/`.
-//! - [`data_dir`]: the data dir and its files, private (0700 / 0600).
-//! - [`clock`]: the injectable clock that time-dependent logic reads.
-//! - [`error`]: the engine's error type, [`EngineError`].
+//! Where things live:
 //!
-//! The server (`echopilot` binary) and the dashboard's server functions both drive the
-//! engine through one [`Engine`] handle.
+//! - [`engine`]: the [`Engine`] handle — open, shutdown, the scheduler's controls; the use
+//!   cases sit beside it in [`jobs`], [`runs`] and [`reads`].
+//! - [`scheduler`]: the **leader's** work — which runs exist: due slots, misfire,
+//!   catch-up, the firing loop and its watchdog. Runs only while this node leads
+//!   ([`leader`]).
+//! - [`runner`]: **every node's** work — executing runs: timeout, panic capture,
+//!   cancellation, retry, recording the end.
+//! - [`store`]: the one store interface and its backends ([`store::sqlite`]).
+//! - [`model`]: pure data and validation — jobs, runs, schedules, status, reports.
+//! - [`notify`]: "a run changed", "the jobs changed", "leadership moved".
+//! - [`kinds`]: what a job does (noop, http, shell); [`automations`]: the built-ins.
+//! - [`outbound`]: the one guarded client for every outbound request; [`secrets`]: which
+//!   params are secret, masked and scrubbed.
+//! - [`live_log`], [`events`], [`data_dir`], [`clock`], [`config`], [`error`]: the rest.
+//! - [`testing`]: the harness tests and benchmarks share.
 
 pub mod automations;
 pub mod clock;
+pub mod config;
 pub mod data_dir;
+pub mod engine;
 pub mod error;
 pub mod events;
-pub mod http_job;
+pub mod jobs;
 pub mod kinds;
+pub mod leader;
 pub mod live_log;
 pub mod model;
+pub mod notify;
 pub mod outbound;
-pub mod schedule;
+pub mod reads;
+pub mod runner;
+pub mod runs;
 pub mod scheduler;
 pub mod secrets;
-pub mod shell_job;
 pub mod store;
-mod writer;
+#[doc(hidden)]
+pub mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{EngineError, Result};
+pub use config::{EngineConfig, LlmConfig};
+pub use engine::Engine;
+pub use error::{EngineError, ErrorKind, Result};
 pub use kinds::{JobContext, JobFailure, JobResult, Kinds};
 pub use live_log::{Follow, RunLog};
 pub use model::{
-    Job, JobSpec, Misfire, Overlap, Run, RunQuery, RunStatus, Trigger, ValidationError,
+    describe as describe_schedule, Job, JobSpec, Misfire, Overlap, PreviewSlot, Run, RunQuery,
+    RunStatus, Schedule, ScheduleError, SchedulerState, Status, Trigger, ValidationError,
 };
 pub use outbound::{Outbound, Resolver};
-pub use schedule::{describe as describe_schedule, PreviewSlot, Schedule, ScheduleError};
-pub use scheduler::{DayFigures, Engine, EngineConfig, LlmConfig, SchedulerState, Status};
-pub use store::{DesiredState, NextRun, Store};
+pub use reads::{DayFigures, JobSummary, Overview, SchedulePreview};
+pub use runs::{RunDetail, RunsPage, RunsRequest, MAX_WAIT};

@@ -8,13 +8,9 @@
 //! Lateness of the every-second job is measured by `../shared/bench` against the server
 //! started with `--bench` (see `scripts/bench.sh`). Prints one JSON line per figure.
 
-use engine::{
-    Engine, EngineConfig, JobSpec, Kinds, Overlap, RunQuery, RunStatus, SystemClock, Trigger,
-};
-use std::sync::Arc;
+use engine::testing::{Options, TestEngine};
+use engine::{JobSpec, Overlap, RunQuery, RunStatus, Trigger};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 const RUNS: usize = 64_000;
 const HISTORY: i64 = 1_000_000;
@@ -24,31 +20,17 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn open(dir: &std::path::Path) -> (Engine, CancellationToken, TaskTracker) {
-    let token = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let engine = Engine::open(
-        EngineConfig {
-            data_dir: dir.to_path_buf(),
-            heartbeat: Duration::from_secs(60),
-            node: "bench".into(),
-            http_allow: Vec::new(),
-            allow_shell: false,
-            ..EngineConfig::new(dir)
-        },
-        Kinds::builtin(),
-        Arc::new(SystemClock),
-        token.clone(),
-        tracker.clone(),
-    )
-    .await
-    .expect("engine opens");
-    (engine, token, tracker)
+/// The engine as the benchmarks run it: the shared test harness, with a minute's
+/// heartbeat as a server has.
+async fn open(dir: &std::path::Path) -> TestEngine {
+    let mut options = Options::new(dir).node("bench");
+    options.config.heartbeat = Duration::from_secs(60);
+    options.open().await
 }
 
 async fn runs_per_second() {
     let dir = tempfile::tempdir().unwrap();
-    let (engine, token, tracker) = open(dir.path()).await;
+    let engine = open(dir.path()).await;
     engine
         .create_job(JobSpec {
             id: Some("noop".into()),
@@ -64,7 +46,7 @@ async fn runs_per_second() {
     // Callers in flight at once, as concurrent API requests would be.
     const CALLERS: usize = 64;
     for _ in 0..CALLERS {
-        let engine = engine.clone();
+        let engine = engine.engine.clone();
         dispatchers.push(tokio::spawn(async move {
             for _ in 0..RUNS / CALLERS {
                 engine.run_now("noop", Trigger::Api).await.unwrap();
@@ -91,10 +73,6 @@ async fn runs_per_second() {
     }
     let secs = start.elapsed().as_secs_f64();
     println!("{{\"figure\": \"manual_noop_runs_per_sec\", \"runs\": {RUNS}, \"seconds\": {secs:.3}, \"runs_per_sec\": {:.0}, \"target\": \">= 10000\"}}", RUNS as f64 / secs);
-    engine.shutdown().await;
-    tracker.close();
-    token.cancel();
-    tracker.wait().await;
     engine.close().await;
 }
 
@@ -102,7 +80,7 @@ async fn runs_listing_with_a_million_runs() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     {
-        let (engine, token, tracker) = open(&data).await;
+        let engine = open(&data).await;
         for id in ["alpha", "beta", "gamma", "delta"] {
             engine
                 .create_job(JobSpec {
@@ -114,10 +92,6 @@ async fn runs_listing_with_a_million_runs() {
                 .await
                 .unwrap();
         }
-        engine.shutdown().await;
-        tracker.close();
-        token.cancel();
-        tracker.wait().await;
         engine.close().await;
     }
     // Seed a million finished runs straight into the file, in one transaction.

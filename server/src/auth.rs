@@ -532,7 +532,7 @@ pub struct Audit {
 
 /// Writes an audit entry; a store that refuses it is logged, never the caller's problem.
 pub async fn record(state: &AppState, a: Audit) {
-    let entry = engine::store::AuditEntry {
+    let entry = engine::model::AuditEntry {
         at: chrono::Utc::now(),
         actor: a.actor,
         ip: a.peer.ip().to_string(),
@@ -541,8 +541,8 @@ pub async fn record(state: &AppState, a: Audit) {
         details: a.details,
         status: a.status,
     };
-    if let Err(e) = state.engine.store().record_audit(&entry).await {
-        tracing::error!(error = %e, action = entry.action, "cannot record an audit entry");
+    if let Err(e) = state.engine.record_audit(&entry).await {
+        tracing::error!(error = %engine::error::chain(&e), action = entry.action, "cannot record an audit entry");
     }
 }
 

@@ -33,7 +33,7 @@ pub async fn run_log(State(state): State<AppState>, Path(id): Path<i64>) -> ApiR
             let event = Event::default().event(kind).data(data);
             async move { tx.send(Ok(event)).await.is_ok() }
         };
-        let mut activity = engine.activity();
+        let mut activity = engine.notifier().runs();
         // Bytes of the log already sent: the log only grows, so a fresh look at it after
         // its run ended resumes where the live stream stopped.
         let mut sent = 0;
@@ -89,7 +89,7 @@ pub async fn events(State(state): State<AppState>) -> Response {
     let (tx, rx) = mpsc::channel(4);
     let stop = engine.shutting_down();
     tokio::spawn(async move {
-        let mut activity = engine.activity();
+        let mut activity = engine.notifier().runs();
         loop {
             tokio::select! {
                 changed = activity.changed() => if changed.is_err() { return },

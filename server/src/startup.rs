@@ -1,9 +1,11 @@
-//! Builds and runs the server. [`run`] takes its shutdown future from the caller (the
-//! binary passes SIGINT/SIGTERM), so the same code runs in production and in tests.
+//! Builds and runs the server: [`build`] takes a bound listener (tests bind port 0 and
+//! run the app in-process), [`Application::run_until_stopped`] takes its shutdown future
+//! from the caller (the binary passes SIGINT/SIGTERM), and [`run`] does both for the
+//! binary, so the same code runs in production and in tests.
 //!
-//! Order matters: the PID lock comes first (a second server must not touch the store),
-//! then the key (an empty key refuses to start before anything listens), then the engine
-//! (store, migrations, scheduler at its stored intent), then the listener.
+//! Order matters: the PID lock comes first (a second server must not touch the store or
+//! even listen), then the key (an empty or short key refuses to start), then the engine
+//! (store, migrations, scheduler at its stored intent), then serving.
 
 use crate::api;
 use crate::auth::{self, DashKey, Sessions, Throttle};
@@ -25,13 +27,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Largest request body accepted anywhere.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// How long cancelled runs get to record themselves as interrupted.
-const ABANDON_WAIT: Duration = Duration::from_secs(5);
 /// Every request must finish within this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -49,49 +48,62 @@ pub struct AppState {
     pub ticks: Option<Arc<crate::bench::Ticks>>,
 }
 
-/// Runs the server until `shutdown` resolves, then shuts down gracefully.
+/// A built server, not yet serving: its listener is bound, its engine open.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    router: Router,
+    engine: Engine,
+    limits: crate::listener::Limits,
+    grace: Duration,
+    /// Held while the server runs: one server per data dir.
+    _pidfile: PidFile,
+}
+
+/// Binds `args.bind`, builds the server and runs it until `shutdown` resolves.
 pub async fn run(
     args: ServeArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let data_dir = args.data_dir.clone();
-    engine::data_dir::prepare(&data_dir)
-        .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
-    let _pidfile = PidFile::acquire(&data_dir)?;
-    let env_key = args.dashboard_key.clone();
-    let key = DashKey::load_or_create(env_key.as_deref(), &data_dir)?;
+    // Taken before the port: a second server on this data dir must not even listen.
+    let pidfile = lock_data_dir(&args.data_dir)?;
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.bind))?;
+    let app = build_with(args, listener, pidfile).await?;
+    app.run_until_stopped(shutdown).await
+}
 
-    let token = CancellationToken::new();
-    let tracker = TaskTracker::new();
+/// Makes the data dir (private) and takes its single-instance lock.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<PidFile> {
+    engine::data_dir::prepare(dir)
+        .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
+    Ok(PidFile::acquire(dir)?)
+}
+
+/// Builds the server on a listener the caller bound (tests bind port 0 and run it
+/// in-process).
+pub async fn build(
+    args: ServeArgs,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<Application> {
+    let pidfile = lock_data_dir(&args.data_dir)?;
+    build_with(args, listener, pidfile).await
+}
+
+async fn build_with(
+    args: ServeArgs,
+    listener: tokio::net::TcpListener,
+    pidfile: PidFile,
+) -> anyhow::Result<Application> {
+    let data_dir = args.data_dir.clone();
+    let key = DashKey::load_or_create(args.dashboard_key.as_deref(), &data_dir)?;
     let mut kinds = Kinds::builtin();
     let ticks = args.bench.then(|| Arc::new(crate::bench::Ticks::default()));
     if let Some(ticks) = &ticks {
         crate::bench::register(&mut kinds, ticks.clone());
     }
-    let engine = Engine::open(
-        EngineConfig {
-            data_dir: data_dir.clone(),
-            heartbeat: Duration::from_secs(args.heartbeat_secs),
-            node: args.node.clone().unwrap_or_else(hostname),
-            http_allow: args.http_allow.clone(),
-            allow_shell: args.allow_shell,
-            ledger_dirs: if args.ledger_dirs.is_empty() {
-                vec![data_dir.clone(), PathBuf::from("examples")]
-            } else {
-                args.ledger_dirs.clone()
-            },
-            llm: engine::LlmConfig {
-                base_url: args.llm_base_url.clone(),
-                model: args.llm_model.clone(),
-                api_key: args.llm_api_key.clone(),
-            },
-        },
-        kinds,
-        Arc::new(SystemClock),
-        token.clone(),
-        tracker.clone(),
-    )
-    .await?;
+    let engine = Engine::open(engine_config(&args), kinds, Arc::new(SystemClock)).await?;
     engine::automations::seed(&engine)
         .await
         .context("cannot create the built-in jobs")?;
@@ -100,10 +112,6 @@ pub async fn run(
             .await
             .context("cannot create the benchmark job")?;
     }
-
-    let listener = tokio::net::TcpListener::bind(args.bind)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.bind))?;
     let addr = listener
         .local_addr()
         .context("cannot read the listening address")?;
@@ -117,61 +125,86 @@ pub async fn run(
         hosts: Arc::new(auth::AllowedHosts::new(&args.allowed_hosts)),
         ticks,
     };
-    let app = router(state);
-
     // Tests and scripts read this line to learn the port when binding port 0.
     println!(
         "EchoPilot is running on http://{addr} (dashboard key: {})",
-        if env_key.is_some() {
+        if args.dashboard_key.is_some() {
             "from DASHBOARD_KEY".to_string()
         } else {
             data_dir.join("dashboard.key").display().to_string()
         }
     );
     tracing::info!(%addr, data_dir = %data_dir.display(), site_root = %site_root.display(), "listening");
+    Ok(Application {
+        listener,
+        addr,
+        router: router(state),
+        engine,
+        limits: crate::listener::Limits {
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+            header_timeout: Duration::from_secs(args.header_timeout_secs),
+        },
+        grace: Duration::from_secs(args.shutdown_grace_secs),
+        _pidfile: pidfile,
+    })
+}
 
-    let stop = token.clone();
-    tokio::spawn(async move {
+/// The engine's settings from the server's flags and environment: the one place they
+/// meet.
+fn engine_config(args: &ServeArgs) -> EngineConfig {
+    let data_dir = args.data_dir.clone();
+    EngineConfig {
+        heartbeat: Duration::from_secs(args.heartbeat_secs),
+        node: args.node.clone().unwrap_or_else(hostname),
+        http_allow: args.http_allow.clone(),
+        allow_shell: args.allow_shell,
+        ledger_dirs: if args.ledger_dirs.is_empty() {
+            vec![data_dir.clone(), PathBuf::from("examples")]
+        } else {
+            args.ledger_dirs.clone()
+        },
+        llm: engine::LlmConfig {
+            base_url: args.llm_base_url.clone(),
+            model: args.llm_model.clone(),
+            api_key: args.llm_api_key.clone(),
+        },
+        ..EngineConfig::new(data_dir)
+    }
+}
+
+impl Application {
+    pub fn address(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Serves until `shutdown` resolves, then shuts down gracefully: no new connections,
+    /// the engine's own shutdown (firing stops at once, runs get the grace period), open
+    /// requests finished within the grace.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let serving = tokio::spawn(crate::listener::serve(
+            self.listener,
+            self.router,
+            self.limits,
+            stop.clone(),
+            self.grace,
+        ));
         shutdown.await;
         stop.cancel();
-    });
-    let grace = Duration::from_secs(args.shutdown_grace_secs);
-    let limits = crate::listener::Limits {
-        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
-        header_timeout: Duration::from_secs(args.header_timeout_secs),
-    };
-    let served = tokio::spawn(crate::listener::serve(
-        listener,
-        app,
-        limits,
-        token.clone(),
-        grace,
-    ));
-    token.cancelled().await;
-
-    // Stop firing at once, then give in-flight runs the grace period; whatever is still
-    // running after it is cancelled and recorded as interrupted.
-    engine.shutdown().await;
-    tracker.close();
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        tracing::warn!(
-            ?grace,
-            "runs still in flight after the grace period; interrupting them"
-        );
-        engine.abandon_runs();
-        if tokio::time::timeout(ABANDON_WAIT, tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("some runs did not stop; the next start records them as interrupted");
+        self.engine.shutdown(self.grace).await;
+        if let Err(e) = serving.await {
+            tracing::error!(error = %e, "server task failed");
         }
+        tracing::info!("stopped");
+        Ok(())
     }
-    if let Err(e) = served.await {
-        tracing::error!(error = %e, "server task failed");
-    }
-    engine.close().await;
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// Every route, behind the auth guard.
@@ -180,31 +213,37 @@ pub fn router(state: AppState) -> Router {
     let engine = state.engine.clone();
     let options = state.leptos_options.clone();
     let api = Router::new()
-        .route("/api/automations/status", get(api::status))
-        .route("/api/automations/start", post(api::start))
-        .route("/api/automations/stop", post(api::stop))
-        .route("/api/automations/restart", post(api::restart))
-        .route("/api/jobs", get(api::list_jobs).post(api::create_job))
+        .route("/api/automations/status", get(api::scheduler::status))
+        .route("/api/automations/start", post(api::scheduler::start))
+        .route("/api/automations/stop", post(api::scheduler::stop))
+        .route("/api/automations/restart", post(api::scheduler::restart))
+        .route(
+            "/api/jobs",
+            get(api::jobs::list_jobs).post(api::jobs::create_job),
+        )
         .route(
             "/api/jobs/{id}",
-            get(api::get_job)
-                .put(api::replace_job)
-                .patch(api::patch_job)
-                .delete(api::delete_job),
+            get(api::jobs::get_job)
+                .put(api::jobs::replace_job)
+                .patch(api::jobs::patch_job)
+                .delete(api::jobs::delete_job),
         )
-        .route("/api/jobs/{id}/run", post(api::run_job))
-        .route("/api/runs", get(api::list_runs))
-        .route("/api/runs/{id}", get(api::get_run))
+        .route("/api/jobs/{id}/run", post(api::jobs::run_job))
+        .route("/api/runs", get(api::runs::list_runs))
+        .route("/api/runs/{id}", get(api::runs::get_run))
         .route("/api/runs/{id}/log", get(crate::live::run_log))
         .route("/api/events", get(crate::live::events))
-        .route("/api/schedule/preview", get(api::schedule_preview))
+        .route("/api/schedule/preview", get(api::runs::schedule_preview))
         .route("/api/bench/ticks", get(crate::bench::ticks))
-        .route("/api/self-heal", post(api::self_heal))
-        .route("/api/exec/brief", post(api::exec_brief))
-        .route("/api/session", post(api::login).delete(api::logout))
-        .route("/api/session/logout", post(api::logout_form))
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz));
+        .route("/api/self-heal", post(api::jobs::self_heal))
+        .route("/api/exec/brief", post(api::jobs::exec_brief))
+        .route(
+            "/api/session",
+            post(api::session::login).delete(api::session::logout),
+        )
+        .route("/api/session/logout", post(api::session::logout_form))
+        .route("/healthz", get(api::probes::healthz))
+        .route("/readyz", get(api::probes::readyz));
     api.leptos_routes_with_context(
         &state,
         routes,

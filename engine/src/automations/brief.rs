@@ -10,8 +10,8 @@
 //! once per run and its retries.
 
 use crate::kinds::{number_in, string_param, JobContext, JobFailure, JobResult};
+use crate::model::{RunStatus, ValidationError};
 use crate::outbound::{Method, OutboundError, Request};
-use crate::ValidationError;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -19,31 +19,29 @@ pub const KIND: &str = "ceo-brief";
 
 /// Gathers the facts the brief is written from.
 async fn facts(ctx: &JobContext) -> Value {
-    let store = ctx.engine.store();
+    let engine = &ctx.engine;
     let report = |job: &'static str| async move {
-        store
+        engine
             .latest_report(job)
             .await
             .ok()
             .flatten()
             .map(|r| json!({ "at": r.finished_at, "status": r.status, "report": r.output }))
     };
-    let since = chrono::Utc::now() - chrono::Duration::hours(24);
+    let now = ctx.now();
+    let since = now - chrono::Duration::hours(24);
     let mut failures = Vec::new();
-    for status in [crate::RunStatus::Failed, crate::RunStatus::TimedOut] {
-        let q = crate::RunQuery {
-            status: Some(status),
-            limit: 10,
-            ..Default::default()
-        };
-        for r in store.list_runs(&q).await.unwrap_or_default() {
-            if r.started_at.is_some_and(|t| t >= since) {
-                failures.push(json!({ "job": r.job_id, "run": r.id, "status": r.status, "at": r.started_at, "error": r.error }));
-            }
+    for status in [RunStatus::Failed, RunStatus::TimedOut] {
+        for r in engine
+            .recent_runs(since, &[status], 10)
+            .await
+            .unwrap_or_default()
+        {
+            failures.push(json!({ "job": r.job_id, "run": r.id, "status": r.status, "at": r.started_at, "error": r.error }));
         }
     }
     json!({
-        "date": chrono::Utc::now().date_naive().to_string(),
+        "date": now.date_naive().to_string(),
         "finance": report(super::finance::KIND).await,
         "operations": report(super::metrics::KIND).await,
         "health": report(super::self_heal::KIND).await,
@@ -320,17 +318,16 @@ pub async fn run(ctx: JobContext) -> JobResult {
 
 /// Posts the brief to the webhook unless an earlier attempt of this run already did.
 pub async fn deliver(ctx: &JobContext, url: &str, markdown: &str) -> Result<Value, String> {
-    let store = ctx.engine.store();
+    let engine = &ctx.engine;
     let key = format!("ceo-brief-delivered:{}", ctx.first_run);
-    if let Ok(Some(at)) = store.meta(&key).await {
+    if let Ok(Some(at)) = engine.fact(&key).await {
         return Ok(json!({ "sent": false, "already_sent_at": at }));
     }
     let url =
         crate::outbound::Outbound::parse_url("webhook_url", url).map_err(|e| e.to_string())?;
     let req =
         Request::new(Method::POST, url, Duration::from_secs(10)).json(&json!({ "text": markdown }));
-    let resp = ctx
-        .engine
+    let resp = engine
         .outbound()
         .send(req)
         .await
@@ -338,9 +335,9 @@ pub async fn deliver(ctx: &JobContext, url: &str, markdown: &str) -> Result<Valu
     if !resp.is_success() {
         return Err(format!("the webhook answered {}", resp.status));
     }
-    let at = chrono::Utc::now().to_rfc3339();
-    store
-        .set_meta(&key, &at)
+    let at = ctx.now().to_rfc3339();
+    engine
+        .record_fact(&key, &at)
         .await
         .map_err(|e| format!("the brief was sent but cannot be recorded as sent: {e}"))?;
     Ok(json!({ "sent": true, "at": at }))

@@ -8,7 +8,7 @@
 //! to 20 of them, and no snapshot is produced.
 
 use crate::kinds::{string_param, JobContext, JobFailure, JobResult};
-use crate::ValidationError;
+use crate::model::ValidationError;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};

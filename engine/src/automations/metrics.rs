@@ -7,9 +7,8 @@ pub const KIND: &str = "metrics-summary";
 
 pub async fn run(ctx: JobContext) -> JobResult {
     let engine = &ctx.engine;
-    let since = chrono::Utc::now() - chrono::Duration::hours(24);
+    let since = ctx.now() - chrono::Duration::hours(24);
     let jobs = engine
-        .store()
         .job_stats_since(since)
         .await
         .map_err(|e| JobFailure::new(format!("cannot read the run history: {e}")))?;

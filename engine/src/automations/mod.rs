@@ -55,15 +55,14 @@ pub fn default_jobs() -> Vec<JobSpec> {
 /// Creates the built-in jobs on a store that never had them. A job the operator deleted
 /// afterwards stays deleted.
 pub async fn seed(engine: &Engine) -> crate::Result<()> {
-    if engine.store().meta(SEEDED_KEY).await?.is_some() {
+    if engine.fact(SEEDED_KEY).await?.is_some() {
         return Ok(());
     }
     for spec in default_jobs() {
         engine.ensure_job(spec).await?;
     }
     engine
-        .store()
-        .set_meta(SEEDED_KEY, &chrono::Utc::now().to_rfc3339())
+        .record_fact(SEEDED_KEY, &engine.now().to_rfc3339())
         .await
 }
 

@@ -3,8 +3,7 @@
 //! `health_targets` (`[{"name": "...", "url": "https://..."}]`, checked with a GET).
 
 use crate::kinds::{number_in, string_param, JobContext, JobFailure, JobResult};
-use crate::scheduler::SchedulerState;
-use crate::ValidationError;
+use crate::model::{SchedulerState, ValidationError};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -77,12 +76,12 @@ pub async fn run(ctx: JobContext) -> JobResult {
     let mut checks = Vec::new();
     let mut repairs: Vec<String> = Vec::new();
 
-    checks.push(match engine.store().ping_write().await {
+    checks.push(match engine.ready().await {
         Ok(()) => check("store_writable", Verdict::Pass, "the store accepts writes"),
         Err(e) => check(
             "store_writable",
             Verdict::Fail,
-            format!("the store refuses writes: {e}"),
+            format!("the store refuses writes: {}", crate::error::chain(&e)),
         ),
     });
 
@@ -143,8 +142,7 @@ pub async fn run(ctx: JobContext) -> JobResult {
         },
     });
 
-    let now = chrono::Utc::now();
-    checks.push(match engine.store().stuck_runs(now, STUCK_GRACE).await {
+    checks.push(match engine.stuck_runs(STUCK_GRACE).await {
         Ok(stuck) if stuck.is_empty() => {
             check("stuck_runs", Verdict::Pass, "no run is past its timeout")
         }
@@ -152,19 +150,8 @@ pub async fn run(ctx: JobContext) -> JobResult {
             let mut cancelled = 0;
             for r in &stuck {
                 let why = "cancelled by self-heal: still running long after its timeout";
-                if engine
-                    .store()
-                    .finish_run(
-                        r.id,
-                        crate::RunStatus::Cancelled,
-                        now,
-                        None,
-                        Some(why),
-                        None,
-                    )
-                    .await
-                    .is_ok()
-                {
+                // Only if still running: a run that ended meanwhile keeps its own end.
+                if engine.cancel_run(r.id, why).await.unwrap_or(false) {
                     cancelled += 1;
                 }
             }

@@ -31,7 +31,11 @@ pub fn due(schedule: &Schedule, cursor: DateTime<Utc>, horizon: DateTime<Utc>) -
 
 /// The next slot to wait for once `cursor` has been handled: never one before `now`
 /// (a clock stepped back does not make a handled slot due again).
-pub fn next(schedule: &Schedule, cursor: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub fn next(
+    schedule: &Schedule,
+    cursor: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     schedule.next_after(cursor.max(now))
 }
 
@@ -85,8 +89,18 @@ mod tests {
     #[test]
     fn one_slot_due_is_fired_and_none_missed() {
         let d = due(&minutely(), at(8, 0, 30), at(8, 1, 0)).unwrap();
-        assert_eq!(d, Due { slot: at(8, 1, 0), missed: vec![] });
-        assert_eq!(due(&minutely(), at(8, 1, 0), at(8, 1, 59)), None, "the cursor's own slot is not due again");
+        assert_eq!(
+            d,
+            Due {
+                slot: at(8, 1, 0),
+                missed: vec![]
+            }
+        );
+        assert_eq!(
+            due(&minutely(), at(8, 1, 0), at(8, 1, 59)),
+            None,
+            "the cursor's own slot is not due again"
+        );
     }
 
     #[test]
@@ -99,8 +113,14 @@ mod tests {
     #[test]
     fn the_next_slot_never_lies_before_now() {
         // The clock stepped back an hour after 09:05 was handled: 08:06 is not next.
-        assert_eq!(next(&minutely(), at(9, 5, 0), at(8, 5, 30)), Some(at(9, 6, 0)));
-        assert_eq!(next(&minutely(), at(9, 5, 0), at(9, 7, 30)), Some(at(9, 8, 0)));
+        assert_eq!(
+            next(&minutely(), at(9, 5, 0), at(8, 5, 30)),
+            Some(at(9, 6, 0))
+        );
+        assert_eq!(
+            next(&minutely(), at(9, 5, 0), at(9, 7, 30)),
+            Some(at(9, 8, 0))
+        );
     }
 
     #[test]
@@ -119,12 +139,24 @@ mod tests {
         let missed = [at(8, 30, 0), at(8, 31, 0), at(8, 32, 0)];
         assert_eq!(
             misfire(Misfire::Skip, &missed),
-            MisfirePlan { skipped: missed.to_vec(), catch_up: None }
+            MisfirePlan {
+                skipped: missed.to_vec(),
+                catch_up: None
+            }
         );
         assert_eq!(
             misfire(Misfire::RunOnce, &missed),
-            MisfirePlan { skipped: missed[..2].to_vec(), catch_up: Some(at(8, 32, 0)) }
+            MisfirePlan {
+                skipped: missed[..2].to_vec(),
+                catch_up: Some(at(8, 32, 0))
+            }
         );
-        assert_eq!(misfire(Misfire::RunOnce, &[]), MisfirePlan { skipped: vec![], catch_up: None });
+        assert_eq!(
+            misfire(Misfire::RunOnce, &[]),
+            MisfirePlan {
+                skipped: vec![],
+                catch_up: None
+            }
+        );
     }
 }

@@ -1,18 +1,12 @@
 //! Shell jobs (RELIABILITY 24, 25 and the kill at timeout): argv only, refused unless
 //! enabled, and a child that ignores SIGTERM dies with its whole process group.
 
-mod common;
-
+use engine::testing::{Options, TestEngine};
 use engine::{Engine, JobSpec, Run, RunStatus, Trigger};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-async fn open(
-    dir: &std::path::Path,
-    allow_shell: bool,
-) -> (Engine, CancellationToken, TaskTracker) {
-    common::open(dir, &[], allow_shell).await
+async fn open(dir: &std::path::Path, allow_shell: bool) -> TestEngine {
+    Options::new(dir).shell(allow_shell).open().await
 }
 
 async fn shell(engine: &Engine, params: serde_json::Value, timeout: u64) -> Run {
@@ -38,7 +32,7 @@ async fn shell(engine: &Engine, params: serde_json::Value, timeout: u64) -> Run 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shell_jobs_are_refused_unless_enabled() {
     let dir = tempfile::tempdir().unwrap();
-    let (engine, ..) = open(dir.path(), false).await;
+    let engine = open(dir.path(), false).await;
     let err = engine
         .create_job(JobSpec {
             id: Some("sh".into()),
@@ -59,7 +53,7 @@ async fn shell_jobs_are_refused_unless_enabled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injection_payloads_reach_the_program_as_plain_arguments() {
     let dir = tempfile::tempdir().unwrap();
-    let (engine, ..) = open(dir.path(), true).await;
+    let engine = open(dir.path(), true).await;
     let payloads = [
         "; id", "$(id)", "`id`", "a\nid", "--", "-x", "| id", "&& id",
     ];
@@ -91,7 +85,7 @@ async fn injection_payloads_reach_the_program_as_plain_arguments() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_ignoring_sigterm_is_killed_with_its_group_at_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let (engine, ..) = open(dir.path(), true).await;
+    let engine = open(dir.path(), true).await;
     let pidfile = dir.path().join("grandchild.pid");
     let script = format!(
         "trap '' TERM; sleep 300 & echo $! > {}; wait",
@@ -130,7 +124,7 @@ async fn a_child_ignoring_sigterm_is_killed_with_its_group_at_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_streams_into_the_live_log_while_the_program_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let (engine, ..) = open(dir.path(), true).await;
+    let engine = open(dir.path(), true).await;
     let gate = dir.path().join("gate");
     // Prints a line, then waits for the test to open the gate before printing another.
     let script = format!(

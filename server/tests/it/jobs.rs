@@ -1,40 +1,17 @@
 //! Jobs, runs and schedules over real HTTP, and durability across real process deaths
 //! (RELIABILITY 1 and 8).
 
-mod common;
-
-use common::{client, spawn, spawn_app, Opts, KEY};
+use crate::support::{client, spawn, spawn_app, Opts, KEY};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-async fn send(
-    app: &common::TestServer,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = client()
-        .request(method, format!("{}{path}", app.url))
-        .header("X-Dash-Key", KEY);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
 use reqwest::Method;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_crud_with_precise_errors() {
-    let app = spawn_app();
+    let app = spawn_app().await;
     let job = json!({ "id": "nightly", "name": "Nightly", "kind": "noop", "schedule": "0 0 3 * * *", "timezone": "Europe/Warsaw" });
-    let (s, created) = send(&app, Method::POST, "/api/jobs", Some(job.clone())).await;
+    let (s, created) = app.send(Method::POST, "/api/jobs", Some(job.clone())).await;
     assert_eq!(s, 201, "{created}");
     assert_eq!(created["id"], "nightly");
     assert_eq!(created["overlap"], "skip");
@@ -44,23 +21,21 @@ async fn jobs_crud_with_precise_errors() {
         "RFC 3339 UTC: {created}"
     );
 
-    let (s, body) = send(&app, Method::POST, "/api/jobs", Some(job.clone())).await;
+    let (s, body) = app.send(Method::POST, "/api/jobs", Some(job.clone())).await;
     assert_eq!(s, 409, "{body}");
 
-    let (s, body) = send(
-        &app,
-        Method::POST,
-        "/api/jobs",
-        Some(json!({ "id": "x", "kind": "noop", "schedule": "0 0 25 * * *" })),
-    )
-    .await;
+    let (s, body) = app
+        .send(
+            Method::POST,
+            "/api/jobs",
+            Some(json!({ "id": "x", "kind": "noop", "schedule": "0 0 25 * * *" })),
+        )
+        .await;
     assert_eq!(s, 422);
     assert_eq!(body["error"]["field"], "schedule");
     assert_eq!(body["error"]["message"], "hour: 25 is out of range 0-23");
 
-    let (s, body) = send(
-        &app,
-        Method::POST,
+    let (s, body) = app.send(Method::POST,
         "/api/jobs",
         Some(
             json!({ "id": "x", "kind": "noop", "schedule": "@every 1m", "timezone": "Mars/Base" }),
@@ -70,13 +45,13 @@ async fn jobs_crud_with_precise_errors() {
     assert_eq!(s, 422);
     assert_eq!(body["error"]["field"], "timezone");
 
-    let (s, body) = send(
-        &app,
-        Method::PATCH,
-        "/api/jobs/nightly",
-        Some(json!({ "enabled": false })),
-    )
-    .await;
+    let (s, body) = app
+        .send(
+            Method::PATCH,
+            "/api/jobs/nightly",
+            Some(json!({ "enabled": false })),
+        )
+        .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["enabled"], false);
     assert_eq!(
@@ -85,24 +60,24 @@ async fn jobs_crud_with_precise_errors() {
     );
     assert!(body["next_run_at"].is_null());
 
-    let (s, _) = send(&app, Method::GET, "/api/jobs/missing", None).await;
+    let (s, _) = app.send(Method::GET, "/api/jobs/missing", None).await;
     assert_eq!(s, 404);
-    let (s, list) = send(&app, Method::GET, "/api/jobs", None).await;
+    let (s, list) = app.send(Method::GET, "/api/jobs", None).await;
     assert_eq!(s, 200);
     assert!(list
         .as_array()
         .unwrap()
         .iter()
         .any(|j| j["id"] == "nightly"));
-    let (s, _) = send(&app, Method::DELETE, "/api/jobs/nightly", None).await;
+    let (s, _) = app.send(Method::DELETE, "/api/jobs/nightly", None).await;
     assert_eq!(s, 204);
-    let (s, _) = send(&app, Method::DELETE, "/api/jobs/nightly", None).await;
+    let (s, _) = app.send(Method::DELETE, "/api/jobs/nightly", None).await;
     assert_eq!(s, 404);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_json_is_400_with_the_position_and_oversized_is_413() {
-    let app = spawn_app();
+    let app = spawn_app().await;
     let r = client()
         .post(format!("{}/api/jobs", app.url))
         .header("X-Dash-Key", KEY)
@@ -117,33 +92,37 @@ async fn malformed_json_is_400_with_the_position_and_oversized_is_413() {
     assert!(msg.contains("line 2 column"), "{msg}");
 
     let big = json!({ "id": "big", "kind": "noop", "schedule": "@every 1m", "params": { "blob": "x".repeat(1024 * 1024) } });
-    let (s, body) = send(&app, Method::POST, "/api/jobs", Some(big)).await;
+    let (s, body) = app.send(Method::POST, "/api/jobs", Some(big)).await;
     assert_eq!(s, 413, "{body}");
-    let (s, _) = send(&app, Method::GET, "/api/jobs/big", None).await;
+    let (s, _) = app.send(Method::GET, "/api/jobs/big", None).await;
     assert_eq!(s, 404, "nothing was written");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_now_with_wait_returns_the_finished_run_and_runs_list_pages() {
-    let app = spawn_app();
-    send(
-        &app,
+    let app = spawn_app().await;
+    app.send(
         Method::POST,
         "/api/jobs",
         Some(json!({ "id": "quick", "kind": "noop", "schedule": "@every 1h" })),
     )
     .await;
-    let (s, body) = send(&app, Method::POST, "/api/jobs/quick/run?wait=true", None).await;
+    let (s, body) = app
+        .send(Method::POST, "/api/jobs/quick/run?wait=true", None)
+        .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["run"]["status"], "succeeded");
     assert_eq!(body["run"]["trigger"], "api");
-    let (s, body) = send(&app, Method::POST, "/api/jobs/quick/run", None).await;
+    let (s, body) = app.send(Method::POST, "/api/jobs/quick/run", None).await;
     assert_eq!(s, 202);
     assert_eq!(body["run"]["status"], "running");
     for _ in 0..3 {
-        send(&app, Method::POST, "/api/jobs/quick/run?wait=true", None).await;
+        app.send(Method::POST, "/api/jobs/quick/run?wait=true", None)
+            .await;
     }
-    let (s, page1) = send(&app, Method::GET, "/api/runs?job=quick&limit=3", None).await;
+    let (s, page1) = app
+        .send(Method::GET, "/api/runs?job=quick&limit=3", None)
+        .await;
     assert_eq!(s, 200);
     let runs = page1["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 3);
@@ -152,32 +131,36 @@ async fn run_now_with_wait_returns_the_finished_run_and_runs_list_pages() {
         "newest first"
     );
     let cursor = page1["next"].as_i64().expect("a next cursor");
-    let (_, page2) = send(
-        &app,
-        Method::GET,
-        &format!("/api/runs?job=quick&limit=3&before={cursor}"),
-        None,
-    )
-    .await;
+    let (_, page2) = app
+        .send(
+            Method::GET,
+            &format!("/api/runs?job=quick&limit=3&before={cursor}"),
+            None,
+        )
+        .await;
     assert_eq!(page2["runs"].as_array().unwrap().len(), 2);
     assert!(page2["next"].is_null());
     let id = runs[0]["id"].as_i64().unwrap();
-    let (s, one) = send(&app, Method::GET, &format!("/api/runs/{id}"), None).await;
+    let (s, one) = app
+        .send(Method::GET, &format!("/api/runs/{id}"), None)
+        .await;
     assert_eq!(s, 200);
     assert_eq!(one["id"], id);
-    let (s, _) = send(&app, Method::GET, "/api/runs/999999", None).await;
+    let (s, _) = app.send(Method::GET, "/api/runs/999999", None).await;
     assert_eq!(s, 404);
-    let (s, body) = send(&app, Method::GET, "/api/runs?status=exploded", None).await;
+    let (s, body) = app
+        .send(Method::GET, "/api/runs?status=exploded", None)
+        .await;
     assert_eq!(s, 422);
     assert_eq!(body["error"]["field"], "status");
-    let (s, _) = send(&app, Method::POST, "/api/jobs/missing/run", None).await;
+    let (s, _) = app.send(Method::POST, "/api/jobs/missing/run", None).await;
     assert_eq!(s, 404);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedule_preview_lists_slots_in_utc_and_names_bad_fields() {
-    let app = spawn_app();
-    let (s, body) = send(&app, Method::GET, "/api/schedule/preview?schedule=0%2030%202%20*%20*%20*&timezone=America/New_York&from=2026-03-07T12:00:00Z&count=3", None).await;
+    let app = spawn_app().await;
+    let (s, body) = app.send(Method::GET, "/api/schedule/preview?schedule=0%2030%202%20*%20*%20*&timezone=America/New_York&from=2026-03-07T12:00:00Z&count=3", None).await;
     assert_eq!(s, 200, "{body}");
     // 2026-03-08 is spring-forward day in New York: 02:30 does not exist, it runs at 03:00 EDT.
     assert_eq!(
@@ -188,35 +171,35 @@ async fn schedule_preview_lists_slots_in_utc_and_names_bad_fields() {
             "2026-03-10T06:30:00Z"
         ])
     );
-    let (s, body) = send(
-        &app,
-        Method::GET,
-        "/api/schedule/preview?schedule=0%200%2025%20*%20*%20*",
-        None,
-    )
-    .await;
+    let (s, body) = app
+        .send(
+            Method::GET,
+            "/api/schedule/preview?schedule=0%200%2025%20*%20*%20*",
+            None,
+        )
+        .await;
     assert_eq!(s, 422);
     assert_eq!(body["error"]["message"], "hour: 25 is out of range 0-23");
-    let (s, body) = send(
-        &app,
-        Method::GET,
-        "/api/schedule/preview?schedule=@every%2010s&count=101",
-        None,
-    )
-    .await;
+    let (s, body) = app
+        .send(
+            Method::GET,
+            "/api/schedule/preview?schedule=@every%2010s&count=101",
+            None,
+        )
+        .await;
     assert_eq!(s, 422);
     assert_eq!(body["error"]["field"], "count");
 }
 
 async fn wait_for<F: Fn(&Value) -> bool>(
-    app: &common::TestServer,
+    app: &crate::support::TestServer,
     path: &str,
     within: Duration,
     pred: F,
 ) -> Value {
     let deadline = Instant::now() + within;
     loop {
-        let (_, v) = send(app, Method::GET, path, None).await;
+        let (_, v) = app.send(Method::GET, path, None).await;
         if pred(&v) {
             return v;
         }
@@ -225,7 +208,7 @@ async fn wait_for<F: Fn(&Value) -> bool>(
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_with_fifty_runs_in_flight_loses_and_duplicates_nothing() {
     // An HTTP endpoint that accepts and never answers, so HTTP runs stay in flight.
     let hold = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -253,7 +236,7 @@ async fn kill_9_with_fifty_runs_in_flight_loses_and_duplicates_nothing() {
         json!({ "id": "hanging-http", "kind": "http", "schedule": "@every 24h", "overlap": "allow", "params": { "url": format!("http://127.0.0.1:{hold_port}/") } }),
     ];
     for job in jobs {
-        let (s, body) = send(&app, Method::POST, "/api/jobs", Some(job)).await;
+        let (s, body) = app.send(Method::POST, "/api/jobs", Some(job)).await;
         assert_eq!(s, 201, "{body}");
     }
     let ours = |r: &Value| {
@@ -269,7 +252,9 @@ async fn kill_9_with_fifty_runs_in_flight_loses_and_duplicates_nothing() {
             3 | 4 => "sleeper",
             _ => "hanging-http",
         };
-        let (s, body) = send(&app, Method::POST, &format!("/api/jobs/{job}/run"), None).await;
+        let (s, body) = app
+            .send(Method::POST, &format!("/api/jobs/{job}/run"), None)
+            .await;
         assert_eq!(s, 202, "{body}");
         dispatched.push(body["run"]["id"].as_i64().unwrap());
     }
@@ -304,7 +289,7 @@ async fn kill_9_with_fifty_runs_in_flight_loses_and_duplicates_nothing() {
     app.wait_exit(Duration::from_secs(10));
 
     let app = spawn(opts).unwrap();
-    let (_, all) = send(&app, Method::GET, "/api/runs?limit=500", None).await;
+    let (_, all) = app.send(Method::GET, "/api/runs?limit=500", None).await;
     // Only this test's jobs: a built-in job may have fired meanwhile.
     let runs: Vec<&Value> = all["runs"]
         .as_array()
@@ -329,7 +314,7 @@ async fn kill_9_with_fifty_runs_in_flight_loses_and_duplicates_nothing() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_runs_in_flight_gives_them_the_grace_then_interrupts_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let opts = Opts {
@@ -337,11 +322,12 @@ async fn sigterm_with_runs_in_flight_gives_them_the_grace_then_interrupts_and_ex
         ..Opts::default()
     };
     let mut app = spawn(opts.clone()).unwrap();
-    send(&app, Method::POST, "/api/jobs", Some(json!({ "id": "slow", "kind": "noop", "schedule": "@every 24h", "overlap": "allow", "params": { "duration_ms": 60000 } }))).await;
-    send(&app, Method::POST, "/api/jobs", Some(json!({ "id": "short", "kind": "noop", "schedule": "@every 24h", "overlap": "allow", "params": { "duration_ms": 1500 } }))).await;
+    app.send(Method::POST, "/api/jobs", Some(json!({ "id": "slow", "kind": "noop", "schedule": "@every 24h", "overlap": "allow", "params": { "duration_ms": 60000 } }))).await;
+    app.send(Method::POST, "/api/jobs", Some(json!({ "id": "short", "kind": "noop", "schedule": "@every 24h", "overlap": "allow", "params": { "duration_ms": 1500 } }))).await;
     for i in 0..10 {
         let job = if i < 2 { "short" } else { "slow" };
-        send(&app, Method::POST, &format!("/api/jobs/{job}/run"), None).await;
+        app.send(Method::POST, &format!("/api/jobs/{job}/run"), None)
+            .await;
     }
     wait_for(
         &app,
@@ -357,7 +343,7 @@ async fn sigterm_with_runs_in_flight_gives_them_the_grace_then_interrupts_and_ex
     // The grace (5 s in tests) was given: the short runs finished inside it.
     assert!(started.elapsed() >= Duration::from_secs(1));
     let app = spawn(opts).unwrap();
-    let (_, all) = send(&app, Method::GET, "/api/runs?limit=500", None).await;
+    let (_, all) = app.send(Method::GET, "/api/runs?limit=500", None).await;
     let runs: Vec<&Value> = all["runs"]
         .as_array()
         .unwrap()
@@ -398,10 +384,10 @@ async fn crash_at(point: &str) {
         "finance-metrics",
         "ceo-brief",
     ] {
-        send(&app, Method::DELETE, &format!("/api/jobs/{builtin}"), None).await;
+        app.send(Method::DELETE, &format!("/api/jobs/{builtin}"), None)
+            .await;
     }
-    send(
-        &app,
+    app.send(
         Method::POST,
         "/api/jobs",
         Some(json!({ "id": "tick", "kind": "noop", "schedule": "* * * * * *" })),
@@ -417,13 +403,13 @@ async fn crash_at(point: &str) {
         ..Opts::default()
     })
     .unwrap();
-    let (_, all) = send(
-        &app,
-        Method::GET,
-        "/api/runs?job=tick&status=interrupted&limit=10",
-        None,
-    )
-    .await;
+    let (_, all) = app
+        .send(
+            Method::GET,
+            "/api/runs?job=tick&status=interrupted&limit=10",
+            None,
+        )
+        .await;
     let runs = all["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 1, "{point}: {all}");
     assert_eq!(runs[0]["trigger"], "schedule");
@@ -431,18 +417,18 @@ async fn crash_at(point: &str) {
 }
 
 #[cfg(feature = "failpoints")]
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_between_claiming_a_slot_and_starting_it_leaves_an_interrupted_run() {
     crash_at("after_claim").await;
 }
 
 #[cfg(feature = "failpoints")]
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_between_starting_a_run_and_recording_its_end_leaves_an_interrupted_run() {
     crash_at("before_finish").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn built_in_jobs_are_seeded_once_and_the_seed_self_heal_route_runs_one() {
     let dir = tempfile::tempdir().unwrap();
     let opts = Opts {
@@ -450,7 +436,7 @@ async fn built_in_jobs_are_seeded_once_and_the_seed_self_heal_route_runs_one() {
         ..Opts::default()
     };
     let mut app = spawn(opts.clone()).unwrap();
-    let (_, jobs) = send(&app, Method::GET, "/api/jobs", None).await;
+    let (_, jobs) = app.send(Method::GET, "/api/jobs", None).await;
     let ids: Vec<&str> = jobs
         .as_array()
         .unwrap()
@@ -468,13 +454,17 @@ async fn built_in_jobs_are_seeded_once_and_the_seed_self_heal_route_runs_one() {
         ]
     );
 
-    let (s, body) = send(&app, Method::POST, "/api/self-heal?wait=true", None).await;
+    let (s, body) = app
+        .send(Method::POST, "/api/self-heal?wait=true", None)
+        .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["run"]["job_id"], "self-heal");
     assert_eq!(body["run"]["output"]["checks"][0]["name"], "store_writable");
-    let (s, body) = send(&app, Method::POST, "/api/self-heal", None).await;
+    let (s, body) = app.send(Method::POST, "/api/self-heal", None).await;
     assert_eq!(s, 202, "{body}");
-    let (s, body) = send(&app, Method::POST, "/api/exec/brief?wait=true", None).await;
+    let (s, body) = app
+        .send(Method::POST, "/api/exec/brief?wait=true", None)
+        .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["run"]["job_id"], "ceo-brief");
     assert_eq!(body["run"]["output"]["source"], "template");
@@ -484,22 +474,23 @@ async fn built_in_jobs_are_seeded_once_and_the_seed_self_heal_route_runs_one() {
         .starts_with("# CEO brief"));
 
     // A deleted built-in stays deleted across a restart.
-    send(&app, Method::DELETE, "/api/jobs/metrics-summary", None).await;
+    app.send(Method::DELETE, "/api/jobs/metrics-summary", None)
+        .await;
     app.signal(libc::SIGTERM);
     app.wait_exit(Duration::from_secs(20));
     let app = spawn(opts).unwrap();
-    let (_, jobs) = send(&app, Method::GET, "/api/jobs", None).await;
+    let (_, jobs) = app.send(Method::GET, "/api/jobs", None).await;
     assert_eq!(jobs.as_array().unwrap().len(), 4, "{jobs}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_run_prints_the_run_and_exits_non_zero_when_it_failed() {
-    let app = spawn_app();
-    send(&app, Method::POST, "/api/jobs", Some(json!({ "id": "bad", "kind": "noop", "schedule": "@every 24h", "params": { "fail": true } }))).await;
+    let app = spawn_app().await;
+    app.send(Method::POST, "/api/jobs", Some(json!({ "id": "bad", "kind": "noop", "schedule": "@every 24h", "params": { "fail": true } }))).await;
     let url = app.url.clone();
     let (ok, failed, missing) = tokio::task::spawn_blocking(move || {
         let run = |job: &str| {
-            std::process::Command::new(common::bin())
+            std::process::Command::new(crate::support::bin())
                 .args(["run", job, "--wait"])
                 .env("ECHOPILOT_URL", &url)
                 .env("DASHBOARD_KEY", KEY)
@@ -568,21 +559,18 @@ async fn read_events(
     events
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_log_streams_while_the_run_lasts_then_ends_with_its_status() {
-    let app = spawn_app();
+    let app = spawn_app().await;
     let job = json!({ "id": "slow", "kind": "noop", "schedule": "@every 24h", "params": { "duration_ms": 1500 } });
-    assert_eq!(
-        send(&app, Method::POST, "/api/jobs", Some(job)).await.0,
-        201
-    );
+    assert_eq!(app.send(Method::POST, "/api/jobs", Some(job)).await.0, 201);
     let mut activity = app.get("/api/events").await;
     assert_eq!(
         activity.headers()["content-type"],
         "text/event-stream",
         "activity is an event stream"
     );
-    let (_, run) = send(&app, Method::POST, "/api/jobs/slow/run", None).await;
+    let (_, run) = app.send(Method::POST, "/api/jobs/slow/run", None).await;
     let id = run["run"]["id"].as_i64().unwrap();
     let mut log = app.get(&format!("/api/runs/{id}/log")).await;
     assert_eq!(log.status(), 200);
@@ -622,9 +610,9 @@ async fn a_run_log_streams_while_the_run_lasts_then_ends_with_its_status() {
 
 /// The dashboard's job form posts to the `save_job` server function: bad input is refused
 /// with 422 and the precise message, and nothing is saved; fixed, it saves.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboards_job_form_refuses_bad_input_with_422_and_saves_nothing() {
-    let app = spawn_app();
+    let app = spawn_app().await;
     let save = |schedule: &'static str, timeout: &'static str| {
         let mut url = reqwest::Url::parse("http://form.invalid/").unwrap();
         url.query_pairs_mut().extend_pairs([
@@ -662,12 +650,12 @@ async fn the_dashboards_job_form_refuses_bad_input_with_422_and_saves_nothing() 
         let (status, text) = save(schedule, timeout).await;
         assert_eq!(status, 422, "{text}");
         assert!(text.contains(says), "{says} in {text}");
-        let (s, _) = send(&app, Method::GET, "/api/jobs/form-job", None).await;
+        let (s, _) = app.send(Method::GET, "/api/jobs/form-job", None).await;
         assert_eq!(s, 404, "nothing saved");
     }
     let (status, text) = save("@every 1m", "60").await;
     assert_eq!(status, 200, "{text}");
-    let (s, job) = send(&app, Method::GET, "/api/jobs/form-job", None).await;
+    let (s, job) = app.send(Method::GET, "/api/jobs/form-job", None).await;
     assert_eq!(s, 200);
     assert_eq!(job["name"], "From the form");
 }

@@ -1,13 +1,22 @@
 //! Job kinds: what a job does. A kind is a plain async function from a [`JobContext`] to
 //! a JSON output or a [`JobFailure`]; timeout, retry, panic capture and cancellation are
-//! applied around it by the runner, never inside it.
+//! applied around it by the runner ([`crate::runner`]), never inside it. A kind may
+//! register a check of its params, run whenever a job of it is saved.
+//!
+//! - [`noop`]: does nothing (benchmarks, tests, smoke checks).
+//! - [`http`]: one HTTP request through the guarded client.
+//! - [`shell`]: a program from an argv list, off unless the server allows it.
+//! - the built-in automations register themselves from [`crate::automations`].
+
+pub mod http;
+pub mod noop;
+pub mod shell;
 
 use crate::model::{Job, ValidationError};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// What a kind gets to work with.
@@ -29,6 +38,13 @@ pub struct JobContext {
     pub engine: crate::Engine,
 }
 
+impl JobContext {
+    /// Now, by the engine's clock (tests move it by hand).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.engine.now()
+    }
+}
+
 /// A failed run: the message shown to the operator, and any partial output.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
@@ -48,7 +64,7 @@ impl JobFailure {
 
 pub type JobResult = Result<serde_json::Value, JobFailure>;
 pub type JobFuture = Pin<Box<dyn Future<Output = JobResult> + Send>>;
-type KindFn = Arc<dyn Fn(JobContext) -> JobFuture + Send + Sync>;
+pub(crate) type KindFn = Arc<dyn Fn(JobContext) -> JobFuture + Send + Sync>;
 /// Checks a job's params when it is saved: the kind's fields, their types and ranges.
 pub type CheckFn = fn(&serde_json::Value) -> Result<(), ValidationError>;
 
@@ -74,13 +90,10 @@ impl Kinds {
     /// The kinds every engine has: `noop` and the built-in automations.
     pub fn builtin() -> Self {
         let mut kinds = Kinds::default();
-        kinds.register_checked("noop", noop, check_noop);
-        kinds.register_checked(
-            crate::http_job::KIND,
-            crate::http_job::run,
-            crate::http_job::check,
-        );
-        kinds.register(crate::shell_job::KIND, crate::shell_job::run);
+        kinds
+            .register_checked(noop::KIND, noop::run, noop::check)
+            .register_checked(http::KIND, http::run, http::check)
+            .register_checked(shell::KIND, shell::run, shell::check);
         crate::automations::register(&mut kinds);
         kinds
     }
@@ -114,7 +127,7 @@ impl Kinds {
         self
     }
 
-    pub fn get(&self, name: &str) -> Option<KindFn> {
+    pub(crate) fn get(&self, name: &str) -> Option<KindFn> {
         self.map.get(name).map(|k| k.run.clone())
     }
 
@@ -168,30 +181,4 @@ pub fn string_param<'a>(
             message: format!("{other} is not a string"),
         }),
     }
-}
-
-fn check_noop(params: &serde_json::Value) -> Result<(), ValidationError> {
-    number_in(params, "duration_ms", 0..=7 * 24 * 3600 * 1000)?;
-    Ok(())
-}
-
-/// Does nothing, optionally for `duration_ms`; fails when `params.fail` is true. For
-/// benchmarks, tests and smoke checks.
-async fn noop(ctx: JobContext) -> JobResult {
-    let ms = ctx
-        .job
-        .params
-        .get("duration_ms")
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0);
-    if ms > 0 {
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_millis(ms)) => {}
-            () = ctx.cancel.cancelled() => return Err(JobFailure::new("cancelled")),
-        }
-    }
-    if ctx.job.params.get("fail").and_then(|v| v.as_bool()) == Some(true) {
-        return Err(JobFailure::new("asked to fail (params.fail = true)"));
-    }
-    Ok(serde_json::json!({ "slept_ms": ms }))
 }

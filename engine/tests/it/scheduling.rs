@@ -2,81 +2,44 @@
 //! (RELIABILITY 3-7, 12, 14 and crash recovery).
 
 use chrono::{DateTime, Duration as Span, TimeZone, Utc};
-use engine::store::NewRun;
+use engine::store::Store;
+use engine::store::{Claim, NewRun, RunEnd, SlotClaim};
+use engine::testing::{History, Options, TestEngine};
 use engine::{
-    Engine, EngineConfig, JobFailure, JobSpec, Kinds, ManualClock, Misfire, Overlap, RunQuery,
-    RunStatus, Store, Trigger,
+    JobFailure, JobSpec, Kinds, ManualClock, Misfire, Overlap, RunQuery, RunStatus, Trigger,
 };
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-struct Harness {
-    engine: Engine,
-    token: CancellationToken,
-    tracker: TaskTracker,
-}
-
-impl Harness {
-    async fn open(dir: &Path, clock: Arc<dyn engine::Clock>) -> Self {
-        let mut kinds = Kinds::builtin();
-        kinds
-            .register("hang", |_ctx| async {
-                std::future::pending::<()>().await;
-                Ok(serde_json::json!({}))
-            })
-            .register("panic", |_ctx| async { panic!("boom in a job") })
-            .register("block", |_ctx| async {
-                // Blocks its worker thread outright, as a badly written job would.
-                std::thread::sleep(Duration::from_secs(5));
-                Ok(serde_json::json!({}))
-            })
-            .register("flaky", |ctx| async move {
-                if ctx.attempt < 3 {
-                    Err(JobFailure::new(format!("attempt {} fails", ctx.attempt)))
-                } else {
-                    Ok(serde_json::json!({"attempt": ctx.attempt}))
-                }
-            });
-        let token = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let engine = Engine::open(
-            EngineConfig {
-                data_dir: dir.to_path_buf(),
-                heartbeat: Duration::from_secs(3600),
-                node: "test".into(),
-                http_allow: Vec::new(),
-                allow_shell: true,
-                ledger_dirs: vec![dir.to_path_buf(), "../examples".into()],
-                ..EngineConfig::new(dir)
-            },
-            kinds,
-            clock,
-            token.clone(),
-            tracker.clone(),
-        )
+/// The engine on a temp dir with the test kinds below (a job that hangs, one that panics,
+/// one that blocks its thread, one that fails twice), shell allowed, and `clock`.
+async fn harness(dir: &Path, clock: Arc<dyn engine::Clock>) -> TestEngine {
+    let mut kinds = Kinds::builtin();
+    kinds
+        .register("hang", |_ctx| async {
+            std::future::pending::<()>().await;
+            Ok(serde_json::json!({}))
+        })
+        .register("panic", |_ctx| async { panic!("boom in a job") })
+        .register("block", |_ctx| async {
+            // Blocks its worker thread outright, as a badly written job would.
+            std::thread::sleep(Duration::from_secs(5));
+            Ok(serde_json::json!({}))
+        })
+        .register("flaky", |ctx| async move {
+            if ctx.attempt < 3 {
+                Err(JobFailure::new(format!("attempt {} fails", ctx.attempt)))
+            } else {
+                Ok(serde_json::json!({"attempt": ctx.attempt}))
+            }
+        });
+    Options::new(dir)
+        .kinds(kinds)
+        .clock(clock)
+        .shell(true)
+        .open()
         .await
-        .expect("engine opens");
-        Harness {
-            engine,
-            token,
-            tracker,
-        }
-    }
-
-    /// Stops everything as a shutdown would (runs abandoned at once) and closes the store.
-    async fn close(self) {
-        self.engine.shutdown().await;
-        self.engine.abandon_runs();
-        self.tracker.close();
-        self.token.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.tracker.wait())
-            .await
-            .expect("tasks stop");
-        self.engine.close().await;
-    }
 }
 
 fn at(h: u32, m: u32, s: u32, ms: i64) -> DateTime<Utc> {
@@ -104,7 +67,7 @@ async fn wait_until<F: Fn() -> Fut, Fut: std::future::Future<Output = bool>>(
     }
 }
 
-async fn statuses(store: &Store, job: &str) -> Vec<(Trigger, RunStatus)> {
+async fn statuses(store: &History, job: &str) -> Vec<(Trigger, RunStatus)> {
     store
         .runs_of(job)
         .await
@@ -117,7 +80,7 @@ async fn statuses(store: &Store, job: &str) -> Vec<(Trigger, RunStatus)> {
 async fn misfire_across_downtime(policy: Misfire) -> Vec<(Trigger, RunStatus)> {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(at(8, 0, 30, 0));
-    let h = Harness::open(dir.path(), Arc::new(clock.clone())).await;
+    let h = harness(dir.path(), Arc::new(clock.clone())).await;
     let mut s = spec("minutely", "noop", "0 * * * * *");
     s.misfire = Some(policy);
     // Minutes are fired back to back below; overlap must not turn any into skips.
@@ -128,7 +91,7 @@ async fn misfire_across_downtime(policy: Misfire) -> Vec<(Trigger, RunStatus)> {
         clock.set(at(8, minute, 0, 5));
         h.engine.fire_due(clock.now_utc()).await;
     }
-    let store = h.engine.store().clone();
+    let store = h.history();
     wait_until("the 29 runs", Duration::from_secs(10), || async {
         store
             .runs_of("minutely")
@@ -141,8 +104,8 @@ async fn misfire_across_downtime(policy: Misfire) -> Vec<(Trigger, RunStatus)> {
     h.close().await;
     // Down from 08:29 to 10:21.
     clock.set(at(10, 21, 0, 500));
-    let h = Harness::open(dir.path(), Arc::new(clock.clone())).await;
-    let store = h.engine.store().clone();
+    let h = harness(dir.path(), Arc::new(clock.clone())).await;
+    let store = h.history();
     wait_until("catch-up to settle", Duration::from_secs(10), || async {
         store
             .runs_of("minutely")
@@ -152,9 +115,41 @@ async fn misfire_across_downtime(policy: Misfire) -> Vec<(Trigger, RunStatus)> {
             .all(|r| r.status.is_finished())
     })
     .await;
-    let runs = statuses(h.engine.store(), "minutely").await;
+    let runs = statuses(&h.history(), "minutely").await;
     h.close().await;
     runs
+}
+
+/// Writes a run that started at `start` and ended at `end` with `status`.
+async fn ended_run(
+    store: &Store,
+    job: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    status: RunStatus,
+) -> i64 {
+    let id = store
+        .start_run(&NewRun {
+            job_id: job,
+            trigger: Trigger::Api,
+            attempt: 1,
+            started_at: start,
+            node: "t",
+        })
+        .await
+        .unwrap();
+    store
+        .finish_run(&RunEnd {
+            id,
+            status,
+            at: end,
+            output: None,
+            error: None,
+            log: None,
+        })
+        .await
+        .unwrap();
+    id
 }
 
 trait NowUtc {
@@ -202,7 +197,7 @@ async fn misfire_run_once_runs_exactly_one_and_records_the_rest() {
 async fn overlap(policy: Overlap) -> (usize, Vec<RunStatus>) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(at(9, 0, 30, 0));
-    let h = Harness::open(dir.path(), Arc::new(clock.clone())).await;
+    let h = harness(dir.path(), Arc::new(clock.clone())).await;
     let mut s = spec("long", "noop", "0 * * * * *");
     s.overlap = Some(policy);
     s.params = Some(serde_json::json!({ "duration_ms": 150_000 }));
@@ -213,11 +208,8 @@ async fn overlap(policy: Overlap) -> (usize, Vec<RunStatus>) {
     }
     let active = h.engine.status().active_runs;
     let runs = h
-        .engine
-        .store()
         .runs_of("long")
         .await
-        .unwrap()
         .into_iter()
         .map(|r| r.status)
         .collect();
@@ -253,51 +245,10 @@ async fn overlap_queue_keeps_at_most_one_waiting() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_concurrent_claims_of_one_slot_make_one_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("echopilot.db");
-    Store::open_sqlite(&db).await.unwrap();
-    let slot = at(12, 0, 0, 0);
-    let mut tasks = Vec::new();
-    for i in 0..20 {
-        let db = db.clone();
-        tasks.push(tokio::spawn(async move {
-            // A store of its own: like another process on the same file.
-            let store = Store::open_sqlite(&db).await.unwrap();
-            let node = format!("node-{i}");
-            let id = store
-                .insert_run(&NewRun {
-                    job_id: "j",
-                    trigger: Trigger::Schedule,
-                    status: RunStatus::Running,
-                    scheduled_at: Some(slot),
-                    started_at: Some(slot),
-                    attempt: 1,
-                    error: None,
-                    node: &node,
-                })
-                .await
-                .unwrap();
-            store.close().await;
-            id
-        }));
-    }
-    let mut won = 0;
-    for t in tasks {
-        if t.await.unwrap().is_some() {
-            won += 1;
-        }
-    }
-    assert_eq!(won, 1);
-    let store = Store::open_sqlite(&db).await.unwrap();
-    assert_eq!(store.runs_of("j").await.unwrap().len(), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_jobs_due_in_the_same_second_make_five_hundred_runs() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(at(7, 0, 30, 0));
-    let h = Harness::open(dir.path(), Arc::new(clock.clone())).await;
+    let h = harness(dir.path(), Arc::new(clock.clone())).await;
     for i in 0..500 {
         h.engine
             .create_job(spec(&format!("burst-{i}"), "noop", "0 * * * * *"))
@@ -306,7 +257,7 @@ async fn five_hundred_jobs_due_in_the_same_second_make_five_hundred_runs() {
     }
     clock.set(at(7, 1, 0, 1));
     h.engine.fire_due(clock.now_utc()).await;
-    let store = h.engine.store().clone();
+    let store = h.history();
     wait_until("500 runs to finish", Duration::from_secs(60), || async {
         store
             .list_runs(&RunQuery {
@@ -339,7 +290,7 @@ async fn five_hundred_jobs_due_in_the_same_second_make_five_hundred_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hung_job_times_out_panicking_job_fails_and_others_are_unaffected() {
     let dir = tempfile::tempdir().unwrap();
-    let h = Harness::open(dir.path(), Arc::new(engine::SystemClock)).await;
+    let h = harness(dir.path(), Arc::new(engine::SystemClock)).await;
     let mut hang = spec("hang", "hang", "@every 1h");
     hang.timeout_secs = Some(1);
     h.engine.create_job(hang).await.unwrap();
@@ -372,7 +323,7 @@ async fn hung_job_times_out_panicking_job_fails_and_others_are_unaffected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_keep_firing_on_schedule_while_another_blocks_a_worker_thread() {
     let dir = tempfile::tempdir().unwrap();
-    let h = Harness::open(dir.path(), Arc::new(engine::SystemClock)).await;
+    let h = harness(dir.path(), Arc::new(engine::SystemClock)).await;
     h.engine
         .create_job(spec("ticker", "noop", "* * * * * *"))
         .await
@@ -381,7 +332,7 @@ async fn jobs_keep_firing_on_schedule_while_another_blocks_a_worker_thread() {
         .create_job(spec("blocker", "block", "@every 1h"))
         .await
         .unwrap();
-    let store = h.engine.store().clone();
+    let store = h.history();
     wait_until("the ticker to fire", Duration::from_secs(5), || async {
         !store.runs_of("ticker").await.unwrap().is_empty()
     })
@@ -405,13 +356,13 @@ async fn jobs_keep_firing_on_schedule_while_another_blocks_a_worker_thread() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_runs_are_retried_as_new_attempts() {
     let dir = tempfile::tempdir().unwrap();
-    let h = Harness::open(dir.path(), Arc::new(engine::SystemClock)).await;
+    let h = harness(dir.path(), Arc::new(engine::SystemClock)).await;
     let mut s = spec("flaky", "flaky", "@every 1h");
     s.retries = Some(2);
     s.retry_backoff_secs = Some(0);
     h.engine.create_job(s).await.unwrap();
     h.engine.run_now("flaky", Trigger::Api).await.unwrap();
-    let store = h.engine.store().clone();
+    let store = h.history();
     wait_until("three attempts", Duration::from_secs(10), || async {
         store
             .runs_of("flaky")
@@ -446,24 +397,42 @@ async fn runs_left_running_by_a_dead_process_become_interrupted_at_boot() {
         .await
         .unwrap();
     let t = at(6, 0, 0, 0);
-    for status in [RunStatus::Running, RunStatus::Queued, RunStatus::Succeeded] {
-        store
-            .insert_run(&NewRun {
-                job_id: "gone",
-                trigger: Trigger::Api,
-                status,
-                scheduled_at: None,
-                started_at: Some(t),
-                attempt: 1,
-                error: None,
-                node: "old",
-            })
-            .await
-            .unwrap();
-    }
+    // What a process that died left: a run in flight, one queued behind it, one ended.
+    let start = |node: &'static str| NewRun {
+        job_id: "gone",
+        trigger: Trigger::Api,
+        attempt: 1,
+        started_at: t,
+        node,
+    };
+    store.start_run(&start("old")).await.unwrap();
+    let queued = store
+        .claim_slot(&SlotClaim {
+            job_id: "gone",
+            slot: t,
+            trigger: Trigger::Schedule,
+            overlap: Overlap::Queue,
+            started_at: t,
+            node: "old",
+        })
+        .await
+        .unwrap();
+    assert!(matches!(queued, Claim::Queued(_)), "{queued:?}");
+    let done = store.start_run(&start("old")).await.unwrap();
+    store
+        .finish_run(&RunEnd {
+            id: done,
+            status: RunStatus::Succeeded,
+            at: t,
+            output: None,
+            error: None,
+            log: None,
+        })
+        .await
+        .unwrap();
     store.close().await;
-    let h = Harness::open(dir.path(), Arc::new(engine::SystemClock)).await;
-    let runs = statuses(h.engine.store(), "gone").await;
+    let h = harness(dir.path(), Arc::new(engine::SystemClock)).await;
+    let runs = statuses(&h.history(), "gone").await;
     assert_eq!(
         runs.iter().map(|r| r.1).collect::<Vec<_>>(),
         vec![
@@ -479,7 +448,7 @@ async fn runs_left_running_by_a_dead_process_become_interrupted_at_boot() {
 async fn wall_clock_stepped_back_an_hour_never_runs_a_slot_twice() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(at(9, 59, 30, 0));
-    let h = Harness::open(dir.path(), Arc::new(clock.clone())).await;
+    let h = harness(dir.path(), Arc::new(clock.clone())).await;
     h.engine
         .create_job(spec("m", "noop", "0 * * * * *"))
         .await
@@ -494,10 +463,10 @@ async fn wall_clock_stepped_back_an_hour_never_runs_a_slot_twice() {
     h.close().await;
     // ...and across a restart.
     clock.set(at(9, 30, 0, 5));
-    let h = Harness::open(dir.path(), Arc::new(clock.clone())).await;
+    let h = harness(dir.path(), Arc::new(clock.clone())).await;
     clock.set(at(10, 1, 0, 5));
     h.engine.fire_due(clock.now_utc()).await;
-    let runs = h.engine.store().runs_of("m").await.unwrap();
+    let runs = h.history().runs_of("m").await.unwrap();
     let mut slots: Vec<_> = runs.iter().filter_map(|r| r.scheduled_at).collect();
     let n = slots.len();
     slots.dedup();
@@ -507,58 +476,9 @@ async fn wall_clock_stepped_back_an_hour_never_runs_a_slot_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_concurrent_writers_never_see_database_is_locked() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("echopilot.db");
-    Store::open_sqlite(&db).await.unwrap();
-    // Five handles (like five processes), ten writers on each.
-    let mut stores = Vec::new();
-    for _ in 0..5 {
-        stores.push(Store::open_sqlite(&db).await.unwrap());
-    }
-    let mut tasks = Vec::new();
-    for i in 0..50 {
-        let store = stores[i % 5].clone();
-        tasks.push(tokio::spawn(async move {
-            for k in 0..20 {
-                let node = format!("w{i}");
-                let id = store
-                    .insert_run(&NewRun {
-                        job_id: "w",
-                        trigger: Trigger::Api,
-                        status: RunStatus::Running,
-                        scheduled_at: None,
-                        started_at: Some(Utc::now()),
-                        attempt: 1,
-                        error: None,
-                        node: &node,
-                    })
-                    .await?
-                    .expect("manual runs never collide");
-                store
-                    .finish_run(
-                        id,
-                        RunStatus::Succeeded,
-                        Utc::now(),
-                        Some(&serde_json::json!({ "k": k })),
-                        None,
-                        None,
-                    )
-                    .await?;
-            }
-            Ok::<_, engine::EngineError>(())
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap().expect("no write fails");
-    }
-    assert_eq!(stores[0].runs_of("w").await.unwrap().len(), 1000);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_with_the_field_named_and_nothing_saved() {
     let dir = tempfile::tempdir().unwrap();
-    let h = Harness::open(dir.path(), Arc::new(engine::SystemClock)).await;
+    let h = harness(dir.path(), Arc::new(engine::SystemClock)).await;
     let err = h
         .engine
         .create_job(spec("bad", "noop", "0 0 25 * * *"))
@@ -578,7 +498,10 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_saved() {
         .unwrap_err();
     assert!(err.to_string().starts_with("kind: unknown kind"), "{err}");
     assert!(h.engine.list_jobs().is_empty());
-    assert!(h.engine.store().list_jobs().await.unwrap().is_empty());
+    // Nothing was saved: a fresh engine on the same store finds no job either.
+    h.close().await;
+    let h = harness(dir.path(), Arc::new(engine::SystemClock)).await;
+    assert!(h.engine.list_jobs().is_empty());
     h.engine
         .create_job(spec("ok", "noop", "@every 1m"))
         .await
@@ -622,7 +545,7 @@ async fn live_path_through_a_fall_back_day_has_no_drift_and_no_double_fire() {
     let dir = tempfile::tempdir().unwrap();
     let start = Utc.with_ymd_and_hms(2026, 11, 1, 4, 0, 0).unwrap(); // 00:00 EDT
     let clock = ManualClock::new(start - Span::seconds(30));
-    let h = Harness::open(dir.path(), Arc::new(clock.clone())).await;
+    let h = harness(dir.path(), Arc::new(clock.clone())).await;
     for (id, schedule) in [
         ("half-hourly", "0 */30 * * * *"),
         ("at-0130", "0 30 1 * * *"),
@@ -636,7 +559,7 @@ async fn live_path_through_a_fall_back_day_has_no_drift_and_no_double_fire() {
         clock.set(start + Span::minutes(minute) + Span::milliseconds(3));
         h.engine.fire_due(clock.now_utc()).await;
     }
-    let store = h.engine.store().clone();
+    let store = h.history();
     let half = store.runs_of("half-hourly").await.unwrap();
     assert_eq!(
         half.len(),
@@ -667,14 +590,14 @@ async fn live_path_through_a_fall_back_day_has_no_drift_and_no_double_fire() {
 async fn wall_clock_jumping_forward_follows_the_misfire_policy() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(at(11, 0, 30, 0));
-    let h = Harness::open(dir.path(), Arc::new(clock.clone())).await;
+    let h = harness(dir.path(), Arc::new(clock.clone())).await;
     h.engine
         .create_job(spec("m", "noop", "0 * * * * *"))
         .await
         .unwrap(); // misfire = run_once
     clock.set(at(12, 0, 30, 0));
     h.engine.fire_due(clock.now_utc()).await;
-    let store = h.engine.store().clone();
+    let store = h.history();
     wait_until("the catch-up run", Duration::from_secs(10), || async {
         store
             .runs_of("m")
@@ -702,12 +625,12 @@ async fn a_locked_database_stalls_nothing_for_good_and_the_scheduler_resumes_by_
     // RELIABILITY 13: another process holds SQLite's write lock for 12 s (past the 10 s
     // busy timeout) while runs are in flight and slots come due.
     let dir = tempfile::tempdir().unwrap();
-    let h = Harness::open(dir.path(), Arc::new(engine::SystemClock)).await;
+    let h = harness(dir.path(), Arc::new(engine::SystemClock)).await;
     let mut s = spec("ticker", "noop", "* * * * * *");
     s.params = Some(serde_json::json!({ "duration_ms": 1500 }));
     s.overlap = Some(Overlap::Allow);
     h.engine.create_job(s).await.unwrap();
-    let store = h.engine.store().clone();
+    let store = h.history();
     wait_until("a run in flight", Duration::from_secs(5), || async {
         store
             .runs_of("ticker")
@@ -767,7 +690,7 @@ async fn a_locked_database_stalls_nothing_for_good_and_the_scheduler_resumes_by_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_committed_runs_get_the_ids_of_their_own_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let h = Harness::open(dir.path(), Arc::new(engine::SystemClock)).await;
+    let h = harness(dir.path(), Arc::new(engine::SystemClock)).await;
     for id in ["a", "b", "c"] {
         let mut s = spec(id, "noop", "@every 1h");
         s.overlap = Some(Overlap::Allow);
@@ -797,33 +720,21 @@ async fn group_committed_runs_get_the_ids_of_their_own_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_old_runs_and_logs_but_keeps_the_last_n_of_every_job() {
     let dir = tempfile::tempdir().unwrap();
-    let h = Harness::open(dir.path(), Arc::new(engine::SystemClock)).await;
-    let store = h.engine.store().clone();
+    let h = harness(dir.path(), Arc::new(engine::SystemClock)).await;
+    let store = h.history();
     let old = Utc::now() - Span::days(60);
     let new = Utc::now() - Span::hours(1);
-    // job "busy": 5 old + 2 new runs; job "rare": 3 old runs only.
+    // job "busy": 5 old + 2 new runs; job "rare": 3 old runs only, written as another
+    // process would.
+    let writer = Store::open_sqlite(&dir.path().join("echopilot.db"))
+        .await
+        .unwrap();
     for (job, t, n) in [("busy", old, 5), ("busy", new, 2), ("rare", old, 3)] {
         for _ in 0..n {
-            let id = store
-                .insert_run(&NewRun {
-                    job_id: job,
-                    trigger: Trigger::Api,
-                    status: RunStatus::Running,
-                    scheduled_at: None,
-                    started_at: Some(t),
-                    attempt: 1,
-                    error: None,
-                    node: "t",
-                })
-                .await
-                .unwrap()
-                .unwrap();
-            store
-                .finish_run(id, RunStatus::Succeeded, t, None, None, None)
-                .await
-                .unwrap();
+            ended_run(&writer, job, t, t, RunStatus::Succeeded).await;
         }
     }
+    writer.close().await;
     let logs = dir.path().join("logs");
     std::fs::write(logs.join("events.2020-01-01.jsonl"), "{}\n").unwrap();
     let mut s = spec("cleanup", "retention-cleanup", "@every 24h");
@@ -855,26 +766,25 @@ async fn retention_deletes_old_runs_and_logs_but_keeps_the_last_n_of_every_job()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn self_heal_reports_every_check_and_cancels_runs_stuck_past_their_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let h = Harness::open(dir.path(), Arc::new(engine::SystemClock)).await;
-    let store = h.engine.store().clone();
+    let h = harness(dir.path(), Arc::new(engine::SystemClock)).await;
     let mut quick = spec("quick", "noop", "@every 24h");
     quick.timeout_secs = Some(1);
     h.engine.create_job(quick).await.unwrap();
     // A row left running an hour ago with nothing in memory behind it.
-    let stuck = store
-        .insert_run(&NewRun {
+    let writer = Store::open_sqlite(&dir.path().join("echopilot.db"))
+        .await
+        .unwrap();
+    let stuck = writer
+        .start_run(&NewRun {
             job_id: "quick",
             trigger: Trigger::Api,
-            status: RunStatus::Running,
-            scheduled_at: None,
-            started_at: Some(Utc::now() - Span::hours(1)),
             attempt: 1,
-            error: None,
+            started_at: Utc::now() - Span::hours(1),
             node: "t",
         })
         .await
-        .unwrap()
         .unwrap();
+    writer.close().await;
     let mut s = spec("heal", "self-heal", "@every 24h");
     s.params = Some(serde_json::json!({ "min_free_mb": 1 }));
     h.engine.create_job(s).await.unwrap();
@@ -928,7 +838,7 @@ async fn finance_metrics_on_the_sample_ledger_match_totals_computed_independentl
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let h = Harness::open(dir.path(), Arc::new(engine::SystemClock)).await;
+    let h = harness(dir.path(), Arc::new(engine::SystemClock)).await;
     let mut s = spec("finance", "finance-metrics", "@every 1h");
     s.params = Some(serde_json::json!({ "ledger_path": "../examples/ledger.csv" }));
     h.engine.create_job(s).await.unwrap();
@@ -994,73 +904,4 @@ async fn finance_metrics_on_the_sample_ledger_match_totals_computed_independentl
     );
     assert_eq!(run.output, serde_json::json!({}), "no snapshot");
     h.close().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn day_figures_are_counted_in_the_store_with_nearest_rank_percentiles() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&dir.path().join("echopilot.db"))
-        .await
-        .unwrap();
-    let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 30, 0).unwrap();
-    let add = |job: &'static str, status: RunStatus, start: DateTime<Utc>, ms: i64| {
-        let store = store.clone();
-        async move {
-            let id = store
-                .insert_run(&NewRun {
-                    job_id: job,
-                    trigger: Trigger::Api,
-                    status: RunStatus::Running,
-                    scheduled_at: None,
-                    started_at: Some(start),
-                    attempt: 1,
-                    error: None,
-                    node: "t",
-                })
-                .await
-                .unwrap()
-                .unwrap();
-            store
-                .finish_run(id, status, start + Span::milliseconds(ms), None, None, None)
-                .await
-                .unwrap();
-        }
-    };
-    // Job a: durations 1..=100 ms, this hour and the one before; job b: three failures.
-    for d in 1..=100 {
-        let hour = if d % 2 == 0 { 0 } else { 1 };
-        add("a", RunStatus::Succeeded, now - Span::hours(hour), d).await;
-    }
-    for d in [5, 7, 9] {
-        add("b", RunStatus::Failed, now - Span::minutes(10), d).await;
-    }
-    // Out of the window: two days old.
-    add("a", RunStatus::Failed, now - Span::days(2), 10_000).await;
-
-    let stats = store.job_stats_since(now - Span::hours(24)).await.unwrap();
-    assert_eq!(stats.len(), 2);
-    let (a, b) = (&stats[0], &stats[1]);
-    assert_eq!(
-        (a.job.as_str(), a.runs, a.succeeded, a.failed),
-        ("a", 100, 100, 0)
-    );
-    assert_eq!((a.p50_ms, a.p95_ms), (Some(50), Some(95)));
-    assert_eq!(a.success_rate, Some(1.0));
-    assert_eq!((b.runs, b.failed, b.success_rate), (3, 3, Some(0.0)));
-    assert_eq!((b.p50_ms, b.p95_ms), (Some(7), Some(9)));
-
-    let hours = store.hourly_counts(now, 24).await.unwrap();
-    assert_eq!(hours.len(), 24);
-    let this = hours[23];
-    assert_eq!(
-        this.hour_ms,
-        Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0)
-            .unwrap()
-            .timestamp_millis()
-    );
-    assert_eq!((this.succeeded, this.failed), (50, 3));
-    assert_eq!((hours[22].succeeded, hours[22].failed), (50, 0));
-    assert!(hours[..22]
-        .iter()
-        .all(|h| h.succeeded + h.failed + h.skipped == 0));
 }

@@ -3,35 +3,11 @@
 //! guessing through the throttle, DNS rebinding, slow clients, audit gaps, secrets in the
 //! server's environment, unbounded inputs.
 
-mod common;
-
-use common::{spawn, spawn_app, Opts, KEY};
+use crate::support::{spawn, spawn_app, Opts, KEY};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-async fn send(
-    app: &common::TestServer,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<serde_json::Value>,
-) -> (u16, serde_json::Value) {
-    let mut r = app
-        .client()
-        .request(method, format!("{}{path}", app.url))
-        .header("X-Dash-Key", KEY);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.expect("request");
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-    )
-}
 
 /// Markup that runs script wherever it is not escaped.
 const HOSTILE: &str = r#"</textarea><script>alert(1)</script><img src=x onerror=alert(2)>"'&"#;
@@ -39,9 +15,7 @@ const HOSTILE: &str = r#"</textarea><script>alert(1)</script><img src=x onerror=
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_escapes_hostile_text_in_every_field() {
     let app = spawn(Opts::env(&[("ECHOPILOT_ALLOW_SHELL", "true")])).unwrap();
-    let (s, job) = send(
-        &app,
-        reqwest::Method::POST,
+    let (s, job) = app.send(reqwest::Method::POST,
         "/api/jobs",
         Some(serde_json::json!({
             "id": "xss", "name": HOSTILE, "kind": "shell", "schedule": "@every 24h",
@@ -51,23 +25,14 @@ async fn every_page_escapes_hostile_text_in_every_field() {
     )
     .await;
     assert_eq!(s, 201, "{job}");
-    let (_, started) = send(
-        &app,
-        reqwest::Method::POST,
-        "/api/jobs/xss/run?wait=true",
-        None,
-    )
-    .await;
+    let (_, started) = app
+        .send(reqwest::Method::POST, "/api/jobs/xss/run?wait=true", None)
+        .await;
     let run_id = started["run"]["id"].as_i64().unwrap();
     assert_eq!(started["run"]["status"], "failed", "{started}");
     // A brief whose facts hold the hostile failure.
-    send(
-        &app,
-        reqwest::Method::POST,
-        "/api/exec/brief?wait=true",
-        None,
-    )
-    .await;
+    app.send(reqwest::Method::POST, "/api/exec/brief?wait=true", None)
+        .await;
     let cookie = app.session().await;
     for path in [
         "/".to_string(),
@@ -126,24 +91,24 @@ async fn secret_params_are_write_only_in_the_api_and_the_dashboard_and_kept_when
     let (port, seen) = recorder();
     let app = spawn(Opts::env(&[("ECHOPILOT_HTTP_ALLOW", "127.0.0.1")])).unwrap();
     let secrets = ["Bearer tok-5e1d", "pw-77aa", "qs-93bc", "hook-k3y"];
-    let (s, created) = send(
-        &app,
-        reqwest::Method::POST,
-        "/api/jobs",
-        Some(serde_json::json!({
-            "id": "api", "kind": "http", "schedule": "@every 24h",
-            "params": {
-                "url": format!("http://127.0.0.1:{port}/x?access_token=qs-93bc"),
-                "headers": { "Authorization": "Bearer tok-5e1d" },
-                "password": "pw-77aa",
-                "webhook_url": "https://hooks.example.com/hook-k3y",
-            },
-        })),
-    )
-    .await;
+    let (s, created) = app
+        .send(
+            reqwest::Method::POST,
+            "/api/jobs",
+            Some(serde_json::json!({
+                "id": "api", "kind": "http", "schedule": "@every 24h",
+                "params": {
+                    "url": format!("http://127.0.0.1:{port}/x?access_token=qs-93bc"),
+                    "headers": { "Authorization": "Bearer tok-5e1d" },
+                    "password": "pw-77aa",
+                    "webhook_url": "https://hooks.example.com/hook-k3y",
+                },
+            })),
+        )
+        .await;
     assert_eq!(s, 201);
-    let (_, one) = send(&app, reqwest::Method::GET, "/api/jobs/api", None).await;
-    let (_, all) = send(&app, reqwest::Method::GET, "/api/jobs", None).await;
+    let (_, one) = app.send(reqwest::Method::GET, "/api/jobs/api", None).await;
+    let (_, all) = app.send(reqwest::Method::GET, "/api/jobs", None).await;
     let cookie = app.session().await;
     let (_, page) = app.page(&cookie, "/jobs/api").await;
     for shown in [created.to_string(), one.to_string(), all.to_string(), page] {
@@ -155,21 +120,13 @@ async fn secret_params_are_write_only_in_the_api_and_the_dashboard_and_kept_when
     assert_eq!(one["params"]["headers"]["Authorization"], "••••");
 
     // The job as read, sent back whole: the request still carries the real secrets.
-    let (s, _) = send(
-        &app,
-        reqwest::Method::PUT,
-        "/api/jobs/api",
-        Some(one.clone()),
-    )
-    .await;
+    let (s, _) = app
+        .send(reqwest::Method::PUT, "/api/jobs/api", Some(one.clone()))
+        .await;
     assert_eq!(s, 200);
-    let (_, ran) = send(
-        &app,
-        reqwest::Method::POST,
-        "/api/jobs/api/run?wait=true",
-        None,
-    )
-    .await;
+    let (_, ran) = app
+        .send(reqwest::Method::POST, "/api/jobs/api/run?wait=true", None)
+        .await;
     assert_eq!(ran["run"]["status"], "succeeded", "{ran}");
     let head = seen.lock().unwrap().last().cloned().unwrap();
     assert!(head.contains("access_token=qs-93bc"), "{head}");
@@ -214,13 +171,8 @@ async fn the_data_dir_is_0700_and_every_file_in_it_0600_even_when_left_looser() 
         ..Opts::default()
     };
     let mut app = spawn(opts.clone()).unwrap();
-    send(
-        &app,
-        reqwest::Method::POST,
-        "/api/self-heal?wait=true",
-        None,
-    )
-    .await;
+    app.send(reqwest::Method::POST, "/api/self-heal?wait=true", None)
+        .await;
     assert_eq!(mode(&data), 0o700);
     assert!(data.join("echopilot.db").exists() && data.join("logs").is_dir());
     assert_eq!(loose(&data), Vec::<String>::new());
@@ -235,13 +187,8 @@ async fn the_data_dir_is_0700_and_every_file_in_it_0600_even_when_left_looser() 
     )
     .unwrap();
     let app = spawn(opts).unwrap();
-    send(
-        &app,
-        reqwest::Method::POST,
-        "/api/self-heal?wait=true",
-        None,
-    )
-    .await;
+    app.send(reqwest::Method::POST, "/api/self-heal?wait=true", None)
+        .await;
     assert_eq!(mode(&data), 0o700);
     assert_eq!(loose(&data), Vec::<String>::new());
 }
@@ -257,7 +204,7 @@ fn client_from(local: &str) -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_client_learns_nothing_and_all_of_loopback_is_one_client() {
-    let app = spawn_app();
+    let app = spawn_app().await;
     // A browser logged in before the guessing starts keeps working throughout.
     let cookie = app.session().await;
     let guess = |from: &'static str, key: &'static str| {
@@ -432,7 +379,7 @@ async fn past_the_connection_cap_a_new_connection_gets_503_and_the_held_ones_are
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_failures_logouts_and_wrong_keys_are_audited_with_the_actor_from_the_credential() {
-    let app = spawn_app();
+    let app = spawn_app().await;
     let c = app.client();
     // A wrong key, a failed and a good login, and a log-out.
     let r = c
@@ -451,8 +398,7 @@ async fn logins_failures_logouts_and_wrong_keys_are_audited_with_the_actor_from_
     assert_eq!(r.status(), 401);
     let cookie = app.session().await;
     // Server functions: which job, and the arguments with their secrets masked.
-    send(
-        &app,
+    app.send(
         reqwest::Method::POST,
         "/api/jobs",
         Some(serde_json::json!({ "id": "victim", "kind": "noop", "schedule": "@every 24h" })),
@@ -546,9 +492,7 @@ async fn shell_jobs_cannot_read_the_servers_secrets_from_its_environment() {
         ("ECHOPILOT_LLM_API_KEY", "sk-from-env-41c2"),
     ]))
     .unwrap();
-    send(
-        &app,
-        reqwest::Method::POST,
+    app.send(reqwest::Method::POST,
         "/api/jobs",
         Some(serde_json::json!({
             "id": "peek", "kind": "shell", "schedule": "@every 24h",
@@ -556,13 +500,9 @@ async fn shell_jobs_cannot_read_the_servers_secrets_from_its_environment() {
         })),
     )
     .await;
-    let (_, ran) = send(
-        &app,
-        reqwest::Method::POST,
-        "/api/jobs/peek/run?wait=true",
-        None,
-    )
-    .await;
+    let (_, ran) = app
+        .send(reqwest::Method::POST, "/api/jobs/peek/run?wait=true", None)
+        .await;
     assert_eq!(ran["run"]["status"], "succeeded", "{ran}");
     let stdout = ran["run"]["output"]["stdout"].as_str().unwrap();
     assert!(
@@ -580,7 +520,7 @@ async fn shell_jobs_cannot_read_the_servers_secrets_from_its_environment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_range_numbers_and_oversized_fields_get_422_naming_the_field_and_save_nothing() {
-    let app = spawn_app();
+    let app = spawn_app().await;
     let job = |extra: serde_json::Value| {
         let mut j = serde_json::json!({ "id": "big", "kind": "noop", "schedule": "@every 24h" });
         for (k, v) in extra.as_object().unwrap() {
@@ -614,11 +554,13 @@ async fn out_of_range_numbers_and_oversized_fields_get_422_naming_the_field_and_
             "params.min_free_mb",
         ),
     ] {
-        let (status, body) = send(&app, reqwest::Method::POST, "/api/jobs", Some(job(extra))).await;
+        let (status, body) = app
+            .send(reqwest::Method::POST, "/api/jobs", Some(job(extra)))
+            .await;
         assert_eq!(status, 422, "{field}: {body}");
         assert_eq!(body["error"]["field"], field, "{body}");
     }
-    let (status, _) = send(&app, reqwest::Method::GET, "/api/jobs/big", None).await;
+    let (status, _) = app.send(reqwest::Method::GET, "/api/jobs/big", None).await;
     assert_eq!(status, 404, "nothing was saved");
 }
 
@@ -629,8 +571,7 @@ async fn a_pending_retry_does_not_hold_up_shutdown() {
         ..Opts::default()
     })
     .unwrap();
-    send(
-        &app,
+    app.send(
         reqwest::Method::POST,
         "/api/jobs",
         Some(
@@ -639,13 +580,9 @@ async fn a_pending_retry_does_not_hold_up_shutdown() {
         ),
     )
     .await;
-    let (_, ran) = send(
-        &app,
-        reqwest::Method::POST,
-        "/api/jobs/flaky/run?wait=true",
-        None,
-    )
-    .await;
+    let (_, ran) = app
+        .send(reqwest::Method::POST, "/api/jobs/flaky/run?wait=true", None)
+        .await;
     assert_eq!(ran["run"]["status"], "failed");
     app.signal(libc::SIGTERM);
     // Well inside the 120 s grace: the hour-long backoff is not waited for.

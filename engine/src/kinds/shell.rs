@@ -62,6 +62,16 @@ async fn read_capped(mut from: impl tokio::io::AsyncRead + Unpin, log: RunLog) -
     (String::from_utf8_lossy(&kept).into_owned(), truncated)
 }
 
+/// Checks a shell job's params when it is saved: the argv (the field is `params`).
+pub fn check(params: &serde_json::Value) -> Result<(), crate::model::ValidationError> {
+    argv(params)
+        .map(|_| ())
+        .map_err(|message| crate::model::ValidationError {
+            field: "params".into(),
+            message,
+        })
+}
+
 /// The argv of a shell job's params, checked.
 pub fn argv(params: &serde_json::Value) -> Result<Vec<String>, String> {
     let list = params

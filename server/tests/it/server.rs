@@ -1,9 +1,8 @@
-//! The walking skeleton over real HTTP: a real `echopilot` process per test, on port 0,
-//! with its own data dir.
+//! The walking skeleton over real HTTP, each test on its own data dir: the app in-process
+//! where only the API is under test, a real `echopilot` process for signals, the PID lock,
+//! the key and start-up.
 
-mod common;
-
-use common::{client, pid_file, spawn, spawn_app, Opts, KEY};
+use crate::support::{client, pid_file, spawn, spawn_app, Opts, KEY};
 use std::process::Command;
 use std::time::Duration;
 
@@ -29,9 +28,9 @@ async fn send(method: &str, url: &str, key: Option<&str>) -> reqwest::Response {
     req.send().await.expect("request")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_api_route_answers_401_json_without_or_with_a_wrong_key() {
-    let app = spawn_app();
+    let app = spawn_app().await;
     for (method, path) in ROUTES {
         for key in [None, Some("wrong-key")] {
             let r = send(method, &format!("{}{path}", app.url), key).await;
@@ -51,18 +50,18 @@ async fn every_api_route_answers_401_json_without_or_with_a_wrong_key() {
     assert_eq!(s["state"], "running");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_api_route_is_a_json_404() {
-    let app = spawn_app();
+    let app = spawn_app().await;
     let r = app.get("/api/no-such-route").await;
     assert_eq!(r.status(), 404);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_has_the_contract_fields() {
-    let app = spawn_app();
+    let app = spawn_app().await;
     let s = app.json("GET", "/api/automations/status").await;
     for field in [
         "state",
@@ -81,9 +80,9 @@ async fn status_has_the_contract_fields() {
     assert_eq!(s["running"], true);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_and_stop_are_idempotent() {
-    let app = spawn_app();
+    let app = spawn_app().await;
     for _ in 0..2 {
         let s = app.json("POST", "/api/automations/stop").await;
         assert_eq!(s["state"], "stopped");
@@ -98,7 +97,7 @@ async fn start_and_stop_are_idempotent() {
     assert_eq!(s["state"], "running");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_scheduler_stays_stopped_after_restart_and_running_one_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let opts = Opts {
@@ -126,7 +125,7 @@ async fn stopped_scheduler_stays_stopped_after_restart_and_running_one_resumes()
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeat_is_recorded_every_interval_and_written_to_the_event_log() {
     let app = spawn(Opts {
         heartbeat_secs: Some(1),
@@ -151,7 +150,7 @@ async fn heartbeat_is_recorded_every_interval_and_written_to_the_event_log() {
 }
 
 #[cfg(feature = "failpoints")]
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduler_whose_heartbeat_stops_is_reported_stalled() {
     // The first heartbeat is written, every later one is skipped.
     let app = spawn(Opts {
@@ -167,9 +166,9 @@ async fn scheduler_whose_heartbeat_stops_is_reported_stalled() {
     assert!(s["heartbeat_age_secs"].as_f64().unwrap() > 2.0, "{s}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_server_on_the_same_data_dir_is_refused() {
-    let first = spawn_app();
+    let first = spawn(Opts::default()).unwrap();
     let err = spawn(Opts {
         data_dir: Some(first.data_dir.clone()),
         ..Opts::default()
@@ -190,10 +189,10 @@ async fn second_server_on_the_same_data_dir_is_refused() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_and_sigint_exit_0_and_remove_the_pid_file() {
     for sig in [libc::SIGTERM, libc::SIGINT] {
-        let mut app = spawn_app();
+        let mut app = spawn(Opts::default()).unwrap();
         let pid_path = pid_file(&app.data_dir);
         let written = std::fs::read_to_string(&pid_path).unwrap();
         assert_eq!(written.trim(), app.pid().to_string());
@@ -211,9 +210,9 @@ async fn sigterm_and_sigint_exit_0_and_remove_the_pid_file() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_pid_file_left_by_kill_9_does_not_block_the_next_start() {
-    let mut app = spawn_app();
+    let mut app = spawn(Opts::default()).unwrap();
     let dir = app.data_dir.clone();
     app.signal(libc::SIGKILL);
     app.wait_exit(Duration::from_secs(20));
@@ -230,7 +229,7 @@ async fn stale_pid_file_left_by_kill_9_does_not_block_the_next_start() {
     assert_eq!(written.trim(), next.pid().to_string());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_key_refuses_to_start() {
     let err = spawn(Opts {
         env: vec![("DASHBOARD_KEY".into(), "".into())],
@@ -245,11 +244,11 @@ async fn empty_key_refuses_to_start() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_key_is_printed_once_saved_0600_and_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let out = Command::new(common::bin())
+    let out = Command::new(crate::support::bin())
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
         .env_remove("DASHBOARD_KEY")
@@ -284,7 +283,7 @@ async fn generated_key_is_printed_once_saved_0600_and_accepted() {
     assert_eq!(mode & 0o777, 0o600);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_dir_that_is_a_file_or_holds_a_corrupt_store_refuses_to_start_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");
@@ -314,9 +313,9 @@ async fn data_dir_that_is_a_file_or_holds_a_corrupt_store_refuses_to_start_namin
     assert!(err.1.contains("not a database"), "says why: {}", err.1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_gives_an_httponly_strict_session_that_logout_kills() {
-    let app = spawn_app();
+    let app = spawn_app().await;
     let c = client();
     let wrong = c
         .post(format!("{}/api/session", app.url))
@@ -389,9 +388,9 @@ async fn login_gives_an_httponly_strict_session_that_logout_kills() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_redirect_to_login_without_a_session() {
-    let app = spawn_app();
+    let app = spawn_app().await;
     let r = client().get(format!("{}/", app.url)).send().await.unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/login");
@@ -404,9 +403,9 @@ async fn pages_redirect_to_login_without_a_session() {
     assert!(login.text().await.unwrap().contains("Dashboard key"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_body_gets_413() {
-    let app = spawn_app();
+    let app = spawn_app().await;
     let body = vec![b'a'; 1024 * 1024 + 1];
     let r = client()
         .post(format!("{}/api/session", app.url))
@@ -419,7 +418,7 @@ async fn oversized_body_gets_413() {
 }
 
 fn cli(args: &[&str], url: &str, key: &str) -> std::process::Output {
-    Command::new(common::bin())
+    Command::new(crate::support::bin())
         .args(args)
         .env("ECHOPILOT_URL", url)
         .env("DASHBOARD_KEY", key)
@@ -427,9 +426,9 @@ fn cli(args: &[&str], url: &str, key: &str) -> std::process::Output {
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_controls_the_scheduler_and_status_exit_codes_tell_the_state() {
-    let app = spawn_app();
+    let app = spawn_app().await;
     let url = app.url.clone();
     let out = tokio::task::spawn_blocking(move || {
         let status = cli(&["scheduler", "status"], &url, KEY);
@@ -474,7 +473,7 @@ fn cli_against_a_dead_server_prints_one_line_naming_the_url_and_exits_1() {
     assert!(msg.contains(&url), "{msg}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_started_together_a_hundred_times_exactly_one_runs() {
     for round in 0..100 {
         let dir = tempfile::tempdir().unwrap();

@@ -34,8 +34,8 @@ pub fn masked(headers: &serde_json::Map<String, Value>) -> Value {
 }
 
 /// Checks params when a job is saved: the fields the run needs, with their types.
-pub fn check(params: &Value) -> Result<(), crate::ValidationError> {
-    let invalid = |field: &str, message: String| crate::ValidationError {
+pub fn check(params: &Value) -> Result<(), crate::model::ValidationError> {
+    let invalid = |field: &str, message: String| crate::model::ValidationError {
         field: format!("params.{field}"),
         message,
     };

@@ -1,6 +1,6 @@
-//! Test support: start the real `echopilot` binary on port 0 with a fresh data dir and
-//! talk to it over real HTTP.
-#![allow(dead_code)]
+//! Test support: the app in-process on port 0 ([`spawn_app`], for API tests), or the
+//! real `echopilot` binary as a process ([`spawn`], for signals, `kill -9` and start-up),
+//! each with a fresh data dir; both talked to over real HTTP through [`Http`].
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -15,10 +15,15 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_echopilot")
 }
 
+/// Talks to a server over HTTP, with the key.
+pub struct Http {
+    pub url: String,
+}
+
 /// A running server process. Killed when dropped.
 pub struct TestServer {
     pub child: Child,
-    pub url: String,
+    http: Http,
     pub data_dir: PathBuf,
     /// Keeps the temp dir alive when the server made it.
     _dir: Option<tempfile::TempDir>,
@@ -50,8 +55,72 @@ impl Opts {
     }
 }
 
-pub fn spawn_app() -> TestServer {
-    spawn(Opts::default()).expect("server starts")
+/// The app running in this test's process (and runtime) on port 0, with a fresh data
+/// dir: built by the same `startup::build` the binary uses, stopped when dropped.
+pub struct TestApp {
+    http: Http,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Http;
+    fn deref(&self) -> &Http {
+        &self.http
+    }
+}
+
+impl TestApp {
+    /// The server's process: this one.
+    pub fn pid(&self) -> i32 {
+        std::process::id() as i32
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts the app in-process (the test needs a multi-threaded runtime when it also makes
+/// blocking calls, such as running the CLI).
+pub async fn spawn_app() -> TestApp {
+    use clap::Parser;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let cli = echopilot::config::Cli::parse_from([
+        "echopilot",
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_dir.to_str().expect("a UTF-8 temp path"),
+        "--shutdown-grace-secs",
+        "5",
+    ]);
+    let echopilot::config::Command::Serve(mut args) = cli.command else {
+        unreachable!("parsed as serve")
+    };
+    args.dashboard_key = Some(KEY.into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let app = echopilot::startup::build(*args, listener)
+        .await
+        .expect("the app builds");
+    let url = format!("http://{}", app.address());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        http: Http { url },
+        stop: Some(stop),
+        _dir: dir,
+    }
 }
 
 /// Starts a server; `Err` carries its exit status and stderr when it refused to start.
@@ -119,7 +188,7 @@ pub fn spawn(opts: Opts) -> Result<TestServer, (ExitStatus, String)> {
         if let Ok(url) = rx.recv_timeout(Duration::from_millis(20)) {
             return Ok(TestServer {
                 child,
-                url,
+                http: Http { url },
                 data_dir,
                 _dir: dir,
                 stderr: err_text,
@@ -168,6 +237,38 @@ impl TestServer {
 
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Http;
+    fn deref(&self) -> &Http {
+        &self.http
+    }
+}
+
+impl Http {
+    /// `method path` with the key and an optional JSON body; answers the status and the
+    /// body (JSON, or the text as a JSON string).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = client()
+            .request(method, format!("{}{path}", self.url))
+            .header("X-Dash-Key", KEY);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
     }
 
     pub fn client(&self) -> reqwest::Client {
@@ -225,19 +326,6 @@ impl TestServer {
             .expect("page");
         let status = r.status().as_u16();
         (status, r.text().await.unwrap_or_default())
-    }
-
-    /// Polls `GET /api/runs/{id}` until the run has finished; answers it.
-    pub async fn wait_run(&self, id: i64) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let run = self.json("GET", &format!("/api/runs/{id}")).await;
-            if !matches!(run["status"].as_str(), Some("queued" | "running")) {
-                return run;
-            }
-            assert!(Instant::now() < deadline, "run {id} did not finish: {run}");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
     }
 
     /// Polls `GET /api/automations/status` until `pred` holds, up to `within`.

@@ -1,6 +1,6 @@
-//! Jobs and runs: the engine's records, their policies and their validation.
+//! Jobs: what runs, when, and under which policies; and how a caller's spec becomes one.
 
-use crate::schedule::{Schedule, ScheduleError};
+use super::schedule::{Schedule, ScheduleError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -28,57 +28,8 @@ pub enum Misfire {
     RunOnce,
 }
 
-/// Why a run started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Trigger {
-    Schedule,
-    Manual,
-    Api,
-    Cli,
-    Retry,
-    CatchUp,
-}
-
-/// Where a run is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    TimedOut,
-    Cancelled,
-    Interrupted,
-    Skipped,
-}
-
-impl RunStatus {
-    pub fn is_finished(self) -> bool {
-        !matches!(self, RunStatus::Queued | RunStatus::Running)
-    }
-}
-
-macro_rules! text_enum {
-    ($t:ty { $($v:ident => $s:literal),+ $(,)? }) => {
-        impl $t {
-            pub fn as_str(self) -> &'static str {
-                match self { $(<$t>::$v => $s),+ }
-            }
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $($s => Some(<$t>::$v),)+ _ => None }
-            }
-        }
-    };
-}
 text_enum!(Overlap { Skip => "skip", Queue => "queue", Allow => "allow" });
 text_enum!(Misfire { Skip => "skip", RunOnce => "run_once" });
-text_enum!(Trigger { Schedule => "schedule", Manual => "manual", Api => "api", Cli => "cli", Retry => "retry", CatchUp => "catch_up" });
-text_enum!(RunStatus {
-    Queued => "queued", Running => "running", Succeeded => "succeeded", Failed => "failed",
-    TimedOut => "timed_out", Cancelled => "cancelled", Interrupted => "interrupted", Skipped => "skipped",
-});
 
 /// A job as stored and as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -310,30 +261,4 @@ pub fn validate_id(id: &str) -> Result<(), ValidationError> {
             format!("{id:?} is not a slug (a-z, 0-9 and -, 1-64 characters, not starting with -)"),
         ))
     }
-}
-
-/// One execution (or skipped slot) of a job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Run {
-    pub id: i64,
-    pub job_id: String,
-    pub trigger: Trigger,
-    pub status: RunStatus,
-    pub scheduled_at: Option<DateTime<Utc>>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub attempt: u32,
-    pub output: serde_json::Value,
-    pub error: Option<String>,
-    pub node: String,
-}
-
-/// Filters and paging for run listings.
-#[derive(Debug, Clone, Default)]
-pub struct RunQuery {
-    pub job: Option<String>,
-    pub status: Option<RunStatus>,
-    /// Only runs with an id below this (the cursor of the previous page).
-    pub before: Option<i64>,
-    pub limit: u32,
 }

@@ -2,15 +2,13 @@
 //! tests: success (usage recorded), timeout, malformed answer and HTTP 500 (template),
 //! and a webhook that must receive each brief once.
 
-mod common;
-
+use engine::testing::{Options, TestEngine};
 use engine::{Engine, JobSpec, RunStatus, Trigger};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 #[derive(Default)]
 struct Seen {
@@ -99,10 +97,10 @@ async fn fake_server(seen: Arc<Seen>) -> String {
 const API_KEY: &str = "sk-test-0f9e";
 
 /// An engine that may reach the fake server on loopback, with the model's key configured.
-async fn open(dir: &std::path::Path) -> (Engine, CancellationToken, TaskTracker) {
-    let mut config = common::config(dir, &["127.0.0.1"], false);
-    config.llm.api_key = Some(API_KEY.into());
-    common::open_with(config).await
+async fn open(dir: &std::path::Path) -> TestEngine {
+    let mut options = Options::new(dir).allow(&["127.0.0.1"]);
+    options.config.llm.api_key = Some(API_KEY.into());
+    options.open().await
 }
 
 async fn brief(engine: &Engine, params: serde_json::Value) -> engine::Run {
@@ -129,7 +127,7 @@ async fn the_brief_uses_the_model_when_it_answers_and_the_template_otherwise() {
     let seen = Arc::new(Seen::default());
     let base = fake_server(seen.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let (engine, token, tracker) = open(dir.path()).await;
+    let engine = open(dir.path()).await;
     // Facts to write from: a finance snapshot of the sample ledger.
     engine
         .create_job(JobSpec {
@@ -207,10 +205,7 @@ async fn the_brief_uses_the_model_when_it_answers_and_the_template_otherwise() {
     assert_eq!(run.output["source"], "template");
     assert_eq!(seen.requests.load(Ordering::SeqCst), before);
 
-    engine.shutdown().await;
-    tracker.close();
-    token.cancel();
-    tracker.wait().await;
+    engine.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,7 +213,7 @@ async fn a_retried_brief_is_not_posted_twice() {
     let seen = Arc::new(Seen::default());
     let base = fake_server(seen.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let (engine, token, tracker) = open(dir.path()).await;
+    let engine = open(dir.path()).await;
     engine
         .create_job(JobSpec {
             id: Some("brief".into()),
@@ -239,7 +234,7 @@ async fn a_retried_brief_is_not_posted_twice() {
             first_run: 100,
             cancel: CancellationToken::new(),
             log: engine::RunLog::default(),
-            engine: engine.clone(),
+            engine: engine.engine.clone(),
         };
         let out = engine::automations::brief::deliver(&ctx, &format!("{base}/hook"), "# Brief")
             .await
@@ -247,8 +242,5 @@ async fn a_retried_brief_is_not_posted_twice() {
         assert_eq!(out["sent"], attempt == 1, "{out}");
     }
     assert_eq!(seen.hooks.lock().unwrap().len(), 1);
-    engine.shutdown().await;
-    tracker.close();
-    token.cancel();
-    tracker.wait().await;
+    engine.close().await;
 }

@@ -3,15 +3,12 @@
 //! IPv4-mapped address, after a redirect — and, once allowed, bodies are capped, secrets
 //! masked in what runs print, and never re-sent to another host on a redirect.
 
-mod common;
-
+use engine::testing::{Options, TestEngine};
 use engine::{Engine, JobSpec, Run, RunStatus, Trigger};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// A ledger as an HTTP JSON source serves it: two months of a tiny business.
 const LEDGER: &str = r#"[
@@ -66,8 +63,8 @@ async fn server(hits: Arc<AtomicUsize>) -> u16 {
     port
 }
 
-async fn open(dir: &std::path::Path, allow: &[&str]) -> (Engine, CancellationToken, TaskTracker) {
-    common::open(dir, allow, false).await
+async fn open(dir: &std::path::Path, allow: &[&str]) -> TestEngine {
+    Options::new(dir).allow(allow).open().await
 }
 
 async fn fetch(engine: &Engine, params: serde_json::Value) -> Run {
@@ -95,7 +92,7 @@ async fn loopback_is_refused_directly_by_name_mapped_and_unspecified() {
     let hits = Arc::new(AtomicUsize::new(0));
     let port = server(hits.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let (engine, ..) = open(dir.path(), &[]).await;
+    let engine = open(dir.path(), &[]).await;
     for (url, why) in [
         (format!("http://127.0.0.1:{port}/ok"), "loopback"),
         (format!("http://localhost:{port}/ok"), "loopback"),
@@ -121,7 +118,7 @@ async fn an_allowed_host_cannot_redirect_to_a_refused_address() {
     let hits = Arc::new(AtomicUsize::new(0));
     let port = server(hits.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let (engine, ..) = open(dir.path(), &["127.0.0.1"]).await;
+    let engine = open(dir.path(), &["127.0.0.1"]).await;
     let run = fetch(
         &engine,
         serde_json::json!({ "url": format!("http://127.0.0.1:{port}/to-mapped") }),
@@ -145,7 +142,7 @@ async fn allowed_requests_cap_the_body_mask_secrets_and_check_the_status() {
     let hits = Arc::new(AtomicUsize::new(0));
     let port = server(hits.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let (engine, ..) = open(dir.path(), &["127.0.0.1"]).await;
+    let engine = open(dir.path(), &["127.0.0.1"]).await;
     let base = format!("http://127.0.0.1:{port}");
     let run = fetch(&engine, serde_json::json!({ "url": format!("{base}/ok"), "headers": { "Authorization": "Bearer s3cret", "Accept": "text/plain" } })).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
@@ -183,7 +180,7 @@ async fn allowed_requests_cap_the_body_mask_secrets_and_check_the_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finance_metrics_reads_a_ledger_from_an_http_json_source() {
     let dir = tempfile::tempdir().unwrap();
-    let (engine, ..) = open(dir.path(), &["127.0.0.1"]).await;
+    let engine = open(dir.path(), &["127.0.0.1"]).await;
     let port = server(Arc::new(AtomicUsize::new(0))).await;
     let finance = |path: &str| {
         let engine = engine.clone();
@@ -239,7 +236,7 @@ async fn finance_metrics_reads_a_ledger_from_an_http_json_source() {
             .contains("is not a JSON array of rows"),
         "{not_json:?}"
     );
-    engine.shutdown().await;
+    engine.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,7 +244,7 @@ async fn a_dns_answer_that_turns_to_loopback_after_the_check_is_never_connected_
     let hits = Arc::new(AtomicUsize::new(0));
     let port = server(hits.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let (engine, ..) = open(dir.path(), &[]).await;
+    let engine = open(dir.path(), &[]).await;
     let lookups = Arc::new(AtomicUsize::new(0));
     let counted = lookups.clone();
     // A rebinding name: the first answer is a public address, every later one loopback.
@@ -377,7 +374,7 @@ async fn the_built_ins_reach_no_loopback_private_or_metadata_address() {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let port = recorder(seen.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let (engine, ..) = open(dir.path(), &[]).await;
+    let engine = open(dir.path(), &[]).await;
     // Names an attacker would aim at: the cloud metadata service and an intranet host.
     engine.outbound().set_resolver(Arc::new(|host, port| {
         let ip = match host {
@@ -472,7 +469,7 @@ async fn the_built_ins_reach_no_loopback_private_or_metadata_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_base_url_aimed_elsewhere_by_a_fragment_or_query_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (engine, ..) = open(dir.path(), &["127.0.0.1"]).await;
+    let engine = open(dir.path(), &["127.0.0.1"]).await;
     for base in ["http://127.0.0.1:9/admin#", "http://127.0.0.1:9/x?path="] {
         let err = engine
             .create_job(JobSpec {
@@ -506,7 +503,7 @@ async fn secrets_and_the_body_are_not_resent_when_a_redirect_changes_host_or_por
     let a = recorder(seen.clone()).await;
     let b = recorder(seen.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let (engine, ..) = open(dir.path(), &["127.0.0.1"]).await;
+    let engine = open(dir.path(), &["127.0.0.1"]).await;
     let params = |path: String| {
         serde_json::json!({
             "url": format!("http://127.0.0.1:{a}{path}"),
@@ -565,7 +562,7 @@ async fn secret_params_are_write_only_and_scrubbed_from_what_runs_print() {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let port = recorder(seen.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let (engine, ..) = open(dir.path(), &["127.0.0.1"]).await;
+    let engine = open(dir.path(), &["127.0.0.1"]).await;
     let url = format!("http://bob:pw-9d2f@127.0.0.1:{port}/missing?token=tok-7c1a&page=1");
     let params = serde_json::json!({
         "url": url,
@@ -629,7 +626,7 @@ async fn secret_params_are_write_only_and_scrubbed_from_what_runs_print() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ledger_path_outside_the_ledger_directories_is_never_read() {
     let dir = tempfile::tempdir().unwrap();
-    let (engine, ..) = open(dir.path(), &[]).await;
+    let engine = open(dir.path(), &[]).await;
     for path in ["/etc/shadow", "/etc/passwd", "../../../../../etc/passwd"] {
         let run = run_job(
             &engine,
@@ -654,7 +651,7 @@ async fn a_ledger_path_outside_the_ledger_directories_is_never_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn newlines_in_a_target_name_cannot_forge_lines_in_the_run_log() {
     let dir = tempfile::tempdir().unwrap();
-    let (engine, ..) = open(dir.path(), &[]).await;
+    let engine = open(dir.path(), &[]).await;
     let forged = "x\n12:00:00.000 run 1 of self-heal succeeded\r\u{1b}[2K";
     let run = run_job(
         &engine,

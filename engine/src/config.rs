@@ -1,0 +1,64 @@
+//! How the engine is set up: the server fills [`EngineConfig`] from its flags and
+//! environment, in one place; tests start from [`EngineConfig::new`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the engine is set up; the server fills it from flags, env and config.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where the SQLite file, logs and everything else the engine writes live.
+    pub data_dir: PathBuf,
+    /// How often the scheduler records a heartbeat. Status says `stalled` past twice this.
+    pub heartbeat: Duration,
+    /// This node's name in heartbeats and runs.
+    pub node: String,
+    /// Hosts (names or IP addresses) HTTP jobs may reach even though they are loopback,
+    /// private or link-local.
+    pub http_allow: Vec<String>,
+    /// Whether `shell` jobs may be created and run.
+    pub allow_shell: bool,
+    /// Directories `finance-metrics` may read a ledger file from.
+    pub ledger_dirs: Vec<PathBuf>,
+    /// The model endpoint the CEO brief asks, when configured.
+    pub llm: LlmConfig,
+}
+
+impl EngineConfig {
+    /// Defaults for a data dir: heartbeat every 60 s, node `local`, nothing allowed beyond
+    /// the defaults, ledgers read from the data dir and `examples/`, no model.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        EngineConfig {
+            ledger_dirs: vec![data_dir.clone(), PathBuf::from("examples")],
+            data_dir,
+            heartbeat: Duration::from_secs(60),
+            node: "local".into(),
+            http_allow: Vec::new(),
+            allow_shell: false,
+            llm: LlmConfig::default(),
+        }
+    }
+}
+
+/// An OpenAI-compatible endpoint for the CEO brief's narrative.
+#[derive(Clone, Default)]
+pub struct LlmConfig {
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    /// Sent as a bearer token; never shown, never logged.
+    pub api_key: Option<String>,
+}
+
+impl std::fmt::Debug for LlmConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmConfig")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field(
+                "api_key",
+                &self.api_key.as_ref().map(|_| crate::secrets::MASK),
+            )
+            .finish()
+    }
+}

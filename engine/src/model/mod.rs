@@ -1,0 +1,36 @@
+//! The engine's records, pure data with their validation — no store, no runtime:
+//!
+//! - [`job`]: jobs, their policies (overlap, misfire) and how a spec becomes a job.
+//! - [`run`]: runs, their triggers and statuses, run listings.
+//! - [`schedule`]: cron (with seconds, in an IANA zone) and `@every` schedules.
+//! - [`status`]: the scheduler's state, intent and heartbeats.
+//! - [`report`]: figures over the run history and the audit log's entries.
+
+/// `as_str` / `parse` for enums stored and shown as text.
+macro_rules! text_enum {
+    ($t:ty { $($v:ident => $s:literal),+ $(,)? }) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self { $(<$t>::$v => $s),+ }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some(<$t>::$v),)+ _ => None }
+            }
+        }
+    };
+}
+
+pub mod job;
+pub mod report;
+pub mod run;
+pub mod schedule;
+pub mod status;
+
+pub use job::{
+    validate_id, Job, JobSpec, Misfire, Overlap, ValidationError, DEFAULT_TIMEOUT_SECS,
+    MAX_RETRY_BACKOFF_SECS,
+};
+pub use report::{AuditEntry, HourCount, JobStats};
+pub use run::{Run, RunQuery, RunStatus, Trigger};
+pub use schedule::{describe, PreviewSlot, Schedule, ScheduleError};
+pub use status::{DesiredState, Heartbeat, NextRun, SchedulerState, Status};

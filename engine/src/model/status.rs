@@ -1,0 +1,79 @@
+//! The scheduler as status shows it: its state, the operator's intent, heartbeats.
+
+use crate::error::{EngineError, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What the operator last asked the scheduler to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DesiredState {
+    Running,
+    Stopped,
+}
+
+impl DesiredState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DesiredState::Running => "running",
+            DesiredState::Stopped => "stopped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "running" => Ok(DesiredState::Running),
+            "stopped" => Ok(DesiredState::Stopped),
+            other => Err(EngineError::Corrupt(format!(
+                "scheduler_state.desired is {other:?}, expected running or stopped"
+            ))),
+        }
+    }
+}
+
+/// A job's next planned run, as recorded with each heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextRun {
+    pub job: String,
+    pub at: DateTime<Utc>,
+}
+
+/// One heartbeat of one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub node: String,
+    pub pid: u32,
+    pub started_at: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+    pub next_runs: Vec<NextRun>,
+}
+
+/// The state status reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchedulerState {
+    Running,
+    Stopped,
+    /// Asked to run, but the heartbeat is older than twice its interval.
+    Stalled,
+}
+
+/// A snapshot of the scheduler, as `GET /api/automations/status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub state: SchedulerState,
+    pub running: bool,
+    pub pid: u32,
+    pub started_at: DateTime<Utc>,
+    pub uptime_secs: u64,
+    pub last_heartbeat: Option<DateTime<Utc>>,
+    pub heartbeat_age_secs: Option<f64>,
+    pub heartbeat_interval_secs: u64,
+    pub next_runs: Vec<NextRun>,
+    pub node: String,
+    /// How late the firing loop woke for its last slot, in ms (the watchdog's measure).
+    pub loop_lag_ms: Option<f64>,
+    /// How many times the watchdog had to restart the loop.
+    pub loop_restarts: u64,
+    pub active_runs: usize,
+}

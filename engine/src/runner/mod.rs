@@ -1,0 +1,303 @@
+//! Every node's work: executing the runs it is given. A run starts as a row the store
+//! already holds (`running`); here its kind is called under the guard ([`guard`]), what
+//! it printed is scrubbed of its job's secrets, and its end is recorded — only if it is
+//! still running, so a run someone else ended (cancelled, interrupted) keeps their
+//! record. Then the job's queued run starts, and a failure is retried if the job allows
+//! ([`retry`]).
+//!
+//! - [`guard`]: timeout, panic capture and shutdown around one kind call.
+//! - [`retry`]: whether and when a run is tried again (pure).
+
+pub mod guard;
+pub mod retry;
+
+use crate::error::Result;
+use crate::kinds::JobContext;
+use crate::live_log::{LiveLogs, RunLog};
+use crate::model::{Job, Overlap, Run, RunStatus, Trigger};
+use crate::secrets::Redactor;
+use crate::store::{NewRun, RunEnd};
+use crate::Engine;
+use chrono::{DateTime, Utc};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The runner's state in memory.
+#[derive(Default)]
+pub(crate) struct State {
+    /// Cancelled when runs in flight are abandoned at the end of the shutdown grace (not
+    /// at its start: runs keep their grace period).
+    abandon: CancellationToken,
+    /// The logs of runs in flight here.
+    pub logs: LiveLogs,
+    /// Runs executing here now.
+    in_flight: AtomicUsize,
+}
+
+/// Which attempt a run is, and of what.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunMeta {
+    pub attempt: u32,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// The id of the chain's first attempt: retries share it.
+    pub first_run: i64,
+}
+
+impl RunMeta {
+    pub fn first(run_id: i64, scheduled_at: Option<DateTime<Utc>>) -> Self {
+        RunMeta {
+            attempt: 1,
+            scheduled_at,
+            first_run: run_id,
+        }
+    }
+}
+
+/// Runs executing on this node.
+pub(crate) fn in_flight(engine: &Engine) -> usize {
+    engine.inner.runner.in_flight.load(Ordering::Relaxed)
+}
+
+/// Ends the shutdown grace: every run still in flight is cancelled and recorded as
+/// `interrupted`.
+pub(crate) fn abandon(engine: &Engine) {
+    engine.inner.runner.abandon.cancel();
+}
+
+/// Records a run that starts now and executes it (run now, retries).
+pub(crate) async fn start(
+    engine: &Engine,
+    job: Job,
+    trigger: Trigger,
+    meta: Option<RunMeta>,
+) -> Result<Run> {
+    let now = engine.now();
+    let attempt = meta.map_or(1, |m| m.attempt);
+    let id = engine
+        .inner
+        .store
+        .start_run(&NewRun {
+            job_id: &job.id,
+            trigger,
+            attempt,
+            started_at: now,
+            node: &engine.inner.config.node,
+        })
+        .await?;
+    let run = Run {
+        id,
+        job_id: job.id.clone(),
+        trigger,
+        status: RunStatus::Running,
+        scheduled_at: None,
+        started_at: Some(now),
+        finished_at: None,
+        attempt,
+        output: serde_json::json!({}),
+        error: None,
+        node: engine.inner.config.node.clone(),
+    };
+    launch(engine, job, id, meta.unwrap_or(RunMeta::first(id, None)));
+    // What was just committed; no need to read it back.
+    Ok(run)
+}
+
+/// Executes an already recorded running run in its own tracked task.
+pub(crate) fn launch(engine: &Engine, job: Job, run_id: i64, meta: RunMeta) {
+    let state = &engine.inner.runner;
+    state.in_flight.fetch_add(1, Ordering::Relaxed);
+    // Opened before the task starts, so the run is followable as soon as it exists.
+    let log = state.logs.open(run_id, Redactor::for_params(&job.params));
+    let e = engine.clone();
+    engine
+        .inner
+        .tracker
+        .spawn(async move { execute(&e, job, run_id, meta, log).await });
+}
+
+/// Runs the kind under the guard, records the outcome, starts whatever was queued behind
+/// it, and schedules a retry if the policy says so.
+async fn execute(engine: &Engine, job: Job, run_id: i64, meta: RunMeta, log: RunLog) {
+    let inner = &engine.inner;
+    let state = &inner.runner;
+    let attempt = meta.attempt;
+    engine.event(
+        "run_started",
+        serde_json::json!({ "job": job.id, "run": run_id, "attempt": attempt }),
+    );
+    log.line(&format!(
+        "{} run {run_id} of {} started (attempt {attempt}, kind {})",
+        engine.now().format("%H:%M:%S%.3f"),
+        job.id,
+        job.kind
+    ));
+    inner.notifier.run_started();
+    let outcome = match inner.kinds.get(&job.kind) {
+        None => guard::Outcome {
+            status: RunStatus::Failed,
+            output: None,
+            error: Some(format!("unknown kind {:?}", job.kind)),
+        },
+        Some(kind) => {
+            let ctx = JobContext {
+                run_id,
+                job: job.clone(),
+                attempt,
+                scheduled_at: meta.scheduled_at,
+                first_run: meta.first_run,
+                cancel: state.abandon.child_token(),
+                log: log.clone(),
+                engine: engine.clone(),
+            };
+            let timeout = Duration::from_secs(job.timeout_secs);
+            guard::run(kind, ctx, timeout, &state.abandon).await
+        }
+    };
+    // What a run prints never keeps its job's secrets.
+    let redactor = log.redactor();
+    let output = outcome.output.map(|o| redactor.value(&o));
+    let error = outcome.error.map(|e| redactor.text(&e));
+    let status = outcome.status;
+    fail::fail_point!("before_finish", |_| std::process::abort());
+    log.line(&format!(
+        "{} {}{}",
+        engine.now().format("%H:%M:%S%.3f"),
+        status.as_str(),
+        error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default()
+    ));
+    let text = state.logs.end(&log);
+    let end = RunEnd {
+        id: run_id,
+        status,
+        at: engine.now(),
+        output: output.as_ref(),
+        error: error.as_deref(),
+        log: Some(&text),
+    };
+    let recorded = record_end(engine, &end).await;
+    state.logs.forget(run_id);
+    state.in_flight.fetch_sub(1, Ordering::Relaxed);
+    inner.notifier.run_ended();
+    engine.event(
+        "run_finished",
+        serde_json::json!({ "job": job.id, "run": run_id, "status": status.as_str() }),
+    );
+    match recorded {
+        Some(true) => {}
+        Some(false) => {
+            // Someone ended it first (cancelled it, or recovery interrupted it): theirs
+            // stands, and nothing follows from this one.
+            tracing::info!(
+                run_id,
+                job = job.id,
+                "the run was ended elsewhere; its result is dropped"
+            );
+            return;
+        }
+        // Shutting down with the store out of reach: the next boot decides.
+        None => return,
+    }
+    if job.overlap == Overlap::Queue {
+        start_queued(engine, &job).await;
+    }
+    if retry::should_retry(status, attempt, job.retries, state.abandon.is_cancelled()) {
+        schedule_retry(engine, job, attempt + 1, meta.first_run);
+    }
+}
+
+/// Records a run's end, retrying through a store outage (locked SQLite, a database that
+/// went away) so no run is left `running` once the store is back. `Some(false)` when the
+/// run was no longer running; `None` when shutdown came first (the next boot marks it
+/// interrupted).
+async fn record_end(engine: &Engine, end: &RunEnd<'_>) -> Option<bool> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match engine.inner.store.finish_run(end).await {
+            Ok(recorded) => return Some(recorded),
+            Err(e) => {
+                tracing::warn!(error = %crate::error::chain(&e), run_id = end.id, ?delay, "cannot record the end of a run yet; retrying");
+                if engine.inner.runner.abandon.is_cancelled() && delay > Duration::from_secs(2) {
+                    return None;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Starts the run queued behind the one that just ended (overlap = queue).
+async fn start_queued(engine: &Engine, job: &Job) {
+    let node = &engine.inner.config.node;
+    match engine
+        .inner
+        .store
+        .start_queued(&job.id, node, engine.now())
+        .await
+    {
+        Ok(Some(id)) => launch(engine, job.clone(), id, RunMeta::first(id, None)),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(error = %crate::error::chain(&e), job = job.id, "cannot start a queued run")
+        }
+    }
+}
+
+/// Retries after the backoff, as a new run row. A pending retry never holds up shutdown:
+/// it ends when firing stops.
+fn schedule_retry(engine: &Engine, job: Job, attempt: u32, first_run: i64) {
+    let backoff = retry::backoff(job.retry_backoff_secs, attempt);
+    let e = engine.clone();
+    engine.inner.tracker.spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = e.inner.shutdown.cancelled() => return,
+        }
+        let meta = RunMeta {
+            attempt,
+            scheduled_at: None,
+            first_run,
+        };
+        let id = job.id.clone();
+        if let Err(err) = start(&e, job, Trigger::Retry, Some(meta)).await {
+            tracing::error!(error = %crate::error::chain(&err), job = id, "cannot record a retry");
+        }
+    });
+}
+
+/// Boot, on every node: this node's runs left queued or running by its previous process
+/// become `interrupted`, and are retried if their job allows.
+pub(crate) async fn recover(engine: &Engine) -> Result<()> {
+    let interrupted = engine
+        .inner
+        .store
+        .interrupt_runs_of(
+            &engine.inner.config.node,
+            "the server stopped while this run was in flight",
+            engine.now(),
+        )
+        .await?;
+    if !interrupted.is_empty() {
+        engine.event(
+            "runs_interrupted",
+            serde_json::json!({ "count": interrupted.len() }),
+        );
+    }
+    retry_interrupted(engine, interrupted);
+    Ok(())
+}
+
+/// Retries interrupted runs whose job allows another attempt.
+pub(crate) fn retry_interrupted(engine: &Engine, runs: Vec<Run>) {
+    for run in runs {
+        if let Ok(job) = engine.job(&run.job_id) {
+            if run.attempt <= job.retries {
+                schedule_retry(engine, job, run.attempt + 1, run.id);
+            }
+        }
+    }
+}

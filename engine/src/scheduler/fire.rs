@@ -1,0 +1,221 @@
+//! The firing loop: sleep until the earliest slot or heartbeat (no polling), claim what
+//! falls due a little ahead of its instant (so the commit is off the critical path), then
+//! hand each run to the runner on its instant. A slot is a unique row in the store: it is
+//! claimed once, whoever claims it, and the store decides the overlap policy in the same
+//! step. Slots the loop fell behind on follow the job's misfire policy.
+
+use super::{lock, plan};
+use crate::model::{Heartbeat, Job, Trigger};
+use crate::runner::{self, RunMeta};
+use crate::store::{Claim, SlotClaim};
+use crate::Engine;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How far ahead of a slot the loop claims it, so the commit is done when the slot comes.
+const CLAIM_LEAD: Duration = Duration::from_millis(10);
+
+/// A slot claimed for a run that is yet to start.
+pub(crate) struct Claimed {
+    job: Job,
+    run_id: i64,
+    slot: DateTime<Utc>,
+}
+
+impl Claimed {
+    fn launch(self, engine: &Engine) {
+        runner::launch(
+            engine,
+            self.job,
+            self.run_id,
+            RunMeta::first(self.run_id, Some(self.slot)),
+        );
+    }
+}
+
+impl Engine {
+    /// Fires every slot due at `now` at once. Tests with an injected clock drive time
+    /// through this; the loop claims a little ahead and starts runs on the dot.
+    pub async fn fire_due(&self, now: DateTime<Utc>) {
+        for c in claim_due(self, now, now).await {
+            c.launch(self);
+        }
+    }
+}
+
+pub(crate) async fn run_loop(engine: &Engine, token: CancellationToken) {
+    let inner = &engine.inner;
+    let every = inner.config.heartbeat;
+    let lead = chrono::Duration::from_std(CLAIM_LEAD).unwrap_or_default();
+    let mut jobs_changed = inner.notifier.jobs();
+    let mut next_beat = tokio::time::Instant::now() + every;
+    loop {
+        // Claim what falls due within the lead, then start each run on its instant.
+        let now = engine.now();
+        let claimed = claim_due(engine, now, now + lead).await;
+        let mut claimed = claimed.into_iter().peekable();
+        while let Some(slot) = claimed.peek().map(|c| c.slot) {
+            wait_until(engine, slot).await;
+            let lag = (engine.now() - slot).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+            *lock(&inner.scheduler.loop_lag_ms) = Some(lag.max(0.0));
+            while let Some(c) = claimed.next_if(|c| c.slot == slot) {
+                c.launch(engine);
+            }
+        }
+        let slot_at = inner.jobs.earliest().map(|t| {
+            let wait = (t - lead - engine.now()).to_std().unwrap_or(Duration::ZERO);
+            tokio::time::Instant::now() + wait
+        });
+        let wake = slot_at.map_or(next_beat, |s| s.min(next_beat));
+        tokio::select! {
+            () = token.cancelled() => break,
+            changed = jobs_changed.changed() => {
+                if changed.is_err() { break; }
+                continue;
+            }
+            () = tokio::time::sleep_until(wake) => {}
+        }
+        if tokio::time::Instant::now() >= next_beat {
+            heartbeat(engine).await;
+            next_beat += every;
+            let now = tokio::time::Instant::now();
+            if next_beat < now {
+                // Fell behind (suspended process, blocked runtime): beat from now on
+                // rather than bursting to catch up.
+                next_beat = now + every;
+            }
+        }
+    }
+}
+
+/// Claims every slot due up to `horizon` (which may be a little ahead of `now`) and
+/// returns the runs to start, soonest first.
+async fn claim_due(engine: &Engine, now: DateTime<Utc>, horizon: DateTime<Utc>) -> Vec<Claimed> {
+    let _firing = engine.inner.scheduler.firing.lock().await;
+    let mut claimed = Vec::new();
+    for due in engine.inner.jobs.take_due(now, horizon) {
+        // More than one slot due means the loop fell behind; the earlier ones follow the
+        // misfire policy like slots missed while the server was down.
+        if !due.due.missed.is_empty() {
+            record_missed(
+                engine,
+                &due.job,
+                &due.due.missed,
+                "the scheduler fell behind",
+                now,
+            )
+            .await;
+        }
+        claimed.extend(claim(engine, &due.job, due.due.slot, Trigger::Schedule, now).await);
+    }
+    claimed.sort_by_key(|c| c.slot);
+    claimed
+}
+
+/// Claims `slot`; returns the run to start, if the store's overlap decision says run.
+async fn claim(
+    engine: &Engine,
+    job: &Job,
+    slot: DateTime<Utc>,
+    trigger: Trigger,
+    now: DateTime<Utc>,
+) -> Option<Claimed> {
+    let claim = SlotClaim {
+        job_id: &job.id,
+        slot,
+        trigger,
+        overlap: job.overlap,
+        // Claimed a little ahead; it starts on the slot.
+        started_at: now.max(slot),
+        node: &engine.inner.config.node,
+    };
+    match engine.inner.store.claim_slot(&claim).await {
+        Ok(Claim::Run(run_id)) => {
+            fail::fail_point!("after_claim", |_| std::process::abort());
+            Some(Claimed {
+                job: job.clone(),
+                run_id,
+                slot,
+            })
+        }
+        // Queued: the runner starts it when the job's active run ends.
+        Ok(Claim::Queued(_) | Claim::Skipped(_)) => None,
+        // Another claim of this slot won: it runs there, not here.
+        Ok(Claim::Taken) => {
+            tracing::debug!(job = job.id, %slot, "slot already claimed");
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %crate::error::chain(&e), job = job.id, %slot, "cannot claim a slot; it is not run");
+            None
+        }
+    }
+}
+
+/// Records missed slots per the misfire policy: all skipped, or all but the latest
+/// skipped and the latest run once.
+pub(crate) async fn record_missed(
+    engine: &Engine,
+    job: &Job,
+    missed: &[DateTime<Utc>],
+    why: &str,
+    now: DateTime<Utc>,
+) {
+    let plan = plan::misfire(job.misfire, missed);
+    let reason = format!("missed: {why} (misfire = {})", job.misfire.as_str());
+    if let Err(e) = engine
+        .inner
+        .store
+        .record_skipped_slots(
+            &job.id,
+            &plan.skipped,
+            &reason,
+            now,
+            &engine.inner.config.node,
+        )
+        .await
+    {
+        tracing::error!(error = %crate::error::chain(&e), job = job.id, "cannot record missed slots");
+    }
+    if let Some(slot) = plan.catch_up {
+        if let Some(c) = claim(engine, job, slot, Trigger::CatchUp, now).await {
+            c.launch(engine);
+        }
+    }
+}
+
+/// Waits until the clock reads `at`: a timer to within two milliseconds (tokio's timer
+/// rounds up to whole milliseconds), then yielding until the instant.
+async fn wait_until(engine: &Engine, at: DateTime<Utc>) {
+    if let Ok(ahead) = (at - engine.now() - chrono::Duration::milliseconds(2)).to_std() {
+        tokio::time::sleep(ahead).await;
+    }
+    // Bounded: a clock that does not move (tests) must not spin forever.
+    let give_up = tokio::time::Instant::now() + Duration::from_millis(50);
+    while engine.now() < at && tokio::time::Instant::now() < give_up {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Records one heartbeat: a store row, an event-log line and the in-memory copy.
+pub(crate) async fn heartbeat(engine: &Engine) {
+    fail::fail_point!("heartbeat", |_| ());
+    let inner = &engine.inner;
+    let hb = Heartbeat {
+        node: inner.config.node.clone(),
+        pid: inner.pid,
+        started_at: inner.started_at,
+        at: engine.now(),
+        next_runs: inner.jobs.next_runs(),
+    };
+    if let Err(e) = inner.store.record_heartbeat(&hb).await {
+        // The tick still counts in memory: the loop is alive even if the store is not.
+        tracing::warn!(error = %crate::error::chain(&e), "cannot store the heartbeat");
+    }
+    *lock(&inner.scheduler.last_heartbeat) = Some(hb.at);
+    engine.event(
+        "heartbeat",
+        serde_json::json!({ "next_runs": hb.next_runs }),
+    );
+}

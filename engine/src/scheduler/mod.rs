@@ -1,0 +1,176 @@
+//! The leader's work: deciding which runs exist. Only the node that leads runs any of it;
+//! what it decides to run is handed to the runner ([`crate::runner`]), which every node
+//! has.
+//!
+//! - [`plan`]: the pure decisions — which slots are due, which were missed, what the
+//!   misfire policy makes of them. Unit-tested without a runtime or a store.
+//! - [`fire`]: the firing loop — sleep until the next slot (no polling), claim it in the
+//!   store (where the overlap policy is decided), start it on its instant; heartbeats.
+//! - [`recover`]: what a new leader does first — runs of dead nodes interrupted, slots
+//!   missed while nobody led recorded per the misfire policy.
+//! - [`watchdog`]: restarts a loop whose heartbeat went stale.
+//!
+//! The loop is one tracked task with its own cancellation token: stop cancels it (runs in
+//! flight are not touched), restart replaces it, and so does the watchdog.
+
+pub mod fire;
+pub mod plan;
+pub mod recover;
+pub mod watchdog;
+
+use crate::error::Result;
+use crate::model::DesiredState;
+use crate::Engine;
+use chrono::{DateTime, Utc};
+use std::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+/// The scheduler's state in memory.
+pub(crate) struct State {
+    /// Serialises start/stop/restart (and the watchdog's restarts), which await store
+    /// writes; a tokio mutex because it is held across those awaits.
+    control: tokio::sync::Mutex<()>,
+    /// Serialises firing, so the loop and a test driving time by hand never interleave.
+    firing: tokio::sync::Mutex<()>,
+    /// The std mutexes below are held only for short, await-free sections.
+    loop_token: Mutex<Option<CancellationToken>>,
+    desired: Mutex<DesiredState>,
+    last_heartbeat: Mutex<Option<DateTime<Utc>>>,
+    /// How late the loop woke for its last slot, in ms (the watchdog's measure).
+    loop_lag_ms: Mutex<Option<f64>>,
+    /// How many times the watchdog had to restart the loop.
+    loop_restarts: Mutex<u64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section here is an assignment that cannot panic half-way, so a
+    // poisoned lock still guards consistent data.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl State {
+    pub fn new(desired: DesiredState) -> Self {
+        State {
+            control: tokio::sync::Mutex::new(()),
+            firing: tokio::sync::Mutex::new(()),
+            loop_token: Mutex::new(None),
+            desired: Mutex::new(desired),
+            last_heartbeat: Mutex::new(None),
+            loop_lag_ms: Mutex::new(None),
+            loop_restarts: Mutex::new(0),
+        }
+    }
+}
+
+/// What status reads of the scheduler.
+pub(crate) struct Snapshot {
+    pub desired: DesiredState,
+    pub loop_active: bool,
+    pub last_heartbeat: Option<DateTime<Utc>>,
+    pub loop_lag_ms: Option<f64>,
+    pub loop_restarts: u64,
+}
+
+pub(crate) fn snapshot(engine: &Engine) -> Snapshot {
+    let s = &engine.inner.scheduler;
+    Snapshot {
+        desired: *lock(&s.desired),
+        loop_active: loop_active(engine),
+        last_heartbeat: *lock(&s.last_heartbeat),
+        loop_lag_ms: *lock(&s.loop_lag_ms),
+        loop_restarts: *lock(&s.loop_restarts),
+    }
+}
+
+/// Takes up the leader's work on a node that now leads: recovery first, then the loop
+/// (if the operator wants it running) and its watchdog.
+pub(crate) async fn lead(engine: &Engine) -> Result<()> {
+    if !engine.inner.notifier.is_leader() {
+        return Ok(());
+    }
+    let running = *lock(&engine.inner.scheduler.desired) == DesiredState::Running;
+    recover::run(engine, running).await?;
+    if running {
+        spawn_loop(engine).await;
+    }
+    watchdog::spawn(engine);
+    Ok(())
+}
+
+pub(crate) async fn start(engine: &Engine) -> Result<()> {
+    let _control = engine.inner.scheduler.control.lock().await;
+    set_desired(engine, DesiredState::Running).await?;
+    if !loop_active(engine) {
+        engine.inner.jobs.skip_to(engine.now());
+        spawn_loop(engine).await;
+        engine.event("scheduler_started", serde_json::json!({}));
+    }
+    Ok(())
+}
+
+pub(crate) async fn stop(engine: &Engine) -> Result<()> {
+    let _control = engine.inner.scheduler.control.lock().await;
+    set_desired(engine, DesiredState::Stopped).await?;
+    if cancel_loop(engine) {
+        engine.event("scheduler_stopped", serde_json::json!({}));
+    }
+    Ok(())
+}
+
+pub(crate) async fn restart(engine: &Engine) -> Result<()> {
+    let _control = engine.inner.scheduler.control.lock().await;
+    let was_running = loop_active(engine);
+    set_desired(engine, DesiredState::Running).await?;
+    cancel_loop(engine);
+    if !was_running {
+        engine.inner.jobs.skip_to(engine.now());
+    }
+    spawn_loop(engine).await;
+    engine.event("scheduler_restarted", serde_json::json!({}));
+    Ok(())
+}
+
+/// Stops firing for shutdown, leaving the stored intent as it is.
+pub(crate) fn stop_loop(engine: &Engine) {
+    cancel_loop(engine);
+}
+
+/// Cancels the loop; true if one was running.
+fn cancel_loop(engine: &Engine) -> bool {
+    match lock(&engine.inner.scheduler.loop_token).take() {
+        Some(token) => {
+            token.cancel();
+            true
+        }
+        None => false,
+    }
+}
+
+pub(crate) fn loop_active(engine: &Engine) -> bool {
+    lock(&engine.inner.scheduler.loop_token)
+        .as_ref()
+        .is_some_and(|t| !t.is_cancelled())
+}
+
+async fn set_desired(engine: &Engine, desired: DesiredState) -> Result<()> {
+    engine
+        .inner
+        .store
+        .set_desired_state(desired, engine.now())
+        .await?;
+    *lock(&engine.inner.scheduler.desired) = desired;
+    Ok(())
+}
+
+/// Records a first heartbeat (so status right after start says running) and spawns the
+/// loop.
+async fn spawn_loop(engine: &Engine) {
+    let token = engine.inner.shutdown.child_token();
+    *lock(&engine.inner.scheduler.loop_token) = Some(token.clone());
+    fire::heartbeat(engine).await;
+    let e = engine.clone();
+    engine
+        .inner
+        .tracker
+        .spawn(async move { fire::run_loop(&e, token).await });
+}

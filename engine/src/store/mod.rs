@@ -1,0 +1,197 @@
+//! The store: the one interface the engine reads and writes through. Its operations are
+//! named for what the engine needs (claim a slot, finish a run if it is still running),
+//! not for tables, and each states its contract; every backend implements all of them
+//! and passes the same conformance suite (`tests/it/store.rs`).
+//!
+//! - [`Store`]: the interface — the handle the engine holds, one variant per backend,
+//!   each operation documented with its contract and forwarded to the backend (so a
+//!   backend that lacks one does not compile).
+//! - [`sqlite`]: SQLite in the data dir (single writer, group commit).
+//!
+//! What must hold across nodes is decided here, atomically, not in memory: the overlap
+//! policy in the slot claim, "finish only if still running", interrupts scoped to a node.
+
+pub mod sqlite;
+
+use crate::error::Result;
+use crate::model::{
+    AuditEntry, DesiredState, Heartbeat, HourCount, Job, JobStats, Overlap, Run, RunQuery,
+    RunStatus, Trigger,
+};
+use chrono::{DateTime, Utc};
+
+/// A slot to claim: the unique (job, slot) row that says it runs once.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotClaim<'a> {
+    pub job_id: &'a str,
+    pub slot: DateTime<Utc>,
+    /// `Schedule`, or `CatchUp` for the one run a misfire policy allows.
+    pub trigger: Trigger,
+    /// Decided against the job's active runs in the store, atomically with the claim.
+    pub overlap: Overlap,
+    /// When the run is recorded as started (the loop claims a little ahead of the slot).
+    pub started_at: DateTime<Utc>,
+    pub node: &'a str,
+}
+
+/// How a slot claim came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Recorded running: start it now.
+    Run(i64),
+    /// Recorded queued behind the job's active run (overlap = queue).
+    Queued(i64),
+    /// Recorded skipped, with the reason (overlap = skip, or the queue already holds one).
+    Skipped(i64),
+    /// Another claim of the same (job, slot) got there first; nothing was written.
+    Taken,
+}
+
+/// A run that starts at once, outside any slot (run now, a retry).
+#[derive(Debug, Clone, Copy)]
+pub struct NewRun<'a> {
+    pub job_id: &'a str,
+    pub trigger: Trigger,
+    pub attempt: u32,
+    pub started_at: DateTime<Utc>,
+    pub node: &'a str,
+}
+
+/// The end of a run, as its runner (or whoever ends it) records it.
+#[derive(Debug, Clone, Copy)]
+pub struct RunEnd<'a> {
+    pub id: i64,
+    pub status: RunStatus,
+    pub at: DateTime<Utc>,
+    pub output: Option<&'a serde_json::Value>,
+    pub error: Option<&'a str>,
+    /// `None` keeps the stored log (a run ended by someone other than its runner).
+    pub log: Option<&'a str>,
+}
+
+/// A job as stored, with the last slot it claimed (where catch-up starts).
+#[derive(Debug, Clone)]
+pub struct StoredJob {
+    pub job: Job,
+    pub last_slot: DateTime<Utc>,
+}
+
+/// The store the engine holds: one variant per backend, each operation forwarded.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(sqlite::SqliteStore),
+}
+
+impl Store {
+    /// Opens (creating if missing) the SQLite file at `path` and applies its migrations.
+    pub async fn open_sqlite(path: &std::path::Path) -> Result<Self> {
+        Ok(Store::Sqlite(sqlite::SqliteStore::open(path).await?))
+    }
+}
+
+/// Writes the interface: each operation with its contract, forwarded to the backend.
+macro_rules! interface {
+    ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
+        impl Store {
+            $(
+                $(#[$doc])*
+                pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    match self {
+                        Store::Sqlite(s) => s.$name($($arg),*).await,
+                    }
+                }
+            )*
+        }
+    };
+}
+
+interface! {
+    // ---- the scheduler's intent and liveness -------------------------------------
+
+    /// What the operator last asked the scheduler to be; `None` on a new store.
+    fn desired_state(&self) -> Result<Option<DesiredState>>;
+    /// Records the intent durably (before the scheduler acts on it).
+    fn set_desired_state(&self, desired: DesiredState, at: DateTime<Utc>) -> Result<()>;
+    /// Replaces `hb.node`'s heartbeat.
+    fn record_heartbeat(&self, hb: &Heartbeat) -> Result<()>;
+    fn last_heartbeat(&self, node: &str) -> Result<Option<Heartbeat>>;
+    /// Succeeds only if the store takes a write right now.
+    fn ping_write(&self) -> Result<()>;
+    /// A small fact about the store itself (built-ins seeded, a brief delivered).
+    fn fact(&self, key: &str) -> Result<Option<String>>;
+    fn record_fact(&self, key: &str, value: &str) -> Result<()>;
+
+    // ---- jobs --------------------------------------------------------------------
+
+    /// Adds a job whose last slot is `now` (no backlog). `Conflict` if its id exists.
+    fn insert_job(&self, job: &Job, now: DateTime<Utc>) -> Result<()>;
+    /// Replaces a job's fields; `reset_slot` moves its last slot to `now` (a new schedule
+    /// starts fresh). `NotFound` if there is no such job.
+    fn update_job(&self, job: &Job, reset_slot: bool, now: DateTime<Utc>) -> Result<()>;
+    /// Deletes a job (its runs stay as history); false if there was none.
+    fn delete_job(&self, id: &str) -> Result<bool>;
+    /// Every job with its last claimed slot, by id.
+    fn load_jobs(&self) -> Result<Vec<StoredJob>>;
+    /// The newest run of every job that has one, in one query (the jobs list).
+    fn last_runs(&self) -> Result<Vec<Run>>;
+
+    // ---- runs: every change is a compare-and-set ---------------------------------
+
+    /// Claims a slot: one row per (job, slot) whoever claims it, and — in the same atomic
+    /// step — the job's overlap policy against its running runs: `allow` runs; `skip`
+    /// runs unless one is running (then `Skipped`); `queue` runs, or queues behind a
+    /// running one, or is `Skipped` when one already waits. The job's last slot advances.
+    fn claim_slot(&self, c: &SlotClaim<'_>) -> Result<Claim>;
+    /// Records missed slots as skipped with `reason` (a slot already claimed keeps its
+    /// row) and advances the job's last slot; answers how many were recorded.
+    fn record_skipped_slots(&self, job_id: &str, slots: &[DateTime<Utc>], reason: &str, now: DateTime<Utc>, node: &str) -> Result<u64>;
+    /// Records a run that starts now, outside any slot (run now, a retry); answers its id.
+    fn start_run(&self, r: &NewRun<'_>) -> Result<i64>;
+    /// Starts the oldest queued run of `job_id` on `node` unless one of the job's runs is
+    /// running; answers its id.
+    fn start_queued(&self, job_id: &str, node: &str, at: DateTime<Utc>) -> Result<Option<i64>>;
+    /// Records a run's end **only if it is still running**; false when someone else ended
+    /// it first (cancelled, interrupted), whose record then stands.
+    fn finish_run(&self, end: &RunEnd<'_>) -> Result<bool>;
+    /// Ends as `interrupted` every queued or running run of `node` (its process is gone);
+    /// answers them.
+    fn interrupt_runs_of(&self, node: &str, reason: &str, at: DateTime<Utc>) -> Result<Vec<Run>>;
+    /// The same for the runs of every node *not* in `alive`.
+    fn interrupt_runs_not_of(&self, alive: &[&str], reason: &str, at: DateTime<Utc>) -> Result<Vec<Run>>;
+
+    // ---- reading runs --------------------------------------------------------------
+
+    fn get_run(&self, id: i64) -> Result<Option<Run>>;
+    /// A run's stored log (empty until it ends); `None` when there is no such run.
+    fn run_log(&self, id: i64) -> Result<Option<String>>;
+    /// Newest first, filtered, at most `q.limit` (1-500), ids below `q.before`.
+    fn list_runs(&self, q: &RunQuery) -> Result<Vec<Run>>;
+    /// Runs still running `grace` past their job's timeout.
+    fn stuck_runs(&self, now: DateTime<Utc>, grace: std::time::Duration) -> Result<Vec<Run>>;
+    /// The newest run of `job_id` that ended with an output (a report).
+    fn latest_report(&self, job_id: &str) -> Result<Option<Run>>;
+    /// Per job figures of the runs that started (or ended) at or after `since`.
+    fn job_stats_since(&self, since: DateTime<Utc>) -> Result<Vec<JobStats>>;
+    /// Runs per hour for the `hours` whole hours up to the one holding `now`, oldest first.
+    fn hourly_counts(&self, now: DateTime<Utc>, hours: usize) -> Result<Vec<HourCount>>;
+
+    // ---- retention and audit --------------------------------------------------------
+
+    /// Deletes ended runs that ended before `cutoff`, keeping the newest `keep_last` of
+    /// every job whatever their age; answers how many went.
+    fn delete_old_runs(&self, cutoff: DateTime<Utc>, keep_last: u32) -> Result<u64>;
+    fn delete_old_audit(&self, cutoff: DateTime<Utc>) -> Result<u64>;
+    /// Gives the space of deleted rows back.
+    fn reclaim_space(&self) -> Result<()>;
+    /// Records an entry, control characters in its text encoded.
+    fn record_audit(&self, e: &AuditEntry) -> Result<()>;
+    /// The newest `limit` entries, newest first.
+    fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>>;
+    /// Flushes and closes; call once nothing writes any more.
+    fn close(&self) -> ();
+}
+
+/// Why a slot claimed under `skip` was not run (the ledger's reason).
+pub const SKIPPED_ACTIVE: &str = "the previous run is still active (overlap = skip)";
+/// Why a slot claimed under `queue` was not run: one already waits.
+pub const SKIPPED_QUEUE_FULL: &str = "a run is already queued behind the active one";

@@ -1,0 +1,130 @@
+//! Jobs and their slot cursors (`last_slot_ms`: where catch-up after downtime starts).
+
+use super::{is_unique_violation, to_ms, SqliteStore};
+use crate::error::{EngineError, Result};
+use crate::model::{Job, Misfire, Overlap};
+use crate::store::StoredJob;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+const JOB_COLUMNS: &str = "id, name, kind, schedule, timezone, enabled, timeout_secs, retries, retry_backoff_secs, overlap, misfire, params, last_slot_ms";
+
+fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredJob> {
+    let corrupt = |what: &str, v: &str| EngineError::Corrupt(format!("job {what} {v:?}"));
+    let overlap: String = row.try_get("overlap")?;
+    let misfire: String = row.try_get("misfire")?;
+    let params: String = row.try_get("params")?;
+    let job = Job {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        kind: row.try_get("kind")?,
+        schedule: row.try_get("schedule")?,
+        timezone: row.try_get("timezone")?,
+        enabled: row.try_get("enabled")?,
+        timeout_secs: row.try_get::<i64, _>("timeout_secs")?.max(1) as u64,
+        retries: row.try_get::<i64, _>("retries")?.max(0) as u32,
+        retry_backoff_secs: row.try_get::<i64, _>("retry_backoff_secs")?.max(0) as u64,
+        overlap: Overlap::parse(&overlap).ok_or_else(|| corrupt("overlap", &overlap))?,
+        misfire: Misfire::parse(&misfire).ok_or_else(|| corrupt("misfire", &misfire))?,
+        params: serde_json::from_str(&params).map_err(|_| corrupt("params", &params))?,
+        next_run_at: None,
+    };
+    let last: i64 = row.try_get("last_slot_ms")?;
+    Ok(StoredJob {
+        job,
+        last_slot: DateTime::from_timestamp_millis(last)
+            .ok_or_else(|| corrupt("last_slot_ms", &last.to_string()))?,
+    })
+}
+
+impl SqliteStore {
+    pub async fn insert_job(&self, job: &Job, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let r = sqlx::query(
+            "INSERT INTO jobs (id, name, kind, schedule, timezone, enabled, timeout_secs, retries, retry_backoff_secs,
+                               overlap, misfire, params, last_slot_ms, created_ms, updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?13)",
+        )
+        .bind(&job.id)
+        .bind(&job.name)
+        .bind(&job.kind)
+        .bind(&job.schedule)
+        .bind(&job.timezone)
+        .bind(job.enabled)
+        .bind(job.timeout_secs as i64)
+        .bind(i64::from(job.retries))
+        .bind(job.retry_backoff_secs as i64)
+        .bind(job.overlap.as_str())
+        .bind(job.misfire.as_str())
+        .bind(job.params.to_string())
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await;
+        match r {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(EngineError::Conflict(format!(
+                    "a job with id {:?} already exists",
+                    job.id
+                )))
+            }
+            r => r?,
+        };
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces a job's fields. Changing the schedule restarts catch-up from `now`.
+    pub async fn update_job(&self, job: &Job, reset_slot: bool, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query(
+            "UPDATE jobs SET name = ?2, kind = ?3, schedule = ?4, timezone = ?5, enabled = ?6, timeout_secs = ?7,
+                 retries = ?8, retry_backoff_secs = ?9, overlap = ?10, misfire = ?11, params = ?12, updated_ms = ?13,
+                 last_slot_ms = CASE WHEN ?14 THEN ?13 ELSE last_slot_ms END
+             WHERE id = ?1",
+        )
+        .bind(&job.id)
+        .bind(&job.name)
+        .bind(&job.kind)
+        .bind(&job.schedule)
+        .bind(&job.timezone)
+        .bind(job.enabled)
+        .bind(job.timeout_secs as i64)
+        .bind(i64::from(job.retries))
+        .bind(job.retry_backoff_secs as i64)
+        .bind(job.overlap.as_str())
+        .bind(job.misfire.as_str())
+        .bind(job.params.to_string())
+        .bind(to_ms(now))
+        .bind(reset_slot)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(EngineError::NotFound(format!(
+                "no job with id {:?}",
+                job.id
+            )));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn delete_job(&self, id: &str) -> Result<bool> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query("DELETE FROM jobs WHERE id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Every job with the last slot it claimed.
+    pub async fn load_jobs(&self) -> Result<Vec<StoredJob>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs ORDER BY id"
+        )))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+}

@@ -1,0 +1,168 @@
+//! Figures over the run history (counted inside SQLite over the time index), retention,
+//! and the audit log.
+
+use super::{from_ms, to_ms, SqliteStore};
+use crate::error::Result;
+use crate::model::{AuditEntry, HourCount, JobStats};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+const HOUR_MS: i64 = 3_600_000;
+
+impl SqliteStore {
+    /// Per job figures for runs that started (or ended) at or after `since`. Counted and
+    /// ranked inside SQLite over the time index, so a long history costs nothing and a
+    /// busy day is never copied out row by row.
+    pub async fn job_stats_since(&self, since: DateTime<Utc>) -> Result<Vec<JobStats>> {
+        let rows = sqlx::query(
+            "WITH r AS (
+                SELECT job_id, status, finished_ms - started_ms AS d FROM runs INDEXED BY runs_by_time
+                WHERE COALESCE(started_ms, finished_ms) >= ?1
+                  AND status IN ('succeeded', 'failed', 'timed_out', 'interrupted')),
+             t AS (
+                SELECT job_id, d, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY d) AS rn,
+                       COUNT(*) OVER (PARTITION BY job_id) AS n
+                FROM r WHERE d IS NOT NULL),
+             q AS (
+                SELECT job_id, MAX(CASE WHEN rn = (50 * n + 99) / 100 THEN d END) AS p50,
+                               MAX(CASE WHEN rn = (95 * n + 99) / 100 THEN d END) AS p95
+                FROM t GROUP BY job_id),
+             c AS (
+                SELECT job_id, SUM(status = 'succeeded') AS ok, SUM(status != 'succeeded') AS bad
+                FROM r GROUP BY job_id)
+             SELECT c.job_id, c.ok, c.bad, q.p50, q.p95 FROM c LEFT JOIN q USING (job_id)
+             ORDER BY c.job_id",
+        )
+        .bind(to_ms(since))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let ok: i64 = r.try_get("ok")?;
+                let bad: i64 = r.try_get("bad")?;
+                let runs = (ok + bad).max(0) as u64;
+                Ok(JobStats {
+                    job: r.try_get("job_id")?,
+                    runs,
+                    succeeded: ok.max(0) as u64,
+                    failed: bad.max(0) as u64,
+                    success_rate: (runs > 0).then(|| ok as f64 / runs as f64),
+                    p50_ms: r.try_get::<Option<i64>, _>("p50")?.map(|d| d.max(0)),
+                    p95_ms: r.try_get::<Option<i64>, _>("p95")?.map(|d| d.max(0)),
+                })
+            })
+            .collect()
+    }
+
+    /// Runs per hour for the `hours` whole hours up to and including the one holding
+    /// `now`, oldest first; counted inside SQLite over the time index.
+    pub async fn hourly_counts(&self, now: DateTime<Utc>, hours: usize) -> Result<Vec<HourCount>> {
+        let last = to_ms(now).div_euclid(HOUR_MS) * HOUR_MS;
+        let first = last - (hours as i64 - 1) * HOUR_MS;
+        let rows = sqlx::query(
+            "SELECT COALESCE(started_ms, finished_ms) / ?2 AS h,
+                    SUM(status = 'succeeded') AS ok,
+                    SUM(status IN ('failed', 'timed_out', 'interrupted')) AS bad,
+                    SUM(status = 'skipped') AS skipped
+             FROM runs INDEXED BY runs_by_time WHERE COALESCE(started_ms, finished_ms) >= ?1 GROUP BY h",
+        )
+        .bind(first)
+        .bind(HOUR_MS)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut out: Vec<HourCount> = (0..hours as i64)
+            .map(|k| HourCount {
+                hour_ms: first + k * HOUR_MS,
+                ..HourCount::default()
+            })
+            .collect();
+        for r in &rows {
+            let h: i64 = r.try_get("h")?;
+            let Some(slot) = usize::try_from(h * HOUR_MS - first)
+                .ok()
+                .and_then(|off| out.get_mut(off / HOUR_MS as usize))
+            else {
+                continue;
+            };
+            slot.succeeded = r.try_get::<i64, _>("ok")?.max(0) as u64;
+            slot.failed = r.try_get::<i64, _>("bad")?.max(0) as u64;
+            slot.skipped = r.try_get::<i64, _>("skipped")?.max(0) as u64;
+        }
+        Ok(out)
+    }
+
+    /// Deletes finished runs that finished before `cutoff`, keeping the newest `keep_last`
+    /// of every job whatever their age. Returns how many were deleted.
+    pub async fn delete_old_runs(&self, cutoff: DateTime<Utc>, keep_last: u32) -> Result<u64> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query(
+            "DELETE FROM runs WHERE status NOT IN ('queued', 'running') AND COALESCE(finished_ms, started_ms, 0) < ?1
+               AND id NOT IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY id DESC) AS n FROM runs) WHERE n <= ?2)",
+        )
+        .bind(to_ms(cutoff))
+        .bind(i64::from(keep_last))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Gives the space of deleted rows back to the file system.
+    pub async fn reclaim_space(&self) -> Result<()> {
+        sqlx::query("VACUUM").execute(&self.writer).await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Records an entry; control characters in its text are encoded (no forged lines).
+    pub async fn record_audit(&self, e: &AuditEntry) -> Result<()> {
+        let clean = |t: &str| crate::secrets::escape_controls(t).into_owned();
+        sqlx::query(
+            "INSERT INTO audit (at_ms, actor, ip, action, status, target, details) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(to_ms(e.at))
+        .bind(clean(&e.actor))
+        .bind(clean(&e.ip))
+        .bind(clean(&e.action))
+        .bind(i64::from(e.status))
+        .bind(clean(&e.target))
+        .bind(clean(&e.details))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest `limit` entries, newest first.
+    pub async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT at_ms, actor, ip, action, status, target, details FROM audit ORDER BY id DESC LIMIT ?1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    at: from_ms(Some(r.try_get("at_ms")?)).unwrap_or_default(),
+                    actor: r.try_get("actor")?,
+                    ip: r.try_get("ip")?,
+                    action: r.try_get("action")?,
+                    target: r.try_get("target")?,
+                    details: r.try_get("details")?,
+                    status: u16::try_from(r.try_get::<i64, _>("status")?).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes audit entries older than `cutoff`; returns how many.
+    pub async fn delete_old_audit(&self, cutoff: DateTime<Utc>) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM audit WHERE at_ms < ?1")
+            .bind(to_ms(cutoff))
+            .execute(&self.writer)
+            .await?
+            .rows_affected())
+    }
+}

@@ -1,0 +1,296 @@
+//! Runs: the state machine (claim, start, finish only if running, interrupt), every step a
+//! compare-and-set on the row's status, and the listings.
+
+use super::writer::{self, Op};
+use super::{from_ms, to_ms, SqliteStore};
+use crate::error::{EngineError, Result};
+use crate::model::{Run, RunQuery, RunStatus, Trigger};
+use crate::store::{Claim, NewRun, RunEnd, SlotClaim};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+/// `SELECT <run columns> FROM runs` followed by `$tail`, as one static string.
+macro_rules! select_runs {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, job_id, trigger, status, scheduled_ms, started_ms, finished_ms, attempt, output, error, node FROM runs",
+            $tail
+        )
+    };
+}
+
+pub(super) const RUN_COLUMNS: &str = "id, job_id, trigger, status, scheduled_ms, started_ms, finished_ms, attempt, output, error, node";
+
+/// The run columns prefixed with a table alias (`r.id, r.job_id, ...`).
+fn run_columns_of(alias: &str) -> String {
+    RUN_COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) fn run_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Run> {
+    let trigger: String = row.try_get("trigger")?;
+    let status: String = row.try_get("status")?;
+    let output: Option<String> = row.try_get("output")?;
+    Ok(Run {
+        id: row.try_get("id")?,
+        job_id: row.try_get("job_id")?,
+        trigger: Trigger::parse(&trigger)
+            .ok_or_else(|| EngineError::Corrupt(format!("run trigger {trigger:?}")))?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| EngineError::Corrupt(format!("run status {status:?}")))?,
+        scheduled_at: from_ms(row.try_get("scheduled_ms")?),
+        started_at: from_ms(row.try_get("started_ms")?),
+        finished_at: from_ms(row.try_get("finished_ms")?),
+        attempt: row.try_get::<i64, _>("attempt")?.max(1) as u32,
+        output: output
+            .map(|o| serde_json::from_str(&o).unwrap_or(serde_json::Value::String(o)))
+            .unwrap_or_else(|| serde_json::json!({})),
+        error: row.try_get("error")?,
+        node: row.try_get("node")?,
+    })
+}
+
+impl SqliteStore {
+    /// Group-committed with the other claims, starts and ends of the moment.
+    pub async fn claim_slot(&self, c: &SlotClaim<'_>) -> Result<Claim> {
+        let row = writer::ClaimRow {
+            job_id: c.job_id.to_string(),
+            slot: c.slot,
+            trigger: c.trigger.as_str(),
+            overlap: c.overlap,
+            started_at: c.started_at,
+            node: c.node.to_string(),
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.submit(Op::Claim(row, reply), answer).await
+    }
+
+    pub async fn start_run(&self, r: &NewRun<'_>) -> Result<i64> {
+        let row = writer::StartRow {
+            job_id: r.job_id.to_string(),
+            trigger: r.trigger.as_str(),
+            attempt: r.attempt,
+            started_at: r.started_at,
+            node: r.node.to_string(),
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.submit(Op::Start(row, reply), answer).await
+    }
+
+    pub async fn finish_run(&self, end: &RunEnd<'_>) -> Result<bool> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let op = Op::Finish {
+            id: end.id,
+            status: end.status.as_str(),
+            at: end.at,
+            output: end.output.map(|o| o.to_string()),
+            error: end.error.map(str::to_string),
+            log: end.log.map(str::to_string),
+            reply,
+        };
+        self.submit(op, answer).await
+    }
+
+    /// Not group-committed: it follows a finish (already committed) of a `queue` job only.
+    pub async fn start_queued(
+        &self,
+        job_id: &str,
+        node: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "UPDATE runs SET status = 'running', started_ms = ?2, node = ?3
+             WHERE id = (SELECT id FROM runs WHERE job_id = ?1 AND status = 'queued' ORDER BY id LIMIT 1)
+               AND NOT EXISTS (SELECT 1 FROM runs WHERE job_id = ?1 AND status = 'running')
+             RETURNING id",
+        )
+        .bind(job_id)
+        .bind(to_ms(at))
+        .bind(node)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Records many skipped slots of one job in one transaction (catch-up after downtime).
+    pub async fn record_skipped_slots(
+        &self,
+        job_id: &str,
+        slots: &[DateTime<Utc>],
+        reason: &str,
+        now: DateTime<Utc>,
+        node: &str,
+    ) -> Result<u64> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut n = 0;
+        for slot in slots {
+            let r = sqlx::query(
+                "INSERT INTO runs (job_id, trigger, status, scheduled_ms, started_ms, finished_ms, attempt, error, node)
+                 VALUES (?1, 'schedule', 'skipped', ?2, NULL, ?3, 1, ?4, ?5) ON CONFLICT DO NOTHING",
+            )
+            .bind(job_id)
+            .bind(to_ms(*slot))
+            .bind(to_ms(now))
+            .bind(reason)
+            .bind(node)
+            .execute(&mut *tx)
+            .await?;
+            n += r.rows_affected();
+        }
+        if let Some(last) = slots.last() {
+            sqlx::query("UPDATE jobs SET last_slot_ms = MAX(last_slot_ms, ?2) WHERE id = ?1")
+                .bind(job_id)
+                .bind(to_ms(*last))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    pub async fn interrupt_runs_of(
+        &self,
+        node: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Run>> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE runs SET status = 'interrupted', finished_ms = ?2, error = ?1
+             WHERE status IN ('queued', 'running') AND node = ?3 RETURNING {RUN_COLUMNS}"
+        )))
+        .bind(reason)
+        .bind(to_ms(at))
+        .bind(node)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    pub async fn interrupt_runs_not_of(
+        &self,
+        alive: &[&str],
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Run>> {
+        // Only placeholders are spliced in; every value is bound.
+        let spots: Vec<String> = (0..alive.len()).map(|k| format!("?{}", k + 3)).collect();
+        let scope = if alive.is_empty() {
+            String::new()
+        } else {
+            format!(" AND node NOT IN ({})", spots.join(", "))
+        };
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE runs SET status = 'interrupted', finished_ms = ?2, error = ?1
+             WHERE status IN ('queued', 'running'){scope} RETURNING {RUN_COLUMNS}"
+        )))
+        .bind(reason)
+        .bind(to_ms(at));
+        for node in alive {
+            q = q.bind(*node);
+        }
+        let rows = q.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Run `id`'s stored log (empty until the run ends); `None` when there is no such run.
+    pub async fn run_log(&self, id: i64) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT log FROM runs WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    pub async fn get_run(&self, id: i64) -> Result<Option<Run>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    /// Newest first, filtered, at most `limit` (1-500). One statement per filter shape, so
+    /// each uses its own index rather than a plan that fits all shapes badly.
+    pub async fn list_runs(&self, q: &RunQuery) -> Result<Vec<Run>> {
+        let before = q.before.unwrap_or(i64::MAX);
+        let limit = i64::from(q.limit.clamp(1, 500));
+        let query = match (&q.job, q.status) {
+            (None, None) => sqlx::query(select_runs!(" WHERE id < ?1 ORDER BY id DESC LIMIT ?2"))
+                .bind(before)
+                .bind(limit),
+            (Some(job), None) => sqlx::query(select_runs!(
+                " WHERE job_id = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
+            ))
+            .bind(before)
+            .bind(limit)
+            .bind(job.as_str()),
+            (None, Some(status)) => sqlx::query(select_runs!(
+                " WHERE status = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
+            ))
+            .bind(before)
+            .bind(limit)
+            .bind(status.as_str()),
+            (Some(job), Some(status)) => sqlx::query(select_runs!(
+                " WHERE job_id = ?3 AND status = ?4 AND id < ?1 ORDER BY id DESC LIMIT ?2"
+            ))
+            .bind(before)
+            .bind(limit)
+            .bind(job.as_str())
+            .bind(status.as_str()),
+        };
+        let rows = query.fetch_all(&self.reader).await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// One index seek per job (its newest run), rather than a scan of the history.
+    pub async fn last_runs(&self) -> Result<Vec<Run>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM jobs j JOIN runs r
+               ON r.id = (SELECT id FROM runs WHERE job_id = j.id ORDER BY id DESC LIMIT 1)
+             ORDER BY j.id",
+            run_columns_of("r")
+        )))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Runs still marked running long after their job's timeout (plus `grace`).
+    pub async fn stuck_runs(
+        &self,
+        now: DateTime<Utc>,
+        grace: std::time::Duration,
+    ) -> Result<Vec<Run>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {cols} FROM runs r JOIN jobs j ON j.id = r.job_id
+             WHERE r.status = 'running' AND r.started_ms + j.timeout_secs * 1000 + ?2 < ?1",
+            cols = run_columns_of("r")
+        )))
+        .bind(to_ms(now))
+        .bind(grace.as_millis() as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// The newest run of `job_id` that left an output (a report), if any.
+    pub async fn latest_report(&self, job_id: &str) -> Result<Option<Run>> {
+        let row = sqlx::query(select_runs!(
+            " WHERE job_id = ?1 AND status IN ('succeeded', 'failed') AND output IS NOT NULL ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(job_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+}

@@ -1,0 +1,156 @@
+//! The one harness the engine's tests and the benchmarks share: an engine on a data dir
+//! with test defaults (hourly heartbeats, ledgers from the repository's `examples/`), the
+//! clock and kinds a test chooses, and a few helpers to look at what happened — all
+//! through the engine's own use cases, never around them.
+
+use crate::{Clock, Engine, EngineConfig, Kinds, Run, RunQuery, SystemClock};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a test engine is opened.
+pub struct Options {
+    pub config: EngineConfig,
+    pub kinds: Kinds,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Options {
+    /// Test defaults on `dir`: node `t`, hourly heartbeats, the built-in kinds, the system
+    /// clock, ledgers from the data dir and `../examples` (tests run in a crate's folder).
+    pub fn new(dir: &Path) -> Self {
+        Options {
+            config: EngineConfig {
+                heartbeat: Duration::from_secs(3600),
+                node: "t".into(),
+                ledger_dirs: vec![dir.to_path_buf(), "../examples".into()],
+                ..EngineConfig::new(dir)
+            },
+            kinds: Kinds::builtin(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Hosts outbound requests may reach although they are loopback or private.
+    pub fn allow(mut self, hosts: &[&str]) -> Self {
+        self.config.http_allow = hosts.iter().map(|h| h.to_string()).collect();
+        self
+    }
+
+    pub fn shell(mut self, allowed: bool) -> Self {
+        self.config.allow_shell = allowed;
+        self
+    }
+
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn kinds(mut self, kinds: Kinds) -> Self {
+        self.kinds = kinds;
+        self
+    }
+
+    pub fn node(mut self, node: &str) -> Self {
+        self.config.node = node.into();
+        self
+    }
+
+    pub async fn open(self) -> TestEngine {
+        let engine = Engine::open(self.config, self.kinds, self.clock)
+            .await
+            .expect("the engine opens");
+        TestEngine { engine }
+    }
+}
+
+/// An engine under test.
+pub struct TestEngine {
+    pub engine: Engine,
+}
+
+impl std::ops::Deref for TestEngine {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl TestEngine {
+    /// An engine on `dir` with the test defaults.
+    pub async fn open(dir: &Path) -> Self {
+        Options::new(dir).open().await
+    }
+
+    /// Every run of `job`, oldest first.
+    pub async fn runs_of(&self, job: &str) -> Vec<Run> {
+        self.history().runs_of(job).await.expect("runs are listed")
+    }
+
+    /// A handle for reading the run history (cheap to clone into wait conditions).
+    pub fn history(&self) -> History {
+        History {
+            engine: self.engine.clone(),
+        }
+    }
+
+    /// Waits (polling, up to `within`) until `pred` holds; panics naming `what` if not.
+    pub async fn wait_until<F, Fut>(&self, what: &str, within: Duration, pred: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + within;
+        while !pred().await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Shuts down as a server would, but with no grace: runs still in flight are
+    /// interrupted at once.
+    pub async fn close(self) {
+        self.engine.shutdown(Duration::ZERO).await;
+    }
+}
+
+/// Reads the run history through the engine.
+#[derive(Clone)]
+pub struct History {
+    engine: Engine,
+}
+
+impl History {
+    /// Every run of `job`, oldest first.
+    pub async fn runs_of(&self, job: &str) -> crate::Result<Vec<Run>> {
+        let mut all = Vec::new();
+        let mut before = None;
+        loop {
+            let page = self
+                .engine
+                .list_runs(&RunQuery {
+                    job: Some(job.into()),
+                    before,
+                    limit: 500,
+                    ..RunQuery::default()
+                })
+                .await?;
+            let done = page.len() < 500;
+            before = page.last().map(|r| r.id);
+            all.extend(page);
+            if done {
+                break;
+            }
+        }
+        all.reverse();
+        Ok(all)
+    }
+
+    pub async fn list_runs(&self, q: &RunQuery) -> crate::Result<Vec<Run>> {
+        self.engine.list_runs(q).await
+    }
+}

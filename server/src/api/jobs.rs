@@ -1,0 +1,143 @@
+//! Jobs: `GET|POST /api/jobs`, `GET|PUT|PATCH|DELETE /api/jobs/{id}`, `POST
+//! /api/jobs/{id}/run[?wait=true]`, and the seed's `POST /api/self-heal` and `POST
+//! /api/exec/brief`.
+
+use super::{ApiJson, ApiResult};
+use crate::auth;
+use crate::startup::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use engine::{Job, JobSpec, Trigger};
+use serde::Deserialize;
+
+pub async fn list_jobs(State(state): State<AppState>) -> Json<Vec<Job>> {
+    Json(state.engine.list_jobs())
+}
+
+pub async fn create_job(
+    State(state): State<AppState>,
+    ApiJson(spec): ApiJson<JobSpec>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.engine.create_job(spec).await?),
+    ))
+}
+
+pub async fn get_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Job>> {
+    Ok(Json(state.engine.get_job(&id)?))
+}
+
+pub async fn replace_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(spec): ApiJson<JobSpec>,
+) -> ApiResult<Json<Job>> {
+    Ok(Json(state.engine.update_job(&id, spec, false).await?))
+}
+
+pub async fn patch_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(spec): ApiJson<JobSpec>,
+) -> ApiResult<Json<Job>> {
+    Ok(Json(state.engine.update_job(&id, spec, true).await?))
+}
+
+pub async fn delete_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.engine.delete_job(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct WaitQuery {
+    #[serde(default)]
+    wait: bool,
+}
+
+/// Who asked for a manual run: the CLI says so in a header; the key means a script; a
+/// session means the dashboard.
+fn trigger_of(headers: &HeaderMap) -> Trigger {
+    if headers
+        .get("x-echopilot-client")
+        .is_some_and(|v| v == "cli")
+    {
+        Trigger::Cli
+    } else if headers.contains_key(auth::KEY_HEADER) {
+        Trigger::Api
+    } else {
+        Trigger::Manual
+    }
+}
+
+/// Starts `job` now: `202 {"run"}`, or with `?wait=true` waits up to 30 s and answers
+/// `200 {"run"}` once it finished (202 if it had not by then).
+pub async fn run_job_now(
+    state: &AppState,
+    job: &str,
+    trigger: Trigger,
+    wait: bool,
+) -> ApiResult<Response> {
+    let run = state.engine.run_now(job, trigger).await?;
+    if !wait {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "run": run })),
+        )
+            .into_response());
+    }
+    let run = state.engine.wait_run(run.id, engine::MAX_WAIT).await?;
+    let status = if run.status.is_finished() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(serde_json::json!({ "run": run }))).into_response())
+}
+
+pub async fn run_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    run_job_now(&state, &id, trigger_of(&headers), q.wait).await
+}
+
+/// `POST /api/self-heal` (kept from the seed): runs the self-heal job now.
+pub async fn self_heal(
+    State(state): State<AppState>,
+    Query(q): Query<WaitQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    run_job_now(
+        &state,
+        engine::automations::self_heal::KIND,
+        trigger_of(&headers),
+        q.wait,
+    )
+    .await
+}
+
+/// `POST /api/exec/brief` (kept from the seed): writes the CEO brief now.
+pub async fn exec_brief(
+    State(state): State<AppState>,
+    Query(q): Query<WaitQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    run_job_now(
+        &state,
+        engine::automations::brief::KIND,
+        trigger_of(&headers),
+        q.wait,
+    )
+    .await
+}

@@ -1,0 +1,13 @@
+//! The server's integration tests, in one binary: the app in-process on port 0 for the API
+//! ([`support::spawn_app`]), the real binary as a process where signals, `kill -9`, the
+//! environment or start-up itself are under test ([`support::spawn`]).
+//!
+//! - [`server`]: the walking skeleton — auth, status, intent across restarts, signals,
+//!   the PID lock, the key, the CLI.
+//! - [`jobs`]: jobs and runs over the API, crash recovery with real processes, live logs.
+//! - [`security`]: the outside probe's findings, each performed as the attack.
+
+mod jobs;
+mod security;
+mod server;
+mod support;
