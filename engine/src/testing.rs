@@ -95,6 +95,38 @@ impl TestEngine {
         }
     }
 
+    /// Creates job `id` (replacing one of that id) of `kind` with `params`, runs it now and
+    /// waits for its end (up to 25 s); answers the run.
+    pub async fn run_job(
+        &self,
+        id: &str,
+        kind: &str,
+        params: serde_json::Value,
+        timeout_secs: u64,
+    ) -> Run {
+        let _ = self.engine.delete_job(id).await;
+        self.engine
+            .create_job(crate::JobSpec {
+                id: Some(id.into()),
+                kind: Some(kind.into()),
+                schedule: Some("@every 24h".into()),
+                timeout_secs: Some(timeout_secs),
+                params: Some(params),
+                ..Default::default()
+            })
+            .await
+            .expect("the job is created");
+        let run = self
+            .engine
+            .run_now(id, crate::Trigger::Api)
+            .await
+            .expect("the run starts");
+        self.engine
+            .wait_run(run.id, Duration::from_secs(25))
+            .await
+            .expect("the run is read")
+    }
+
     /// Waits (polling, up to `within`) until `pred` holds; panics naming `what` if not.
     pub async fn wait_until<F, Fut>(&self, what: &str, within: Duration, pred: F)
     where

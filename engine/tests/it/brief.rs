@@ -3,11 +3,11 @@
 //! and a webhook that must receive each brief once.
 
 use engine::testing::{Options, TestEngine};
-use engine::{Engine, JobSpec, RunStatus, Trigger};
+use engine::{JobSpec, RunStatus, Trigger};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Default)]
@@ -29,33 +29,8 @@ async fn fake_server(seen: Arc<Seen>) -> String {
             };
             let seen = seen.clone();
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let (head, body) = loop {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..i]).to_string();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse().unwrap())
-                            })
-                            .unwrap_or(0);
-                        while buf.len() < i + 4 + len {
-                            let n = sock.read(&mut chunk).await.unwrap_or(0);
-                            if n == 0 {
-                                break;
-                            }
-                            buf.extend_from_slice(&chunk[..n]);
-                        }
-                        break (head, buf[i + 4..].to_vec());
-                    }
+                let Some((head, body)) = crate::support::read_request(&mut sock).await else {
+                    return;
                 };
                 seen.requests.fetch_add(1, Ordering::SeqCst);
                 let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
@@ -103,23 +78,15 @@ async fn open(dir: &std::path::Path) -> TestEngine {
     options.open().await
 }
 
-async fn brief(engine: &Engine, params: serde_json::Value) -> engine::Run {
-    let _ = engine.delete_job("brief").await;
+async fn brief(engine: &TestEngine, params: serde_json::Value) -> engine::Run {
     engine
-        .create_job(JobSpec {
-            id: Some("brief".into()),
-            kind: Some("ceo-brief".into()),
-            schedule: Some("@every 24h".into()),
-            params: Some(params),
-            ..Default::default()
-        })
+        .run_job(
+            "brief",
+            "ceo-brief",
+            params,
+            engine::model::DEFAULT_TIMEOUT_SECS,
+        )
         .await
-        .unwrap();
-    let run = engine.run_now("brief", Trigger::Api).await.unwrap();
-    engine
-        .wait_run(run.id, Duration::from_secs(20))
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 //! masked in what runs print, and never re-sent to another host on a redirect.
 
 use engine::testing::{Options, TestEngine};
-use engine::{Engine, JobSpec, Run, RunStatus, Trigger};
+use engine::{JobSpec, Run, RunStatus, Trigger};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,24 +67,8 @@ async fn open(dir: &std::path::Path, allow: &[&str]) -> TestEngine {
     Options::new(dir).allow(allow).open().await
 }
 
-async fn fetch(engine: &Engine, params: serde_json::Value) -> Run {
-    let _ = engine.delete_job("get").await;
-    engine
-        .create_job(JobSpec {
-            id: Some("get".into()),
-            kind: Some("http".into()),
-            schedule: Some("@every 24h".into()),
-            timeout_secs: Some(10),
-            params: Some(params),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let run = engine.run_now("get", Trigger::Api).await.unwrap();
-    engine
-        .wait_run(run.id, Duration::from_secs(20))
-        .await
-        .unwrap()
+async fn fetch(engine: &TestEngine, params: serde_json::Value) -> Run {
+    engine.run_job("get", "http", params, 10).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,34 +284,10 @@ async fn recorder(seen: Arc<std::sync::Mutex<Vec<Seen>>>) -> u16 {
         while let Ok((mut sock, _)) = listener.accept().await {
             let seen = seen.clone();
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let (head, body) = loop {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..i]).to_string();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse().unwrap())
-                            })
-                            .unwrap_or(0);
-                        while buf.len() < i + 4 + len {
-                            let n = sock.read(&mut chunk).await.unwrap_or(0);
-                            if n == 0 {
-                                break;
-                            }
-                            buf.extend_from_slice(&chunk[..n]);
-                        }
-                        break (head, String::from_utf8_lossy(&buf[i + 4..]).to_string());
-                    }
+                let Some((head, body)) = crate::support::read_request(&mut sock).await else {
+                    return;
                 };
+                let body = String::from_utf8_lossy(&body).to_string();
                 let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
                 seen.lock().unwrap().push(Seen {
                     path: path.clone(),
@@ -349,24 +309,8 @@ async fn recorder(seen: Arc<std::sync::Mutex<Vec<Seen>>>) -> u16 {
     port
 }
 
-async fn run_job(engine: &Engine, id: &str, kind: &str, params: serde_json::Value) -> Run {
-    let _ = engine.delete_job(id).await;
-    engine
-        .create_job(JobSpec {
-            id: Some(id.into()),
-            kind: Some(kind.into()),
-            schedule: Some("@every 24h".into()),
-            timeout_secs: Some(20),
-            params: Some(params),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let run = engine.run_now(id, Trigger::Api).await.unwrap();
-    engine
-        .wait_run(run.id, Duration::from_secs(25))
-        .await
-        .unwrap()
+async fn run_job(engine: &TestEngine, id: &str, kind: &str, params: serde_json::Value) -> Run {
+    engine.run_job(id, kind, params, 20).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,3 +15,4 @@ mod http;
 mod scheduling;
 mod shell;
 mod store;
+mod support;

@@ -2,31 +2,15 @@
 //! enabled, and a child that ignores SIGTERM dies with its whole process group.
 
 use engine::testing::{Options, TestEngine};
-use engine::{Engine, JobSpec, Run, RunStatus, Trigger};
+use engine::{JobSpec, Run, RunStatus, Trigger};
 use std::time::{Duration, Instant};
 
 async fn open(dir: &std::path::Path, allow_shell: bool) -> TestEngine {
     Options::new(dir).shell(allow_shell).open().await
 }
 
-async fn shell(engine: &Engine, params: serde_json::Value, timeout: u64) -> Run {
-    let _ = engine.delete_job("sh").await;
-    engine
-        .create_job(JobSpec {
-            id: Some("sh".into()),
-            kind: Some("shell".into()),
-            schedule: Some("@every 24h".into()),
-            timeout_secs: Some(timeout),
-            params: Some(params),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let run = engine.run_now("sh", Trigger::Api).await.unwrap();
-    engine
-        .wait_run(run.id, Duration::from_secs(20))
-        .await
-        .unwrap()
+async fn shell(engine: &TestEngine, params: serde_json::Value, timeout: u64) -> Run {
+    engine.run_job("sh", "shell", params, timeout).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

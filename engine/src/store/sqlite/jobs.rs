@@ -37,6 +37,30 @@ fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredJob> {
     })
 }
 
+/// Binds a job's fields as `?1`..`?13` (id first, `now` last), in the order both the
+/// insert and the update name them.
+trait BindJob<'q> {
+    fn bind_job(self, job: &'q Job, now: DateTime<Utc>) -> Self;
+}
+
+impl<'q> BindJob<'q> for sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    fn bind_job(self, job: &'q Job, now: DateTime<Utc>) -> Self {
+        self.bind(&job.id)
+            .bind(&job.name)
+            .bind(&job.kind)
+            .bind(&job.schedule)
+            .bind(&job.timezone)
+            .bind(job.enabled)
+            .bind(job.timeout_secs as i64)
+            .bind(i64::from(job.retries))
+            .bind(job.retry_backoff_secs as i64)
+            .bind(job.overlap.as_str())
+            .bind(job.misfire.as_str())
+            .bind(job.params.to_string())
+            .bind(to_ms(now))
+    }
+}
+
 impl SqliteStore {
     pub async fn insert_job(&self, job: &Job, now: DateTime<Utc>) -> Result<()> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
@@ -45,19 +69,7 @@ impl SqliteStore {
                                overlap, misfire, params, last_slot_ms, created_ms, updated_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?13)",
         )
-        .bind(&job.id)
-        .bind(&job.name)
-        .bind(&job.kind)
-        .bind(&job.schedule)
-        .bind(&job.timezone)
-        .bind(job.enabled)
-        .bind(job.timeout_secs as i64)
-        .bind(i64::from(job.retries))
-        .bind(job.retry_backoff_secs as i64)
-        .bind(job.overlap.as_str())
-        .bind(job.misfire.as_str())
-        .bind(job.params.to_string())
-        .bind(to_ms(now))
+        .bind_job(job, now)
         .execute(&mut *tx)
         .await;
         match r {
@@ -82,19 +94,7 @@ impl SqliteStore {
                  last_slot_ms = CASE WHEN ?14 THEN ?13 ELSE last_slot_ms END
              WHERE id = ?1",
         )
-        .bind(&job.id)
-        .bind(&job.name)
-        .bind(&job.kind)
-        .bind(&job.schedule)
-        .bind(&job.timezone)
-        .bind(job.enabled)
-        .bind(job.timeout_secs as i64)
-        .bind(i64::from(job.retries))
-        .bind(job.retry_backoff_secs as i64)
-        .bind(job.overlap.as_str())
-        .bind(job.misfire.as_str())
-        .bind(job.params.to_string())
-        .bind(to_ms(now))
+        .bind_job(job, now)
         .bind(reset_slot)
         .execute(&mut *tx)
         .await?;

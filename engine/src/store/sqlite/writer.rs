@@ -158,6 +158,12 @@ async fn apply(pool: &SqlitePool, batch: Vec<Op>) {
 /// Rows per multi-row statement: well under SQLite's limit on bound parameters.
 const CHUNK: usize = 100;
 
+/// `n` copies of a row of placeholders, comma-separated: the VALUES of a multi-row
+/// statement. Only placeholders are spliced into SQL; every value is bound.
+fn rows_of(n: usize, row: &str) -> String {
+    vec![row; n].join(", ")
+}
+
 fn chunks<T>(items: Vec<T>) -> Vec<Vec<T>> {
     let mut out = Vec::new();
     let mut it = items.into_iter().peekable();
@@ -172,19 +178,12 @@ async fn finish(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     chunk: &[Finish],
 ) -> Result<HashSet<i64>, sqlx::Error> {
-    let mut sql = String::from(
-        "UPDATE runs SET status = v.column2, finished_ms = v.column3, output = v.column4, error = v.column5, log = COALESCE(v.column6, runs.log) FROM (VALUES ",
-    );
-    for k in 0..chunk.len() {
-        sql.push_str(if k == 0 {
-            "(?, ?, ?, ?, ?, ?)"
-        } else {
-            ", (?, ?, ?, ?, ?, ?)"
-        });
-    }
     // The compare-and-set: a run someone else ended (cancelled, interrupted) stays so.
-    sql.push_str(") AS v WHERE runs.id = v.column1 AND runs.status = 'running' RETURNING runs.id");
-    // Only placeholders are spliced in; every value is bound.
+    let sql = format!(
+        "UPDATE runs SET status = v.column2, finished_ms = v.column3, output = v.column4, error = v.column5, log = COALESCE(v.column6, runs.log)
+         FROM (VALUES {}) AS v WHERE runs.id = v.column1 AND runs.status = 'running' RETURNING runs.id",
+        rows_of(chunk.len(), "(?, ?, ?, ?, ?, ?)")
+    );
     let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
     for (id, status, at, output, error, log, _) in chunk {
         q = q
@@ -205,17 +204,10 @@ async fn insert_started(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     rows: &[&StartRow],
 ) -> Result<i64, sqlx::Error> {
-    let mut sql = String::from(
-        "INSERT INTO runs (job_id, trigger, status, started_ms, attempt, node) VALUES ",
+    let sql = format!(
+        "INSERT INTO runs (job_id, trigger, status, started_ms, attempt, node) VALUES {}",
+        rows_of(rows.len(), "(?, ?, 'running', ?, ?, ?)")
     );
-    for k in 0..rows.len() {
-        sql.push_str(if k == 0 {
-            "(?, ?, 'running', ?, ?, ?)"
-        } else {
-            ", (?, ?, 'running', ?, ?, ?)"
-        });
-    }
-    // Only placeholders are spliced in; every value is bound.
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for row in rows {
         q = q
