@@ -1,10 +1,11 @@
 //! The `echopilot` binary's library: everything but `main`.
 //!
 //! - [`config`]: command-line flags and environment (clap).
-//! - [`startup`]: builds and runs the server — data dir, PID lock, key, engine, router —
-//!   taking its listener address and shutdown signal from the caller.
-//! - [`auth`]: the dashboard key, sessions, and the guard in front of every route.
-//! - [`api`]: REST handlers and the JSON error type.
+//! - [`startup`]: builds the server on a listener (data dir, PID lock, key, engine,
+//!   router) and runs it until the caller's shutdown signal.
+//! - [`auth`]: the guard in front of every route — the key, sessions, the throttle, the
+//!   Host check, the audit trail.
+//! - [`api`]: REST handlers by resource and the JSON error type.
 //! - [`live`]: server-sent event streams (a run's live log, run activity).
 //! - [`listener`]: accepts connections (a cap, a header-read timeout, graceful close).
 //! - [`pidfile`]: one server per data dir.
