@@ -20,14 +20,23 @@ impl Election {
     /// Takes leadership as this election allows and announces it.
     pub fn begin(self, notifier: &Notifier) {
         match self {
-            Election::Sole => notifier.set_leader(true),
+            Election::Sole => notifier.set_leader(Some(0)),
         }
     }
 
     /// Gives leadership up (at shutdown), announcing it so another node may take over.
     pub fn resign(self, notifier: &Notifier) {
         match self {
-            Election::Sole => notifier.set_leader(false),
+            Election::Sole => notifier.set_leader(None),
         }
+    }
+}
+
+/// Stops leading at once: a leader write was refused because `epoch` is stale (another
+/// node took the lease). Firing stops with the next claim; the election decides anew.
+pub(crate) fn step_down(engine: &crate::Engine, epoch: i64) {
+    let notifier = &engine.inner.notifier;
+    if notifier.epoch() == Some(epoch) {
+        notifier.set_leader(None);
     }
 }

@@ -18,8 +18,8 @@ pub struct Notifier {
     ended: watch::Sender<u64>,
     /// Bumped whenever a job is created, changed or deleted (the firing loop re-plans).
     jobs: watch::Sender<u64>,
-    /// Whether this node leads (fires schedules).
-    leader: watch::Sender<bool>,
+    /// This node's leader epoch while it leads (fires schedules); `None` while it does not.
+    leader: watch::Sender<Option<i64>>,
 }
 
 impl Default for Notifier {
@@ -28,7 +28,7 @@ impl Default for Notifier {
             runs: watch::Sender::new(0),
             ended: watch::Sender::new(0),
             jobs: watch::Sender::new(0),
-            leader: watch::Sender::new(false),
+            leader: watch::Sender::new(None),
         }
     }
 }
@@ -47,9 +47,10 @@ impl Notifier {
         self.jobs.send_modify(|n| *n += 1);
     }
 
-    pub fn set_leader(&self, leads: bool) {
+    /// Announces that this node leads with `epoch`, or (`None`) that it does not.
+    pub fn set_leader(&self, epoch: Option<i64>) {
         self.leader
-            .send_if_modified(|l| std::mem::replace(l, leads) != leads);
+            .send_if_modified(|l| std::mem::replace(l, epoch) != epoch);
     }
 
     /// Changes whenever a run starts or ends.
@@ -67,12 +68,17 @@ impl Notifier {
         self.jobs.subscribe()
     }
 
-    /// This node's leadership, and its changes.
-    pub fn leadership(&self) -> watch::Receiver<bool> {
+    /// This node's leadership (its epoch while it leads), and its changes.
+    pub fn leadership(&self) -> watch::Receiver<Option<i64>> {
         self.leader.subscribe()
     }
 
     pub fn is_leader(&self) -> bool {
+        self.leader.borrow().is_some()
+    }
+
+    /// The epoch this node leads with, if it leads.
+    pub fn epoch(&self) -> Option<i64> {
         *self.leader.borrow()
     }
 }

@@ -77,3 +77,35 @@ pub struct Status {
     pub loop_restarts: u64,
     pub active_runs: usize,
 }
+
+/// A node in the registry (several nodes on PostgreSQL).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// New per process start: `<name>-<pid>-<random>`.
+    pub id: String,
+    /// The node's configured name (`--node`, else the host name).
+    pub name: String,
+    pub pid: u32,
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+    /// Its last heartbeat, by the database's clock.
+    pub heartbeat_at: DateTime<Utc>,
+    /// When it counts as gone unless it beats again.
+    pub expires_at: DateTime<Utc>,
+    /// Runs executing there.
+    pub running: u64,
+    /// Its wall clock minus the database's, in ms, as it last measured.
+    pub clock_offset_ms: i64,
+}
+
+/// One leader's term.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderTerm {
+    pub epoch: i64,
+    /// The node id that held the lease.
+    pub holder: String,
+    pub acquired_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// `resigned`, `expired` (taken over after its lease lapsed), or still leading.
+    pub ended_how: Option<String>,
+}

@@ -79,6 +79,7 @@ pub(crate) async fn start(
         .store
         .start_run(&NewRun {
             job_id: &job.id,
+            overlap: job.overlap,
             trigger,
             attempt,
             started_at: now,

@@ -121,6 +121,8 @@ async fn claim(
     trigger: Trigger,
     now: DateTime<Utc>,
 ) -> Option<Claimed> {
+    // Not leading (any more): nothing is claimed; the store would refuse it anyway.
+    let epoch = engine.inner.notifier.epoch()?;
     let claim = SlotClaim {
         job_id: &job.id,
         slot,
@@ -129,6 +131,7 @@ async fn claim(
         // Claimed a little ahead; it starts on the slot.
         started_at: now.max(slot),
         node: &engine.inner.config.node,
+        epoch,
     };
     match engine.inner.store.claim_slot(&claim).await {
         Ok(Claim::Run(run_id)) => {
@@ -144,6 +147,11 @@ async fn claim(
         // Another claim of this slot won: it runs there, not here.
         Ok(Claim::Taken) => {
             tracing::debug!(job = job.id, %slot, "slot already claimed");
+            None
+        }
+        Ok(Claim::Fenced) => {
+            tracing::warn!(job = job.id, %slot, epoch, "the lease moved on; this node no longer leads");
+            crate::leader::step_down(engine, epoch);
             None
         }
         Err(e) => {
@@ -162,6 +170,9 @@ pub(crate) async fn record_missed(
     why: &str,
     now: DateTime<Utc>,
 ) {
+    let Some(epoch) = engine.inner.notifier.epoch() else {
+        return;
+    };
     let plan = plan::misfire(job.misfire, missed);
     let reason = format!("missed: {why} (misfire = {})", job.misfire.as_str());
     if let Err(e) = engine
@@ -173,6 +184,7 @@ pub(crate) async fn record_missed(
             &reason,
             now,
             &engine.inner.config.node,
+            epoch,
         )
         .await
     {

@@ -12,12 +12,17 @@ use crate::Engine;
 pub(crate) async fn run(engine: &Engine, running: bool) -> Result<()> {
     let inner = &engine.inner;
     let now = engine.now();
-    // On SQLite the data-dir lock proves no other node is alive, so any run not of this
-    // node (one recorded under another node name) belongs to a process that is gone.
-    let node = inner.config.node.as_str();
+    let Some(epoch) = inner.notifier.epoch() else {
+        return Ok(());
+    };
     let orphans = inner
         .store
-        .interrupt_runs_not_of(&[node], "the node running it is gone", now)
+        .interrupt_orphans(
+            &inner.config.node,
+            epoch,
+            "the node running it is gone",
+            now,
+        )
         .await?;
     if !orphans.is_empty() {
         engine.event(

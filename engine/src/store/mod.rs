@@ -11,12 +11,13 @@
 //! What must hold across nodes is decided here, atomically, not in memory: the overlap
 //! policy in the slot claim, "finish only if still running", interrupts scoped to a node.
 
+pub mod rows;
 pub mod sqlite;
 
 use crate::error::Result;
 use crate::model::{
-    AuditEntry, DesiredState, Heartbeat, HourCount, Job, JobStats, Overlap, Run, RunQuery,
-    RunStatus, Trigger,
+    AuditEntry, DesiredState, Heartbeat, HourCount, Job, JobStats, LeaderTerm, NodeInfo, Overlap,
+    Run, RunQuery, RunStatus, Trigger,
 };
 use chrono::{DateTime, Utc};
 
@@ -32,6 +33,9 @@ pub struct SlotClaim<'a> {
     /// When the run is recorded as started (the loop claims a little ahead of the slot).
     pub started_at: DateTime<Utc>,
     pub node: &'a str,
+    /// The claiming leader's epoch: a claim with a stale one is refused in the same
+    /// statement ([`Claim::Fenced`]). SQLite has one leader for good: 0.
+    pub epoch: i64,
 }
 
 /// How a slot claim came out.
@@ -45,12 +49,16 @@ pub enum Claim {
     Skipped(i64),
     /// Another claim of the same (job, slot) got there first; nothing was written.
     Taken,
+    /// The claimant's epoch is stale (another node leads now); nothing was written.
+    Fenced,
 }
 
 /// A run that starts at once, outside any slot (run now, a retry).
 #[derive(Debug, Clone, Copy)]
 pub struct NewRun<'a> {
     pub job_id: &'a str,
+    /// The job's policy: a `skip` or `queue` job's start is serialised with its claims.
+    pub overlap: Overlap,
     pub trigger: Trigger,
     pub attempt: u32,
     pub started_at: DateTime<Utc>,
@@ -143,8 +151,9 @@ interface! {
     /// running one, or is `Skipped` when one already waits. The job's last slot advances.
     fn claim_slot(&self, c: &SlotClaim<'_>) -> Result<Claim>;
     /// Records missed slots as skipped with `reason` (a slot already claimed keeps its
-    /// row) and advances the job's last slot; answers how many were recorded.
-    fn record_skipped_slots(&self, job_id: &str, slots: &[DateTime<Utc>], reason: &str, now: DateTime<Utc>, node: &str) -> Result<u64>;
+    /// row) and advances the job's last slot; answers how many were recorded. Fenced by
+    /// `epoch` like a claim (a stale leader records nothing: `Ok(0)`).
+    fn record_skipped_slots(&self, job_id: &str, slots: &[DateTime<Utc>], reason: &str, now: DateTime<Utc>, node: &str, epoch: i64) -> Result<u64>;
     /// Records a run that starts now, outside any slot (run now, a retry); answers its id.
     fn start_run(&self, r: &NewRun<'_>) -> Result<i64>;
     /// Starts the oldest queued run of `job_id` on `node` unless one of the job's runs is
@@ -156,8 +165,14 @@ interface! {
     /// Ends as `interrupted` every queued or running run of `node` (its process is gone);
     /// answers them.
     fn interrupt_runs_of(&self, node: &str, reason: &str, at: DateTime<Utc>) -> Result<Vec<Run>>;
-    /// The same for the runs of every node *not* in `alive`.
-    fn interrupt_runs_not_of(&self, alive: &[&str], reason: &str, at: DateTime<Utc>) -> Result<Vec<Run>>;
+    /// The leader's rescue: ends as `interrupted` every queued or running run whose node is
+    /// gone — on SQLite every node but `node` (the data-dir lock proves no other process
+    /// lives), on PostgreSQL every node whose heartbeat expired. Fenced by `epoch`.
+    fn interrupt_orphans(&self, node: &str, epoch: i64, reason: &str, at: DateTime<Utc>) -> Result<Vec<Run>>;
+    /// The nodes in the registry, newest first (SQLite keeps none: one node).
+    fn list_nodes(&self) -> Result<Vec<NodeInfo>>;
+    /// The last `limit` leaders' terms, newest first (SQLite: none, one leader for good).
+    fn leader_history(&self, limit: u32) -> Result<Vec<LeaderTerm>>;
 
     // ---- reading runs --------------------------------------------------------------
 

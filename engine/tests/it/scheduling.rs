@@ -131,6 +131,7 @@ async fn ended_run(
     let id = store
         .start_run(&NewRun {
             job_id: job,
+            overlap: Overlap::Allow,
             trigger: Trigger::Api,
             attempt: 1,
             started_at: start,
@@ -400,6 +401,7 @@ async fn runs_left_running_by_a_dead_process_become_interrupted_at_boot() {
     // What a process that died left: a run in flight, one queued behind it, one ended.
     let start = |node: &'static str| NewRun {
         job_id: "gone",
+        overlap: Overlap::Queue,
         trigger: Trigger::Api,
         attempt: 1,
         started_at: t,
@@ -414,6 +416,7 @@ async fn runs_left_running_by_a_dead_process_become_interrupted_at_boot() {
             overlap: Overlap::Queue,
             started_at: t,
             node: "old",
+            epoch: 0,
         })
         .await
         .unwrap();
@@ -777,6 +780,7 @@ async fn self_heal_reports_every_check_and_cancels_runs_stuck_past_their_timeout
     let stuck = writer
         .start_run(&NewRun {
             job_id: "quick",
+            overlap: Overlap::Skip,
             trigger: Trigger::Api,
             attempt: 1,
             started_at: Utc::now() - Span::hours(1),

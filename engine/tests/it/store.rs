@@ -36,6 +36,15 @@ impl Backend {
     async fn open(&self) -> Store {
         Store::open_sqlite(&self.path).await.unwrap()
     }
+
+    /// Makes `node` the leader and answers its epoch. SQLite has one leader for good,
+    /// with epoch 0.
+    async fn lead(&self, _store: &Store, _node: &str) -> i64 {
+        0
+    }
+
+    /// Registers `node` as alive (SQLite keeps no registry: the lock is the registry).
+    async fn alive(&self, _store: &Store, _node: &str) {}
 }
 
 /// Runs `contract` against every backend, naming the backend when it fails.
@@ -88,7 +97,8 @@ fn job(id: &str, overlap: Overlap) -> Job {
     .0
 }
 
-fn claim(job_id: &str, slot: DateTime<Utc>, overlap: Overlap) -> SlotClaim<'_> {
+/// A claim by `n1`, leading with `epoch` (see [`Backend::lead`]).
+fn claim(job_id: &str, slot: DateTime<Utc>, overlap: Overlap, epoch: i64) -> SlotClaim<'_> {
     SlotClaim {
         job_id,
         slot,
@@ -96,6 +106,7 @@ fn claim(job_id: &str, slot: DateTime<Utc>, overlap: Overlap) -> SlotClaim<'_> {
         overlap,
         started_at: slot,
         node: "n1",
+        epoch,
     }
 }
 
@@ -103,6 +114,7 @@ async fn start(store: &Store, job_id: &str, node: &str, t: DateTime<Utc>) -> i64
     store
         .start_run(&NewRun {
             job_id,
+            overlap: Overlap::Allow,
             trigger: Trigger::Api,
             attempt: 1,
             started_at: t,
@@ -147,6 +159,7 @@ mod contracts {
     use super::*;
 
     pub async fn a_slot_is_one_row_whoever_claims_it(b: &Backend) {
+        let epoch = b.lead(&b.open().await, "n1").await;
         b.open()
             .await
             .insert_job(&job("j", Overlap::Allow), at(11, 0))
@@ -157,7 +170,7 @@ mod contracts {
             let store = b.open().await;
             tasks.push(tokio::spawn(async move {
                 let won = store
-                    .claim_slot(&claim("j", at(12, 0), Overlap::Allow))
+                    .claim_slot(&claim("j", at(12, 0), Overlap::Allow, epoch))
                     .await
                     .unwrap();
                 store.close().await;
@@ -177,13 +190,14 @@ mod contracts {
         assert_eq!(all_runs(&b.open().await, "j").await.len(), 1);
         // A catch-up claim of the same slot is the same slot.
         let store = b.open().await;
-        let mut again = claim("j", at(12, 0), Overlap::Allow);
+        let mut again = claim("j", at(12, 0), Overlap::Allow, epoch);
         again.trigger = Trigger::CatchUp;
         assert_eq!(store.claim_slot(&again).await.unwrap(), Claim::Taken);
     }
 
     pub async fn overlap_is_decided_in_the_claim(b: &Backend) {
         let store = b.open().await;
+        let epoch = b.lead(&store, "n1").await;
         for (id, overlap) in [
             ("skip", Overlap::Skip),
             ("queue", Overlap::Queue),
@@ -192,15 +206,15 @@ mod contracts {
             store.insert_job(&job(id, overlap), at(8, 0)).await.unwrap();
             let outcomes = [
                 store
-                    .claim_slot(&claim(id, at(9, 1), overlap))
+                    .claim_slot(&claim(id, at(9, 1), overlap, epoch))
                     .await
                     .unwrap(),
                 store
-                    .claim_slot(&claim(id, at(9, 2), overlap))
+                    .claim_slot(&claim(id, at(9, 2), overlap, epoch))
                     .await
                     .unwrap(),
                 store
-                    .claim_slot(&claim(id, at(9, 3), overlap))
+                    .claim_slot(&claim(id, at(9, 3), overlap, epoch))
                     .await
                     .unwrap(),
             ];
@@ -265,7 +279,7 @@ mod contracts {
         let manual = start(&store, "m", "n1", at(9, 0)).await;
         assert!(matches!(
             store
-                .claim_slot(&claim("m", at(9, 1), Overlap::Skip))
+                .claim_slot(&claim("m", at(9, 1), Overlap::Skip, epoch))
                 .await
                 .unwrap(),
             Claim::Skipped(_)
@@ -273,7 +287,7 @@ mod contracts {
         assert!(end(&store, manual, RunStatus::Succeeded, at(9, 1)).await);
         assert!(matches!(
             store
-                .claim_slot(&claim("m", at(9, 2), Overlap::Skip))
+                .claim_slot(&claim("m", at(9, 2), Overlap::Skip, epoch))
                 .await
                 .unwrap(),
             Claim::Run(_)
@@ -282,19 +296,20 @@ mod contracts {
 
     pub async fn a_queued_run_starts_only_when_nothing_of_its_job_runs(b: &Backend) {
         let store = b.open().await;
+        let epoch = b.lead(&store, "n1").await;
         store
             .insert_job(&job("q", Overlap::Queue), at(8, 0))
             .await
             .unwrap();
         let Claim::Run(first) = store
-            .claim_slot(&claim("q", at(9, 1), Overlap::Queue))
+            .claim_slot(&claim("q", at(9, 1), Overlap::Queue, epoch))
             .await
             .unwrap()
         else {
             panic!("the first claim runs")
         };
         let Claim::Queued(queued) = store
-            .claim_slot(&claim("q", at(9, 2), Overlap::Queue))
+            .claim_slot(&claim("q", at(9, 2), Overlap::Queue, epoch))
             .await
             .unwrap()
         else {
@@ -409,14 +424,17 @@ mod contracts {
             (RunStatus::Interrupted, Some("gone"))
         );
         assert_eq!(interrupted.finished_at, Some(at(9, 5)));
+        // The leader (node-b here) rescues the runs of nodes that are gone: node-c is.
+        b.alive(&store, "node-b").await;
+        let epoch = b.lead(&store, "node-b").await;
         let hit = store
-            .interrupt_runs_not_of(&["node-b"], "orphan", at(9, 6))
+            .interrupt_orphans("node-b", epoch, "orphan", at(9, 6))
             .await
             .unwrap();
         assert_eq!(hit.iter().map(|r| r.id).collect::<Vec<_>>(), vec![c]);
         assert_eq!(status_of(&store, b_run).await, RunStatus::Running);
         assert!(store
-            .interrupt_runs_not_of(&["node-b"], "orphan", at(9, 7))
+            .interrupt_orphans("node-b", epoch, "orphan", at(9, 7))
             .await
             .unwrap()
             .is_empty());
@@ -424,12 +442,13 @@ mod contracts {
 
     pub async fn missed_slots_are_recorded_once_and_advance_the_cursor(b: &Backend) {
         let store = b.open().await;
+        let epoch = b.lead(&store, "n1").await;
         store
             .insert_job(&job("m", Overlap::Allow), at(8, 0))
             .await
             .unwrap();
         let Claim::Run(claimed) = store
-            .claim_slot(&claim("m", at(9, 2), Overlap::Allow))
+            .claim_slot(&claim("m", at(9, 2), Overlap::Allow, epoch))
             .await
             .unwrap()
         else {
@@ -437,7 +456,7 @@ mod contracts {
         };
         let slots = [at(9, 1), at(9, 2), at(9, 3)];
         let n = store
-            .record_skipped_slots("m", &slots, "missed: down", at(9, 10), "n1")
+            .record_skipped_slots("m", &slots, "missed: down", at(9, 10), "n1", epoch)
             .await
             .unwrap();
         assert_eq!(n, 2, "the claimed slot keeps its row");
@@ -459,7 +478,7 @@ mod contracts {
         assert_eq!(cursor, at(9, 3));
         // The cursor never moves back.
         store
-            .record_skipped_slots("m", &[at(8, 30)], "missed", at(9, 11), "n1")
+            .record_skipped_slots("m", &[at(8, 30)], "missed", at(9, 11), "n1", epoch)
             .await
             .unwrap();
         let cursor = store
@@ -585,6 +604,7 @@ mod contracts {
                     let id = store
                         .start_run(&NewRun {
                             job_id: "w",
+                            overlap: Overlap::Allow,
                             trigger: Trigger::Api,
                             attempt: 1,
                             started_at: Utc::now(),

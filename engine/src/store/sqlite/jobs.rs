@@ -2,40 +2,10 @@
 
 use super::{is_unique_violation, to_ms, SqliteStore};
 use crate::error::{EngineError, Result};
-use crate::model::{Job, Misfire, Overlap};
+use crate::model::Job;
+use crate::store::rows::{self, JOB_COLUMNS};
 use crate::store::StoredJob;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
-
-const JOB_COLUMNS: &str = "id, name, kind, schedule, timezone, enabled, timeout_secs, retries, retry_backoff_secs, overlap, misfire, params, last_slot_ms";
-
-fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredJob> {
-    let corrupt = |what: &str, v: &str| EngineError::Corrupt(format!("job {what} {v:?}"));
-    let overlap: String = row.try_get("overlap")?;
-    let misfire: String = row.try_get("misfire")?;
-    let params: String = row.try_get("params")?;
-    let job = Job {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        kind: row.try_get("kind")?,
-        schedule: row.try_get("schedule")?,
-        timezone: row.try_get("timezone")?,
-        enabled: row.try_get("enabled")?,
-        timeout_secs: row.try_get::<i64, _>("timeout_secs")?.max(1) as u64,
-        retries: row.try_get::<i64, _>("retries")?.max(0) as u32,
-        retry_backoff_secs: row.try_get::<i64, _>("retry_backoff_secs")?.max(0) as u64,
-        overlap: Overlap::parse(&overlap).ok_or_else(|| corrupt("overlap", &overlap))?,
-        misfire: Misfire::parse(&misfire).ok_or_else(|| corrupt("misfire", &misfire))?,
-        params: serde_json::from_str(&params).map_err(|_| corrupt("params", &params))?,
-        next_run_at: None,
-    };
-    let last: i64 = row.try_get("last_slot_ms")?;
-    Ok(StoredJob {
-        job,
-        last_slot: DateTime::from_timestamp_millis(last)
-            .ok_or_else(|| corrupt("last_slot_ms", &last.to_string()))?,
-    })
-}
 
 /// Binds a job's fields as `?1`..`?13` (id first, `now` last), in the order both the
 /// insert and the update name them.
@@ -125,6 +95,6 @@ impl SqliteStore {
         )))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(job_from_row).collect()
+        rows.iter().map(rows::job).collect()
     }
 }

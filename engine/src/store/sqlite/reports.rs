@@ -1,7 +1,7 @@
 //! Figures over the run history (counted inside SQLite over the time index), retention,
 //! and the audit log.
 
-use super::{from_ms, to_ms, SqliteStore};
+use super::{to_ms, SqliteStore};
 use crate::error::Result;
 use crate::model::{AuditEntry, HourCount, JobStats};
 use chrono::{DateTime, Utc};
@@ -142,19 +142,7 @@ impl SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    at: from_ms(Some(r.try_get("at_ms")?)).unwrap_or_default(),
-                    actor: r.try_get("actor")?,
-                    ip: r.try_get("ip")?,
-                    action: r.try_get("action")?,
-                    target: r.try_get("target")?,
-                    details: r.try_get("details")?,
-                    status: u16::try_from(r.try_get::<i64, _>("status")?).unwrap_or(0),
-                })
-            })
-            .collect()
+        rows.iter().map(crate::store::rows::audit).collect()
     }
 
     /// Deletes audit entries older than `cutoff`; returns how many.

@@ -2,12 +2,12 @@
 //! compare-and-set on the row's status, and the listings.
 
 use super::writer::{self, Op};
-use super::{from_ms, to_ms, SqliteStore};
-use crate::error::{EngineError, Result};
-use crate::model::{Run, RunQuery, RunStatus, Trigger};
+use super::{to_ms, SqliteStore};
+use crate::error::Result;
+use crate::model::{Run, RunQuery};
+use crate::store::rows::{self, run_columns_of, RUN_COLUMNS};
 use crate::store::{Claim, NewRun, RunEnd, SlotClaim};
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 /// `SELECT <run columns> FROM runs` followed by `$tail`, as one static string.
 macro_rules! select_runs {
@@ -17,40 +17,6 @@ macro_rules! select_runs {
             $tail
         )
     };
-}
-
-pub(super) const RUN_COLUMNS: &str = "id, job_id, trigger, status, scheduled_ms, started_ms, finished_ms, attempt, output, error, node";
-
-/// The run columns prefixed with a table alias (`r.id, r.job_id, ...`).
-fn run_columns_of(alias: &str) -> String {
-    RUN_COLUMNS
-        .split(", ")
-        .map(|c| format!("{alias}.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-pub(super) fn run_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Run> {
-    let trigger: String = row.try_get("trigger")?;
-    let status: String = row.try_get("status")?;
-    let output: Option<String> = row.try_get("output")?;
-    Ok(Run {
-        id: row.try_get("id")?,
-        job_id: row.try_get("job_id")?,
-        trigger: Trigger::parse(&trigger)
-            .ok_or_else(|| EngineError::Corrupt(format!("run trigger {trigger:?}")))?,
-        status: RunStatus::parse(&status)
-            .ok_or_else(|| EngineError::Corrupt(format!("run status {status:?}")))?,
-        scheduled_at: from_ms(row.try_get("scheduled_ms")?),
-        started_at: from_ms(row.try_get("started_ms")?),
-        finished_at: from_ms(row.try_get("finished_ms")?),
-        attempt: row.try_get::<i64, _>("attempt")?.max(1) as u32,
-        output: output
-            .map(|o| serde_json::from_str(&o).unwrap_or(serde_json::Value::String(o)))
-            .unwrap_or_else(|| serde_json::json!({})),
-        error: row.try_get("error")?,
-        node: row.try_get("node")?,
-    })
 }
 
 impl SqliteStore {
@@ -125,6 +91,7 @@ impl SqliteStore {
         reason: &str,
         now: DateTime<Utc>,
         node: &str,
+        _epoch: i64,
     ) -> Result<u64> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut n = 0;
@@ -170,35 +137,40 @@ impl SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        rows.iter().map(run_from_row).collect()
+        rows.iter().map(rows::run).collect()
     }
 
-    pub async fn interrupt_runs_not_of(
+    /// Behind the data-dir lock this process is the only one alive: a run of any other
+    /// node name is an orphan. (One leader for good: the epoch has nothing to fence.)
+    pub async fn interrupt_orphans(
         &self,
-        alive: &[&str],
+        node: &str,
+        _epoch: i64,
         reason: &str,
         at: DateTime<Utc>,
     ) -> Result<Vec<Run>> {
-        // Only placeholders are spliced in; every value is bound.
-        let spots: Vec<String> = (0..alive.len()).map(|k| format!("?{}", k + 3)).collect();
-        let scope = if alive.is_empty() {
-            String::new()
-        } else {
-            format!(" AND node NOT IN ({})", spots.join(", "))
-        };
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE runs SET status = 'interrupted', finished_ms = ?2, error = ?1
-             WHERE status IN ('queued', 'running'){scope} RETURNING {RUN_COLUMNS}"
+             WHERE status IN ('queued', 'running') AND node != ?3 RETURNING {RUN_COLUMNS}"
         )))
         .bind(reason)
-        .bind(to_ms(at));
-        for node in alive {
-            q = q.bind(*node);
-        }
-        let rows = q.fetch_all(&mut *tx).await?;
+        .bind(to_ms(at))
+        .bind(node)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
-        rows.iter().map(run_from_row).collect()
+        rows.iter().map(rows::run).collect()
+    }
+
+    /// One node, no registry.
+    pub async fn list_nodes(&self) -> Result<Vec<crate::model::NodeInfo>> {
+        Ok(Vec::new())
+    }
+
+    /// One leader for good, no history.
+    pub async fn leader_history(&self, _limit: u32) -> Result<Vec<crate::model::LeaderTerm>> {
+        Ok(Vec::new())
     }
 
     /// Run `id`'s stored log (empty until the run ends); `None` when there is no such run.
@@ -216,7 +188,7 @@ impl SqliteStore {
         .bind(id)
         .fetch_optional(&self.reader)
         .await?;
-        row.as_ref().map(run_from_row).transpose()
+        row.as_ref().map(rows::run).transpose()
     }
 
     /// Newest first, filtered, at most `limit` (1-500). One statement per filter shape, so
@@ -249,7 +221,7 @@ impl SqliteStore {
             .bind(status.as_str()),
         };
         let rows = query.fetch_all(&self.reader).await?;
-        rows.iter().map(run_from_row).collect()
+        rows.iter().map(rows::run).collect()
     }
 
     /// One index seek per job (its newest run), rather than a scan of the history.
@@ -262,7 +234,7 @@ impl SqliteStore {
         )))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(run_from_row).collect()
+        rows.iter().map(rows::run).collect()
     }
 
     /// Runs still marked running long after their job's timeout (plus `grace`).
@@ -280,7 +252,7 @@ impl SqliteStore {
         .bind(grace.as_millis() as i64)
         .fetch_all(&self.reader)
         .await?;
-        rows.iter().map(run_from_row).collect()
+        rows.iter().map(rows::run).collect()
     }
 
     /// The newest run of `job_id` that left an output (a report), if any.
@@ -291,6 +263,6 @@ impl SqliteStore {
         .bind(job_id)
         .fetch_optional(&self.reader)
         .await?;
-        row.as_ref().map(run_from_row).transpose()
+        row.as_ref().map(rows::run).transpose()
     }
 }
