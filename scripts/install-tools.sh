@@ -3,7 +3,7 @@
 # whatever is already there. See ../shared/TOOLCHAIN.md for why each step looks the way it
 # does. Usage: scripts/install-tools.sh [build|test]
 #   build: wasm32 target, wasm-bindgen CLI, wasm-opt (npm binaryen), cargo-leptos
-#   test:  the above, plus Debian's chromium and the end2end npm packages
+#   test:  the above, plus Debian's chromium and postgresql, and the end2end npm packages
 set -euo pipefail
 what=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,6 +70,13 @@ if [ "$what" = test ]; then
     say "installing Debian's chromium"
     $(need_root) apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $(need_root) apt-get install -y -qq chromium
+  fi
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    # The tests start a private cluster of their own (scripts/with-postgres.sh); the
+    # package's default cluster is not used.
+    say "installing Debian's postgresql"
+    $(need_root) apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $(need_root) apt-get install -y -qq postgresql
   fi
   if ! [ -d "$root/end2end/node_modules/@playwright/test" ]; then
     say "installing the end2end npm packages"

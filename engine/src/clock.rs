@@ -44,3 +44,58 @@ impl Clock for ManualClock {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// The database's clock, as a node sees it: its wall clock minus the offset measured
+/// against the database (at each lease renewal). Several nodes then agree on "now" even
+/// when one's wall clock is off.
+#[derive(Debug)]
+pub struct DbClock<C: Clock> {
+    wall: C,
+    /// Wall clock minus the database's, in ms.
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl<C: Clock> DbClock<C> {
+    pub fn new(wall: C) -> Self {
+        DbClock {
+            wall,
+            offset_ms: std::sync::atomic::AtomicI64::new(0),
+        }
+    }
+
+    /// The wall clock's reading, uncorrected.
+    pub fn wall(&self) -> DateTime<Utc> {
+        self.wall.now()
+    }
+
+    pub fn set_offset_ms(&self, offset: i64) {
+        self.offset_ms
+            .store(offset, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl<C: Clock> Clock for DbClock<C> {
+    fn now(&self) -> DateTime<Utc> {
+        self.wall.now() - chrono::Duration::milliseconds(self.offset_ms())
+    }
+}
+
+/// The wall clock off by a fixed amount: a node whose clock is wrong (chaos tests).
+#[derive(Debug, Clone, Copy)]
+pub struct SkewedClock(pub chrono::Duration);
+
+impl Clock for SkewedClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.0
+    }
+}
+
+impl Clock for Arc<dyn Clock> {
+    fn now(&self) -> DateTime<Utc> {
+        (**self).now()
+    }
+}

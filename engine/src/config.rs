@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// How the engine is set up; the server fills it from flags, env and config.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EngineConfig {
     /// Where the SQLite file, logs and everything else the engine writes live.
     pub data_dir: PathBuf,
@@ -22,6 +22,15 @@ pub struct EngineConfig {
     pub ledger_dirs: Vec<PathBuf>,
     /// The model endpoint the CEO brief asks, when configured.
     pub llm: LlmConfig,
+    /// `postgres://…` for several nodes on one PostgreSQL; `None` for SQLite in the data
+    /// dir. (Holds a password: never shown unmasked.)
+    pub database_url: Option<String>,
+    /// How long the leader's lease (and a node's registration) lasts unrenewed.
+    pub lease_ttl: Duration,
+    /// Read time as the database's clock (the wall clock corrected by the offset measured
+    /// at each lease renewal), so a node whose clock is off still fires on time. Only
+    /// meaningful on PostgreSQL; tests with a hand-moved clock leave it off.
+    pub follow_db_clock: bool,
 }
 
 impl EngineConfig {
@@ -37,7 +46,30 @@ impl EngineConfig {
             http_allow: Vec::new(),
             allow_shell: false,
             llm: LlmConfig::default(),
+            database_url: None,
+            lease_ttl: Duration::from_secs(10),
+            follow_db_clock: false,
         }
+    }
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("data_dir", &self.data_dir)
+            .field("heartbeat", &self.heartbeat)
+            .field("node", &self.node)
+            .field("http_allow", &self.http_allow)
+            .field("allow_shell", &self.allow_shell)
+            .field("ledger_dirs", &self.ledger_dirs)
+            .field("llm", &self.llm)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(crate::secrets::mask_url),
+            )
+            .field("lease_ttl", &self.lease_ttl)
+            .field("follow_db_clock", &self.follow_db_clock)
+            .finish()
     }
 }
 

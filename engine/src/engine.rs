@@ -57,6 +57,10 @@ pub(crate) struct Inner {
     /// "A run changed", "the jobs changed", "leadership moved".
     pub notifier: Notifier,
     pub election: Election,
+    /// This node's part in a cluster (PostgreSQL only).
+    pub cluster: Option<crate::cluster::State>,
+    /// Monotonic: when this node stops acting as leader unless its lease is renewed.
+    pub leader_deadline: std::sync::Mutex<Option<std::time::Instant>>,
     pub jobs: JobTable,
     /// The leader's part: the firing loop, its heartbeat and its watchdog.
     pub scheduler: scheduler::State,
@@ -75,18 +79,48 @@ pub(crate) struct Inner {
 impl Engine {
     /// Opens the data dir and store, recovers from a previous crash, and brings the
     /// scheduler to its stored intent (running on a fresh data dir).
-    pub async fn open(config: EngineConfig, kinds: Kinds, clock: Arc<dyn Clock>) -> Result<Self> {
-        let dir = &config.data_dir;
+    pub async fn open(
+        mut config: EngineConfig,
+        kinds: Kinds,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        let dir = config.data_dir.clone();
         let dir_err = |source| EngineError::DataDir {
             path: dir.clone(),
             source,
         };
-        crate::data_dir::prepare(dir).map_err(dir_err)?;
+        crate::data_dir::prepare(&dir).map_err(dir_err)?;
         // Prove the directory takes writes now, rather than at the first heartbeat.
-        crate::data_dir::probe_writable(dir).map_err(dir_err)?;
-        let db = dir.join("echopilot.db");
-        crate::data_dir::create_private_file(&db).map_err(dir_err)?;
-        let store = Store::open_sqlite(&db).await?;
+        crate::data_dir::probe_writable(&dir).map_err(dir_err)?;
+        let started_at = clock.now();
+        let (store, election, cluster, clock) = match config.database_url.clone() {
+            Some(url) => {
+                // A node id new per process start: the registry and the runs tell this
+                // life of the node from the last one.
+                let name = config.node.clone();
+                let id = format!(
+                    "{name}-{}-{:x}",
+                    std::process::id(),
+                    started_at.timestamp_subsec_micros()
+                );
+                config.node = id.clone();
+                let store = Store::open_postgres(&url, &id).await?;
+                let db_clock = config
+                    .follow_db_clock
+                    .then(|| Arc::new(crate::clock::DbClock::new(clock.clone())));
+                let clock: Arc<dyn Clock> = match &db_clock {
+                    Some(c) => c.clone(),
+                    None => clock,
+                };
+                let cluster = crate::cluster::State::new(id, name, config.lease_ttl, db_clock);
+                (store, Election::Lease, Some(cluster), clock)
+            }
+            None => {
+                let db = dir.join("echopilot.db");
+                crate::data_dir::create_private_file(&db).map_err(dir_err)?;
+                (Store::open_sqlite(&db).await?, Election::Sole, None, clock)
+            }
+        };
         let events = EventLog::open(&dir.join("logs"))?;
         let desired = store
             .desired_state()
@@ -95,14 +129,16 @@ impl Engine {
         let engine = Engine {
             inner: Arc::new(Inner {
                 pid: std::process::id(),
-                started_at: clock.now(),
+                started_at,
                 outbound: Outbound::new(config.http_allow.clone()),
                 store,
                 events,
                 clock,
                 kinds,
                 notifier: Notifier::default(),
-                election: Election::Sole,
+                election,
+                cluster,
+                leader_deadline: std::sync::Mutex::new(None),
                 jobs: JobTable::default(),
                 scheduler: scheduler::State::new(desired),
                 runner: runner::State::default(),
@@ -115,7 +151,7 @@ impl Engine {
         engine.event("server_started", serde_json::json!({ "desired": desired }));
         engine.load_jobs().await?;
         runner::recover(&engine).await?;
-        engine.inner.election.begin(&engine.inner.notifier);
+        engine.inner.election.begin(&engine).await?;
         scheduler::lead(&engine).await?;
         Ok(engine)
     }
@@ -144,8 +180,10 @@ impl Engine {
         inner.shutdown.cancel();
         scheduler::stop_loop(self);
         self.event("server_stopping", serde_json::json!({}));
-        inner.election.resign(&inner.notifier);
+        // At once: another node takes over while this one's runs finish.
+        inner.election.resign(self, false).await;
         inner.tracker.close();
+        let mut runs_done = true;
         if tokio::time::timeout(grace, inner.tracker.wait())
             .await
             .is_err()
@@ -159,11 +197,14 @@ impl Engine {
                 .await
                 .is_err()
             {
+                runs_done = false;
                 tracing::warn!(
                     "some runs did not stop; the next start records them as interrupted"
                 );
             }
         }
+        // Leaves the registry only with nothing left to rescue.
+        inner.election.resign(self, runs_done).await;
         inner.store.close().await;
     }
 

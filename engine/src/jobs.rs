@@ -106,6 +106,49 @@ impl JobTable {
         }
     }
 
+    /// Puts every cursor at `now`, exactly (recovery has recorded what came before).
+    pub fn reset_to(&self, now: DateTime<Utc>) {
+        for entry in self.map().values_mut() {
+            entry.cursor = now;
+            entry.replan(now);
+        }
+    }
+
+    /// Follows the stored jobs (another node changed them): new ones start from `now`,
+    /// changed ones keep their place unless their timing changed, removed ones go.
+    pub fn sync(&self, stored: Vec<(Job, Schedule)>, now: DateTime<Utc>) {
+        let mut map = self.map();
+        let ids: std::collections::HashSet<String> =
+            stored.iter().map(|(j, _)| j.id.clone()).collect();
+        map.retain(|id, _| ids.contains(id));
+        for (job, schedule) in stored {
+            match map.get_mut(&job.id) {
+                Some(entry) if entry.job == job => {}
+                Some(entry) => {
+                    let timing_changed = entry.job.schedule != job.schedule
+                        || entry.job.timezone != job.timezone
+                        || (job.enabled && !entry.job.enabled);
+                    if timing_changed {
+                        entry.cursor = now;
+                    }
+                    entry.job = job;
+                    entry.schedule = schedule;
+                    entry.replan(now);
+                }
+                None => {
+                    let mut entry = Entry {
+                        job,
+                        schedule,
+                        cursor: now,
+                        next: None,
+                    };
+                    entry.replan(now);
+                    map.insert(entry.job.id.clone(), entry);
+                }
+            }
+        }
+    }
+
     /// The earliest slot any job waits for.
     pub fn earliest(&self) -> Option<DateTime<Utc>> {
         self.map().values().filter_map(|e| e.next).min()
@@ -145,6 +188,26 @@ impl JobTable {
             })
             .collect()
     }
+}
+
+/// Re-reads the jobs from the store (another node changed them) and wakes the loop.
+pub(crate) async fn reload(engine: &Engine) {
+    let stored = match engine.inner.store.load_jobs().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %crate::error::chain(&e), "cannot re-read the jobs");
+            return;
+        }
+    };
+    let parsed = stored
+        .into_iter()
+        .filter_map(|s| {
+            let schedule = Schedule::parse(&s.job.schedule, &s.job.timezone).ok()?;
+            Some((s.job, schedule))
+        })
+        .collect();
+    engine.inner.jobs.sync(parsed, engine.now());
+    engine.inner.notifier.jobs_changed();
 }
 
 impl Engine {

@@ -1,40 +1,59 @@
 //! Leadership: which node decides which runs exist (fires schedules, catches up missed
-//! slots, watches the loop). The scheduler runs while this node leads and stops when it
-//! does not; every node runs the runs it is given either way.
+//! slots, rescues the runs of dead nodes). Every node runs the firing loop; only the
+//! leader's claims are written — the store refuses the others' (fencing by epoch) and the
+//! loop does not try while this node does not lead. Every node executes the runs it is
+//! given either way.
 //!
 //! On SQLite there is one node by construction — the data-dir lock lets a single server
-//! open the store — so that node leads from the start and never stops. PostgreSQL brings
-//! a lease with an epoch here; the rest of the engine only listens to the notifier's
-//! leadership signal.
+//! open the store — so that node leads from the start, with epoch 0, and never stops. On
+//! PostgreSQL a lease with an epoch decides ([`crate::cluster`]). The rest of the engine
+//! only listens to the notifier's leadership signal.
 
-use crate::notify::Notifier;
+use crate::Engine;
 
 /// How this node comes to lead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Election {
     /// The only node (SQLite behind the data-dir lock): leads at once, for good.
     Sole,
+    /// One of several on PostgreSQL: whoever holds the lease ([`crate::cluster`]).
+    Lease,
 }
 
 impl Election {
-    /// Takes leadership as this election allows and announces it.
-    pub fn begin(self, notifier: &Notifier) {
+    /// Takes part: leads at once (sole), or joins the cluster (lease; leads before this
+    /// returns when no other node holds the lease).
+    pub(crate) async fn begin(self, engine: &Engine) -> crate::Result<()> {
         match self {
-            Election::Sole => notifier.set_leader(Some(0)),
+            Election::Sole => {
+                engine.inner.notifier.set_leader(Some(0));
+                Ok(())
+            }
+            Election::Lease => match (engine.inner.store.postgres(), &engine.inner.cluster) {
+                (Some(pg), Some(cluster)) => crate::cluster::join(engine, pg, cluster).await,
+                _ => Ok(()),
+            },
         }
     }
 
-    /// Gives leadership up (at shutdown), announcing it so another node may take over.
-    pub fn resign(self, notifier: &Notifier) {
+    /// Gives leadership up (at shutdown), announcing it so another node may take over at
+    /// once; with `runs_done`, the node also leaves the registry.
+    pub(crate) async fn resign(self, engine: &Engine, runs_done: bool) {
         match self {
-            Election::Sole => notifier.set_leader(None),
+            Election::Sole => engine.inner.notifier.set_leader(None),
+            Election::Lease => {
+                if let Some(pg) = engine.inner.store.postgres() {
+                    crate::cluster::leave(engine, pg, runs_done).await;
+                }
+            }
         }
     }
 }
 
 /// Stops leading at once: a leader write was refused because `epoch` is stale (another
-/// node took the lease). Firing stops with the next claim; the election decides anew.
-pub(crate) fn step_down(engine: &crate::Engine, epoch: i64) {
+/// node took the lease), or the lease's deadline passed. Claims stop with the next slot;
+/// the elector decides anew.
+pub(crate) fn step_down(engine: &Engine, epoch: i64) {
     let notifier = &engine.inner.notifier;
     if notifier.epoch() == Some(epoch) {
         notifier.set_leader(None);

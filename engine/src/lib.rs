@@ -14,6 +14,8 @@
 //! - [`store`]: the one store interface and its backends ([`store::sqlite`]).
 //! - [`model`]: pure data and validation — jobs, runs, schedules, status, reports.
 //! - [`notify`]: "a run changed", "the jobs changed", "leadership moved".
+//! - [`cluster`]: several nodes on PostgreSQL — the lease, the registry, the rescue, the
+//!   listener.
 //! - [`kinds`]: what a job does (noop, http, shell); [`automations`]: the built-ins.
 //! - [`outbound`]: the one guarded client for every outbound request; [`secrets`]: which
 //!   params are secret, masked and scrubbed.
@@ -22,6 +24,7 @@
 
 pub mod automations;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod data_dir;
 pub mod engine;

@@ -102,6 +102,11 @@ impl RunLog {
         }
     }
 
+    /// The text so far.
+    pub fn text(&self) -> String {
+        self.state().text.clone()
+    }
+
     /// Appends one line: every control character in it is encoded, so text that came
     /// from outside (a target's name, an error) can never start a line of its own.
     pub fn line(&self, line: &str) {

@@ -2,6 +2,10 @@
 //! with test defaults (hourly heartbeats, ledgers from the repository's `examples/`), the
 //! clock and kinds a test chooses, and a few helpers to look at what happened — all
 //! through the engine's own use cases, never around them.
+//!
+//! The backend is SQLite in the data dir, or — with `ECHOPILOT_TEST_BACKEND=postgres` —
+//! PostgreSQL at `ECHOPILOT_TEST_DATABASE_URL` (which `scripts/with-postgres.sh` sets),
+//! one database per data dir, so a test that reopens its engine finds its data again.
 
 use crate::{Clock, Engine, EngineConfig, Kinds, Run, RunQuery, SystemClock};
 use std::path::Path;
@@ -57,7 +61,8 @@ impl Options {
         self
     }
 
-    pub async fn open(self) -> TestEngine {
+    pub async fn open(mut self) -> TestEngine {
+        self.config.database_url = database_for(&self.config.data_dir).await;
         let engine = Engine::open(self.config, self.kinds, self.clock)
             .await
             .expect("the engine opens");
@@ -185,4 +190,89 @@ impl History {
     pub async fn list_runs(&self, q: &RunQuery) -> crate::Result<Vec<Run>> {
         self.engine.list_runs(q).await
     }
+}
+
+/// The backend the tests run on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    /// A PostgreSQL server, by a superuser's URL (each test makes its own database).
+    Postgres(String),
+}
+
+/// The backend chosen by `ECHOPILOT_TEST_BACKEND` (`sqlite`, the default, or `postgres`).
+/// Asking for PostgreSQL without a server fails the test: it is never skipped.
+pub fn backend() -> Backend {
+    match std::env::var("ECHOPILOT_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres(postgres_url()),
+        Ok("sqlite") | Err(_) => Backend::Sqlite,
+        Ok(other) => panic!("ECHOPILOT_TEST_BACKEND={other:?}: expected sqlite or postgres"),
+    }
+}
+
+/// The test server's URL; a test that needs PostgreSQL fails without one.
+pub fn postgres_url() -> String {
+    std::env::var("ECHOPILOT_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!("ECHOPILOT_TEST_DATABASE_URL is not set: run the tests through scripts/with-postgres.sh (make test does)")
+    })
+}
+
+/// The store a test engine on `dir` uses, opened again (as another process would).
+pub async fn open_store(dir: &Path) -> crate::store::Store {
+    match database_for(dir).await {
+        Some(url) => crate::store::Store::open_postgres(&url, "test-writer")
+            .await
+            .expect("the store opens"),
+        None => crate::store::Store::open_sqlite(&dir.join("echopilot.db"))
+            .await
+            .expect("the store opens"),
+    }
+}
+
+/// On PostgreSQL, the URL of the database that belongs to `dir` (created when missing);
+/// on SQLite, `None` (the store is the data dir's file).
+pub async fn database_for(dir: &Path) -> Option<String> {
+    let Backend::Postgres(admin) = backend() else {
+        return None;
+    };
+    Some(fresh_database(&admin, &database_name(dir)).await)
+}
+
+/// A database named `name` on the server at `admin` (created when missing); its URL.
+pub async fn fresh_database(admin: &str, name: &str) -> String {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .expect("the test PostgreSQL answers");
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&mut conn)
+        .await
+        .expect("pg_database is readable");
+    if exists.is_none() {
+        // Names are made of hex digits here; nothing of a caller's reaches the SQL.
+        let created = sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await;
+        if let Err(e) = created {
+            // Another test of the same data dir made it first: as good.
+            if !e.to_string().contains("already exists") {
+                panic!("cannot create the test database {name}: {e}");
+            }
+        }
+    }
+    let _ = conn.close().await;
+    let mut url = reqwest::Url::parse(admin).expect("the test database URL parses");
+    url.set_path(name);
+    url.to_string()
+}
+
+/// A database name for `dir`: `t_` and a hash of its path (FNV-1a), stable per dir.
+fn database_name(dir: &Path) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in dir.as_os_str().as_encoded_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("t_{h:016x}")
 }

@@ -26,9 +26,10 @@ use tokio_util::sync::CancellationToken;
 /// The runner's state in memory.
 #[derive(Default)]
 pub(crate) struct State {
-    /// Cancelled when runs in flight are abandoned at the end of the shutdown grace (not
-    /// at its start: runs keep their grace period).
-    abandon: CancellationToken,
+    /// Cancelled when runs in flight are abandoned: at the end of the shutdown grace (not
+    /// at its start: runs keep their grace period), or when this node learns it was
+    /// declared gone. Replaced after the latter, so later runs get a fresh one.
+    abandon: std::sync::Mutex<CancellationToken>,
     /// The logs of runs in flight here.
     pub logs: LiveLogs,
     /// Runs executing here now.
@@ -62,7 +63,63 @@ pub(crate) fn in_flight(engine: &Engine) -> usize {
 /// Ends the shutdown grace: every run still in flight is cancelled and recorded as
 /// `interrupted`.
 pub(crate) fn abandon(engine: &Engine) {
-    engine.inner.runner.abandon.cancel();
+    abandon_token(engine).cancel();
+}
+
+/// Abandons every run in flight here (this node was declared gone: its runs were
+/// rescued, and their ends would be refused), then carries on with a fresh token.
+pub(crate) fn abandon_all(engine: &Engine) {
+    let mut token = engine
+        .inner
+        .runner
+        .abandon
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    token.cancel();
+    *token = CancellationToken::new();
+}
+
+fn abandon_token(engine: &Engine) -> CancellationToken {
+    engine
+        .inner
+        .runner
+        .abandon
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+}
+
+/// Executes a run the store already started here (a queued run taken over).
+pub(crate) fn launch_stored(engine: &Engine, run: Run) {
+    match engine.job(&run.job_id) {
+        Ok(job) => launch(
+            engine,
+            job,
+            run.id,
+            RunMeta {
+                attempt: run.attempt,
+                scheduled_at: run.scheduled_at,
+                first_run: run.id,
+            },
+        ),
+        Err(_) => {
+            // Its job is gone: nothing can run it; say so rather than leave it running.
+            let e = engine.clone();
+            engine.inner.tracker.spawn(async move {
+                let end = RunEnd {
+                    id: run.id,
+                    status: RunStatus::Failed,
+                    at: e.now(),
+                    output: None,
+                    error: Some("its job no longer exists"),
+                    log: None,
+                };
+                if let Err(err) = e.inner.store.finish_run(&end).await {
+                    tracing::warn!(error = %crate::error::chain(&err), run_id = run.id, "cannot end a run whose job is gone");
+                }
+            });
+        }
+    }
 }
 
 /// Records a run that starts now and executes it (run now, retries).
@@ -122,6 +179,7 @@ pub(crate) fn launch(engine: &Engine, job: Job, run_id: i64, meta: RunMeta) {
 async fn execute(engine: &Engine, job: Job, run_id: i64, meta: RunMeta, log: RunLog) {
     let inner = &engine.inner;
     let state = &inner.runner;
+    let abandon = abandon_token(engine);
     let attempt = meta.attempt;
     engine.event(
         "run_started",
@@ -147,12 +205,17 @@ async fn execute(engine: &Engine, job: Job, run_id: i64, meta: RunMeta, log: Run
                 attempt,
                 scheduled_at: meta.scheduled_at,
                 first_run: meta.first_run,
-                cancel: state.abandon.child_token(),
+                cancel: abandon.child_token(),
                 log: log.clone(),
                 engine: engine.clone(),
             };
             let timeout = Duration::from_secs(job.timeout_secs);
-            guard::run(kind, ctx, timeout, &state.abandon).await
+            let run = guard::run(kind, ctx, timeout, &abandon);
+            if inner.store.shared() {
+                share_log_while(engine, run_id, &log, run).await
+            } else {
+                run.await
+            }
         }
     };
     // What a run prints never keeps its job's secrets.
@@ -205,8 +268,39 @@ async fn execute(engine: &Engine, job: Job, run_id: i64, meta: RunMeta, log: Run
     if job.overlap == Overlap::Queue {
         start_queued(engine, &job).await;
     }
-    if retry::should_retry(status, attempt, job.retries, state.abandon.is_cancelled()) {
+    if retry::should_retry(status, attempt, job.retries, abandon.is_cancelled()) {
         schedule_retry(engine, job, attempt + 1, meta.first_run);
+    }
+}
+
+/// How often the log of a run in flight is written where other nodes can follow it.
+const SHARE_LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// Runs `run` to its end, meanwhile keeping the run's log so far in the store whenever it
+/// grew (several nodes: a follower on another node reads it there).
+async fn share_log_while(
+    engine: &Engine,
+    run_id: i64,
+    log: &RunLog,
+    run: impl std::future::Future<Output = guard::Outcome>,
+) -> guard::Outcome {
+    tokio::pin!(run);
+    let mut tick = tokio::time::interval(SHARE_LOG_EVERY);
+    tick.tick().await;
+    let mut shared = 0;
+    loop {
+        tokio::select! {
+            outcome = &mut run => return outcome,
+            _ = tick.tick() => {
+                let text = log.text();
+                if text.len() != shared {
+                    shared = text.len();
+                    if let Err(e) = engine.inner.store.save_log(run_id, &text).await {
+                        tracing::debug!(error = %crate::error::chain(&e), run_id, "cannot share a run's log yet");
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -221,7 +315,7 @@ async fn record_end(engine: &Engine, end: &RunEnd<'_>) -> Option<bool> {
             Ok(recorded) => return Some(recorded),
             Err(e) => {
                 tracing::warn!(error = %crate::error::chain(&e), run_id = end.id, ?delay, "cannot record the end of a run yet; retrying");
-                if engine.inner.runner.abandon.is_cancelled() && delay > Duration::from_secs(2) {
+                if abandon_token(engine).is_cancelled() && delay > Duration::from_secs(2) {
                     return None;
                 }
                 tokio::time::sleep(delay).await;

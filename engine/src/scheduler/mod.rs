@@ -82,19 +82,86 @@ pub(crate) fn snapshot(engine: &Engine) -> Snapshot {
     }
 }
 
-/// Takes up the leader's work on a node that now leads: recovery first, then the loop
-/// (if the operator wants it running) and its watchdog.
+/// Starts the scheduler's part on this node: if it leads already (SQLite: always), the
+/// leader's recovery first; then the loop (if the operator wants it running) and its
+/// watchdog. The loop runs on every node — claims are written only while this node leads
+/// — and a supervisor takes up the leader's recovery whenever leadership comes here.
 pub(crate) async fn lead(engine: &Engine) -> Result<()> {
-    if !engine.inner.notifier.is_leader() {
-        return Ok(());
+    let running = desired(engine) == DesiredState::Running;
+    if engine.inner.notifier.is_leader() {
+        recover::take_over(engine, running).await?;
+    } else {
+        engine.inner.jobs.reset_to(engine.now());
     }
-    let running = *lock(&engine.inner.scheduler.desired) == DesiredState::Running;
-    recover::run(engine, running).await?;
     if running {
         spawn_loop(engine).await;
     }
     watchdog::spawn(engine);
+    if engine.inner.store.shared() {
+        let e = engine.clone();
+        engine
+            .inner
+            .tracker
+            .spawn(async move { supervise(&e).await });
+    }
     Ok(())
+}
+
+/// Takes up the leader's recovery each time this node comes to lead.
+async fn supervise(engine: &Engine) {
+    let mut leadership = engine.inner.notifier.leadership();
+    let shutdown = engine.inner.shutdown.clone();
+    let mut led = leadership.borrow_and_update().is_some();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = leadership.changed() => if changed.is_err() { return },
+        }
+        let leads = leadership.borrow_and_update().is_some();
+        if leads && !led {
+            let running = desired(engine) == DesiredState::Running;
+            if let Err(e) = recover::take_over(engine, running).await {
+                tracing::error!(error = %crate::error::chain(&e), "cannot take up the leader's work");
+            }
+            engine.event("leadership_taken", serde_json::json!({ "epoch": engine.inner.notifier.epoch() }));
+        } else if !leads && led {
+            engine.event("leadership_lost", serde_json::json!({}));
+        }
+        led = leads;
+    }
+}
+
+fn desired(engine: &Engine) -> DesiredState {
+    *lock(&engine.inner.scheduler.desired)
+}
+
+/// Follows the operator's intent as another node recorded it (PostgreSQL): the loop
+/// starts or stops here too, without writing the intent again.
+pub(crate) async fn follow_desired(engine: &Engine) {
+    let stored = match engine.inner.store.desired_state().await {
+        Ok(Some(d)) => d,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %crate::error::chain(&e), "cannot read the operator's intent");
+            return;
+        }
+    };
+    let _control = engine.inner.scheduler.control.lock().await;
+    if desired(engine) == stored {
+        return;
+    }
+    *lock(&engine.inner.scheduler.desired) = stored;
+    match stored {
+        DesiredState::Running => {
+            if !loop_active(engine) {
+                engine.inner.jobs.skip_to(engine.now());
+                spawn_loop(engine).await;
+            }
+        }
+        DesiredState::Stopped => {
+            cancel_loop(engine);
+        }
+    }
 }
 
 pub(crate) async fn start(engine: &Engine) -> Result<()> {

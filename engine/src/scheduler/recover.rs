@@ -1,57 +1,84 @@
-//! What a node does first when it comes to lead: the runs of nodes that are gone are
-//! interrupted (retried if their job allows), and the slots missed while nobody fired
-//! follow each job's misfire policy, every one recorded.
+//! What a node does when it comes to lead — at boot on SQLite, at each takeover on
+//! PostgreSQL — and, while it leads, again and again: the runs of nodes that are gone are
+//! interrupted (retried if their job allows) and queued runs nobody starts are started;
+//! the slots missed while nobody fired follow each job's misfire policy, every one
+//! recorded, so each slot either ran once or has a row that says why not.
 
-use super::{fire, plan};
+use super::{fire, lock, plan};
 use crate::error::Result;
 use crate::runner;
 use crate::Engine;
 
-/// Recovery for a new leader; `running` says whether missed slots are caught up (a
-/// scheduler the operator stopped does not catch up).
-pub(crate) async fn run(engine: &Engine, running: bool) -> Result<()> {
+/// Takes up the leader's work: rescue, then (with the scheduler running) the missed slots
+/// since each job's last claimed slot. Holds the firing lock, so the loop claims nothing
+/// meanwhile, and leaves every job's cursor at now: what follows is the loop's.
+pub(crate) async fn take_over(engine: &Engine, running: bool) -> Result<()> {
     let inner = &engine.inner;
-    let now = engine.now();
     let Some(epoch) = inner.notifier.epoch() else {
         return Ok(());
     };
-    let orphans = inner
-        .store
-        .interrupt_orphans(
-            &inner.config.node,
-            epoch,
-            "the node running it is gone",
-            now,
-        )
-        .await?;
-    if !orphans.is_empty() {
-        engine.event(
-            "runs_interrupted",
-            serde_json::json!({ "count": orphans.len(), "of": "other nodes" }),
-        );
-    }
-    runner::retry_interrupted(engine, orphans);
-    if !running {
-        return Ok(());
-    }
-    for stored in inner.store.load_jobs().await? {
-        let job = stored.job;
-        if !job.enabled {
-            continue;
-        }
-        let Ok(schedule) = crate::model::Schedule::parse(&job.schedule, &job.timezone) else {
-            continue;
-        };
-        let (missed, truncated) = plan::missed_while_down(&schedule, stored.last_slot, now);
-        if truncated {
-            engine.event(
-                "catch_up_truncated",
-                serde_json::json!({ "job": job.id, "recorded": plan::MAX_CATCH_UP_SLOTS }),
-            );
-        }
-        if !missed.is_empty() {
-            fire::record_missed(engine, &job, &missed, "the server was down", now).await;
+    let _firing = inner.scheduler.firing.lock().await;
+    rescue(engine, epoch).await;
+    let now = engine.now();
+    if running {
+        for stored in inner.store.load_jobs().await? {
+            let job = stored.job;
+            if !job.enabled {
+                continue;
+            }
+            let Ok(schedule) = crate::model::Schedule::parse(&job.schedule, &job.timezone)
+            else {
+                continue;
+            };
+            let (missed, truncated) = plan::missed_while_down(&schedule, stored.last_slot, now);
+            if truncated {
+                engine.event(
+                    "catch_up_truncated",
+                    serde_json::json!({ "job": job.id, "recorded": plan::MAX_CATCH_UP_SLOTS }),
+                );
+            }
+            if !missed.is_empty() {
+                fire::record_missed(engine, &job, &missed, "nothing fired it (the server was down, or no node led)", now)
+                    .await;
+            }
         }
     }
+    inner.jobs.reset_to(now);
+    *lock(&inner.scheduler.loop_lag_ms) = None;
     Ok(())
+}
+
+/// The runs of nodes that are gone: running ones interrupted (retried if their job
+/// allows), queued ones started here.
+pub(crate) async fn rescue(engine: &Engine, epoch: i64) {
+    let inner = &engine.inner;
+    let now = engine.now();
+    match inner
+        .store
+        .interrupt_orphans(&inner.config.node, epoch, "the node running it is gone", now)
+        .await
+    {
+        Ok(orphans) => {
+            if !orphans.is_empty() {
+                engine.event(
+                    "runs_interrupted",
+                    serde_json::json!({ "count": orphans.len(), "of": "nodes that are gone" }),
+                );
+            }
+            runner::retry_interrupted(engine, orphans);
+        }
+        Err(e) => {
+            tracing::warn!(error = %crate::error::chain(&e), "cannot rescue the runs of nodes that are gone")
+        }
+    }
+    match inner.store.start_free_queued(&inner.config.node, now).await {
+        Ok(started) => {
+            for run in started {
+                runner::launch_stored(engine, run);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %crate::error::chain(&e), "cannot start the queued runs")
+        }
+    }
 }

@@ -11,6 +11,7 @@
 //! What must hold across nodes is decided here, atomically, not in memory: the overlap
 //! policy in the slot claim, "finish only if still running", interrupts scoped to a node.
 
+pub mod postgres;
 pub mod rows;
 pub mod sqlite;
 
@@ -88,12 +89,32 @@ pub struct StoredJob {
 #[derive(Debug, Clone)]
 pub enum Store {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
 }
 
 impl Store {
     /// Opens (creating if missing) the SQLite file at `path` and applies its migrations.
     pub async fn open_sqlite(path: &std::path::Path) -> Result<Self> {
         Ok(Store::Sqlite(sqlite::SqliteStore::open(path).await?))
+    }
+
+    /// Connects to PostgreSQL at `url` (sessions named after `node`) and migrates it.
+    pub async fn open_postgres(url: &str, node: &str) -> Result<Self> {
+        Ok(Store::Postgres(postgres::PgStore::open(url, node).await?))
+    }
+
+    /// Whether several nodes may share this store (and so work is announced and logs of
+    /// running runs are shared through it).
+    pub fn shared(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+
+    /// The PostgreSQL backend, for what only several nodes need (the lease, the registry).
+    pub fn postgres(&self) -> Option<&postgres::PgStore> {
+        match self {
+            Store::Postgres(pg) => Some(pg),
+            Store::Sqlite(_) => None,
+        }
     }
 }
 
@@ -106,6 +127,7 @@ macro_rules! interface {
                 pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
                     match self {
                         Store::Sqlite(s) => s.$name($($arg),*).await,
+                        Store::Postgres(s) => s.$name($($arg),*).await,
                     }
                 }
             )*
@@ -159,15 +181,22 @@ interface! {
     /// Starts the oldest queued run of `job_id` on `node` unless one of the job's runs is
     /// running; answers its id.
     fn start_queued(&self, job_id: &str, node: &str, at: DateTime<Utc>) -> Result<Option<i64>>;
+    /// Starts, on `node`, the oldest queued run of every job none of whose runs is running
+    /// (queued runs left by a node that is gone, or whose start was missed); answers them.
+    fn start_free_queued(&self, node: &str, at: DateTime<Utc>) -> Result<Vec<Run>>;
     /// Records a run's end **only if it is still running**; false when someone else ended
     /// it first (cancelled, interrupted), whose record then stands.
     fn finish_run(&self, end: &RunEnd<'_>) -> Result<bool>;
+    /// Keeps a running run's log so far where other nodes can read it (SQLite: one node
+    /// follows its runs in memory; nothing to do).
+    fn save_log(&self, id: i64, log: &str) -> Result<()>;
     /// Ends as `interrupted` every queued or running run of `node` (its process is gone);
     /// answers them.
     fn interrupt_runs_of(&self, node: &str, reason: &str, at: DateTime<Utc>) -> Result<Vec<Run>>;
-    /// The leader's rescue: ends as `interrupted` every queued or running run whose node is
-    /// gone — on SQLite every node but `node` (the data-dir lock proves no other process
-    /// lives), on PostgreSQL every node whose heartbeat expired. Fenced by `epoch`.
+    /// The leader's rescue: ends as `interrupted` every running run whose node is gone — on
+    /// SQLite every node but `node` (the data-dir lock proves no other process lives), on
+    /// PostgreSQL every node whose heartbeat expired. Their queued runs stay queued, for
+    /// `start_free_queued` to take over. Fenced by `epoch`.
     fn interrupt_orphans(&self, node: &str, epoch: i64, reason: &str, at: DateTime<Utc>) -> Result<Vec<Run>>;
     /// The nodes in the registry, newest first (SQLite keeps none: one node).
     fn list_nodes(&self) -> Result<Vec<NodeInfo>>;

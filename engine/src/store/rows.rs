@@ -156,3 +156,65 @@ where
 {
     Ok(<AuditRow as sqlx::FromRow<R>>::from_row(row)?.into())
 }
+
+/// One job's counts and percentiles, as both backends count them.
+#[derive(sqlx::FromRow)]
+pub struct StatsRow {
+    job_id: String,
+    ok: i64,
+    bad: i64,
+    p50: Option<i64>,
+    p95: Option<i64>,
+}
+
+impl From<StatsRow> for crate::model::JobStats {
+    fn from(r: StatsRow) -> Self {
+        let runs = (r.ok + r.bad).max(0) as u64;
+        crate::model::JobStats {
+            job: r.job_id,
+            runs,
+            succeeded: r.ok.max(0) as u64,
+            failed: r.bad.max(0) as u64,
+            success_rate: (runs > 0).then(|| r.ok as f64 / runs as f64),
+            p50_ms: r.p50.map(|d| d.max(0)),
+            p95_ms: r.p95.map(|d| d.max(0)),
+        }
+    }
+}
+
+/// Runs in one hour (`h`: the hour's start in ms divided by an hour).
+#[derive(sqlx::FromRow)]
+pub struct HourRow {
+    h: i64,
+    ok: i64,
+    bad: i64,
+    skipped: i64,
+}
+
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// The first of the `hours` whole hours that end with the one holding `now_ms`.
+pub fn first_hour(now_ms: i64, hours: usize) -> i64 {
+    now_ms.div_euclid(HOUR_MS) * HOUR_MS - (hours as i64 - 1) * HOUR_MS
+}
+
+/// The `hours` hours from `first`, oldest first, filled from the counted rows.
+pub fn hours(first: i64, hours: usize, rows: Vec<HourRow>) -> Vec<crate::model::HourCount> {
+    let mut out: Vec<crate::model::HourCount> = (0..hours as i64)
+        .map(|k| crate::model::HourCount {
+            hour_ms: first + k * HOUR_MS,
+            ..Default::default()
+        })
+        .collect();
+    for r in rows {
+        let slot = usize::try_from(r.h * HOUR_MS - first)
+            .ok()
+            .and_then(|off| out.get_mut(off / HOUR_MS as usize));
+        if let Some(slot) = slot {
+            slot.succeeded = r.ok.max(0) as u64;
+            slot.failed = r.bad.max(0) as u64;
+            slot.skipped = r.skipped.max(0) as u64;
+        }
+    }
+    out
+}

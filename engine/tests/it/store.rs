@@ -1,6 +1,6 @@
 //! The store conformance suite: every operation's contract, checked against each backend
-//! through the one interface the engine uses. Today the backend is SQLite; PostgreSQL
-//! joins by adding itself to [`Backend::all`].
+//! through the one interface the engine uses: SQLite and PostgreSQL (a fresh database on
+//! the test server that `scripts/with-postgres.sh` starts), every contract on both.
 //!
 //! The contracts: one row per (job, slot) whoever claims it; overlap decided in the claim;
 //! a run's end recorded only while it is running; interrupts scoped to a node; paging
@@ -10,41 +10,86 @@
 use chrono::{DateTime, Duration as Span, TimeZone, Utc};
 use engine::model::{AuditEntry, DesiredState, Heartbeat, NextRun};
 use engine::store::{Claim, NewRun, RunEnd, SlotClaim, Store, SKIPPED_ACTIVE, SKIPPED_QUEUE_FULL};
+use engine::testing;
 use engine::{Job, JobSpec, Overlap, RunQuery, RunStatus, Trigger};
 
 /// A backend under test: opens as many handles on one fresh store as a test asks for
 /// (each like another process).
 struct Backend {
     name: &'static str,
-    /// Keeps the SQLite file's folder alive.
-    _dir: tempfile::TempDir,
-    path: std::path::PathBuf,
+    kind: Kind,
+}
+
+enum Kind {
+    /// The file, and (held, never read) its folder.
+    Sqlite(#[allow(dead_code)] tempfile::TempDir, std::path::PathBuf),
+    /// A fresh database's URL.
+    Postgres(String),
 }
 
 impl Backend {
-    /// Every backend this run can test.
-    fn all() -> Vec<Backend> {
+    /// Every backend: SQLite, and PostgreSQL (a fresh database on the test server; the
+    /// suite fails, never skips, without one).
+    async fn all() -> Vec<Backend> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("echopilot.db");
-        vec![Backend {
-            name: "sqlite",
-            _dir: dir,
-            path,
-        }]
+        let name = format!(
+            "c_{:x}_{:x}",
+            std::process::id(),
+            Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        );
+        let url = testing::fresh_database(&testing::postgres_url(), &name).await;
+        vec![
+            Backend {
+                name: "sqlite",
+                kind: Kind::Sqlite(dir, path),
+            },
+            Backend {
+                name: "postgres",
+                kind: Kind::Postgres(url),
+            },
+        ]
     }
 
     async fn open(&self) -> Store {
-        Store::open_sqlite(&self.path).await.unwrap()
+        match &self.kind {
+            Kind::Sqlite(_, path) => Store::open_sqlite(path).await.unwrap(),
+            Kind::Postgres(url) => Store::open_postgres(url, "conformance").await.unwrap(),
+        }
     }
 
-    /// Makes `node` the leader and answers its epoch. SQLite has one leader for good,
-    /// with epoch 0.
-    async fn lead(&self, _store: &Store, _node: &str) -> i64 {
-        0
+    /// Makes `node` the leader and answers its epoch. SQLite has one leader for good, with
+    /// epoch 0; on PostgreSQL `node` takes the lease (whoever held it).
+    async fn lead(&self, store: &Store, node: &str) -> i64 {
+        let Some(pg) = store.postgres() else { return 0 };
+        sqlx::query("UPDATE scheduler_lease SET expires_ms = 0")
+            .execute(pg.pool())
+            .await
+            .unwrap();
+        pg.acquire_lease(node, 3_600_000)
+            .await
+            .unwrap()
+            .expect("an expired lease is taken")
+            .epoch
     }
 
     /// Registers `node` as alive (SQLite keeps no registry: the lock is the registry).
-    async fn alive(&self, _store: &Store, _node: &str) {}
+    async fn alive(&self, store: &Store, node: &str) {
+        let Some(pg) = store.postgres() else { return };
+        let now = Utc::now();
+        let info = engine::model::NodeInfo {
+            id: node.into(),
+            name: node.into(),
+            pid: 1,
+            version: "test".into(),
+            started_at: now,
+            heartbeat_at: now,
+            expires_at: now,
+            running: 0,
+            clock_offset_ms: 0,
+        };
+        pg.register_node(&info, 3_600_000).await.unwrap();
+    }
 }
 
 /// Runs `contract` against every backend, naming the backend when it fails.
@@ -53,7 +98,7 @@ macro_rules! conformance {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                for backend in Backend::all() {
+                for backend in Backend::all().await {
                     eprintln!("backend: {}", backend.name);
                     contracts::$name(&backend).await;
                 }

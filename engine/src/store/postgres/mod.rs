@@ -47,10 +47,6 @@ fn to_ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn from_ms(ms: Option<i64>) -> Option<DateTime<Utc>> {
-    ms.and_then(DateTime::from_timestamp_millis)
-}
-
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
@@ -115,15 +111,19 @@ impl PgStore {
         row.map(|d| DesiredState::parse(&d)).transpose()
     }
 
+    /// Recorded, and announced: every node's loop follows the operator's intent.
     pub async fn set_desired_state(&self, desired: DesiredState, at: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO scheduler_state (id, desired, updated_at) VALUES (1, $1, $2)
              ON CONFLICT (id) DO UPDATE SET desired = excluded.desired, updated_at = excluded.updated_at",
         )
         .bind(desired.as_str())
         .bind(at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        notify(&mut *tx, "desired").await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -4,17 +4,16 @@
 use super::{to_ms, SqliteStore};
 use crate::error::Result;
 use crate::model::{AuditEntry, HourCount, JobStats};
+use crate::store::rows::{self, HourRow, StatsRow, HOUR_MS};
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
-const HOUR_MS: i64 = 3_600_000;
 
 impl SqliteStore {
     /// Per job figures for runs that started (or ended) at or after `since`. Counted and
     /// ranked inside SQLite over the time index, so a long history costs nothing and a
     /// busy day is never copied out row by row.
     pub async fn job_stats_since(&self, since: DateTime<Utc>) -> Result<Vec<JobStats>> {
-        let rows = sqlx::query(
+        let rows: Vec<StatsRow> = sqlx::query_as(
             "WITH r AS (
                 SELECT job_id, status, finished_ms - started_ms AS d FROM runs INDEXED BY runs_by_time
                 WHERE COALESCE(started_ms, finished_ms) >= ?1
@@ -36,30 +35,14 @@ impl SqliteStore {
         .bind(to_ms(since))
         .fetch_all(&self.reader)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let ok: i64 = r.try_get("ok")?;
-                let bad: i64 = r.try_get("bad")?;
-                let runs = (ok + bad).max(0) as u64;
-                Ok(JobStats {
-                    job: r.try_get("job_id")?,
-                    runs,
-                    succeeded: ok.max(0) as u64,
-                    failed: bad.max(0) as u64,
-                    success_rate: (runs > 0).then(|| ok as f64 / runs as f64),
-                    p50_ms: r.try_get::<Option<i64>, _>("p50")?.map(|d| d.max(0)),
-                    p95_ms: r.try_get::<Option<i64>, _>("p95")?.map(|d| d.max(0)),
-                })
-            })
-            .collect()
+        Ok(rows.into_iter().map(JobStats::from).collect())
     }
 
     /// Runs per hour for the `hours` whole hours up to and including the one holding
     /// `now`, oldest first; counted inside SQLite over the time index.
     pub async fn hourly_counts(&self, now: DateTime<Utc>, hours: usize) -> Result<Vec<HourCount>> {
-        let last = to_ms(now).div_euclid(HOUR_MS) * HOUR_MS;
-        let first = last - (hours as i64 - 1) * HOUR_MS;
-        let rows = sqlx::query(
+        let first = rows::first_hour(to_ms(now), hours);
+        let counted: Vec<HourRow> = sqlx::query_as(
             "SELECT COALESCE(started_ms, finished_ms) / ?2 AS h,
                     SUM(status = 'succeeded') AS ok,
                     SUM(status IN ('failed', 'timed_out', 'interrupted')) AS bad,
@@ -70,25 +53,7 @@ impl SqliteStore {
         .bind(HOUR_MS)
         .fetch_all(&self.reader)
         .await?;
-        let mut out: Vec<HourCount> = (0..hours as i64)
-            .map(|k| HourCount {
-                hour_ms: first + k * HOUR_MS,
-                ..HourCount::default()
-            })
-            .collect();
-        for r in &rows {
-            let h: i64 = r.try_get("h")?;
-            let Some(slot) = usize::try_from(h * HOUR_MS - first)
-                .ok()
-                .and_then(|off| out.get_mut(off / HOUR_MS as usize))
-            else {
-                continue;
-            };
-            slot.succeeded = r.try_get::<i64, _>("ok")?.max(0) as u64;
-            slot.failed = r.try_get::<i64, _>("bad")?.max(0) as u64;
-            slot.skipped = r.try_get::<i64, _>("skipped")?.max(0) as u64;
-        }
-        Ok(out)
+        Ok(rows::hours(first, hours, counted))
     }
 
     /// Deletes finished runs that finished before `cutoff`, keeping the newest `keep_last`

@@ -140,6 +140,29 @@ impl SqliteStore {
         rows.iter().map(rows::run).collect()
     }
 
+    pub async fn start_free_queued(&self, node: &str, at: DateTime<Utc>) -> Result<Vec<Run>> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE runs SET status = 'running', started_ms = ?2, node = ?1
+             WHERE id IN (SELECT min(q.id) FROM runs q
+                          WHERE q.status = 'queued'
+                            AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.job_id = q.job_id AND r.status = 'running')
+                          GROUP BY q.job_id)
+             RETURNING {RUN_COLUMNS}"
+        )))
+        .bind(node)
+        .bind(to_ms(at))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter().map(rows::run).collect()
+    }
+
+    /// One node follows its running runs' logs in memory: nothing to keep.
+    pub async fn save_log(&self, _id: i64, _log: &str) -> Result<()> {
+        Ok(())
+    }
+
     /// Behind the data-dir lock this process is the only one alive: a run of any other
     /// node name is an orphan. (One leader for good: the epoch has nothing to fence.)
     pub async fn interrupt_orphans(
@@ -152,7 +175,7 @@ impl SqliteStore {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE runs SET status = 'interrupted', finished_ms = ?2, error = ?1
-             WHERE status IN ('queued', 'running') AND node != ?3 RETURNING {RUN_COLUMNS}"
+             WHERE status = 'running' AND node != ?3 RETURNING {RUN_COLUMNS}"
         )))
         .bind(reason)
         .bind(to_ms(at))

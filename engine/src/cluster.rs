@@ -1,0 +1,352 @@
+//! Several nodes on one PostgreSQL: what each node does to take part.
+//!
+//! - **The elector**: every `ttl / 5` the leader renews its lease; the others try to take
+//!   it. A leader stops acting on its own monotonic deadline — counted from when it *sent*
+//!   the renewal that succeeded, one safety margin short of the lease — so it has stopped
+//!   before the database could hand the lease to another node. A resignation wakes the
+//!   others at once (LISTEN), so a graceful handoff takes one round trip.
+//! - **The registry**: each node registers at start (a new id per process) and beats with
+//!   every round; a beat that matches no row means it was declared gone, its runs rescued:
+//!   it abandons what it still runs (their ends would be refused anyway) and joins again.
+//! - **The rescue**: the leader interrupts the runs of nodes that are gone (retried if
+//!   their job allows) and starts queued runs nobody is starting.
+//! - **The listener**: LISTEN for the other nodes' changes — runs, jobs, the lease, the
+//!   operator's intent — turned into the notifier's signals; reconnects by itself, and
+//!   on each (re)connect re-reads what it may have missed.
+//! - **The clock**: each renewal measures this node's offset to the database's clock;
+//!   with `follow_db_clock` the engine reads time as the database's.
+
+use crate::error::Result;
+use crate::model::NodeInfo;
+use crate::store::postgres::{PgStore, CHANNEL};
+use crate::Engine;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A node's part in the cluster.
+pub(crate) struct State {
+    /// This node's id in the registry and on its runs.
+    pub node_id: String,
+    /// The node's configured name.
+    pub name: String,
+    pub ttl: Duration,
+    /// Wakes the elector (a resignation was announced).
+    wake: tokio::sync::Notify,
+    /// The registry as last read (status reads it without a query).
+    nodes: Mutex<Vec<NodeInfo>>,
+    /// The engine's clock when it follows the database's.
+    pub db_clock: Option<Arc<crate::clock::DbClock<Arc<dyn crate::Clock>>>>,
+    /// Wall minus database clock, in ms, as last measured.
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl State {
+    pub fn new(
+        node_id: String,
+        name: String,
+        ttl: Duration,
+        db_clock: Option<Arc<crate::clock::DbClock<Arc<dyn crate::Clock>>>>,
+    ) -> Self {
+        State {
+            node_id,
+            name,
+            ttl,
+            wake: tokio::sync::Notify::new(),
+            nodes: Mutex::new(Vec::new()),
+            db_clock,
+            offset_ms: std::sync::atomic::AtomicI64::new(0),
+        }
+    }
+
+    /// The registry as last read.
+    pub fn nodes(&self) -> Vec<NodeInfo> {
+        self.nodes.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> i64 {
+    ttl.as_millis() as i64
+}
+
+/// How early a leader stops acting before its lease would lapse.
+fn margin(ttl: Duration) -> Duration {
+    (ttl / 5).min(Duration::from_secs(1))
+}
+
+/// The node's wall clock in ms (uncorrected), for measuring the offset.
+fn wall_ms(engine: &Engine, cluster: &State) -> i64 {
+    match &cluster.db_clock {
+        Some(c) => c.wall().timestamp_millis(),
+        None => engine.now().timestamp_millis(),
+    }
+}
+
+/// Registers this node and tries once for the lease, so a first node leads before
+/// `open` returns; then starts the elector and the listener.
+pub(crate) async fn join(engine: &Engine, pg: &PgStore, cluster: &State) -> Result<()> {
+    pg.register_node(&me(engine, cluster), ttl_ms(cluster.ttl))
+        .await?;
+    let sent = Instant::now();
+    let sent_wall = wall_ms(engine, cluster);
+    if let Some(grant) = pg
+        .acquire_lease(&cluster.node_id, ttl_ms(cluster.ttl))
+        .await?
+    {
+        measure(cluster, sent_wall, grant.db_now_ms, sent.elapsed());
+        engine.inner.notifier.set_leader(Some(grant.epoch));
+        *deadline(engine) = Some(sent + cluster.ttl - margin(cluster.ttl));
+        tracing::info!(epoch = grant.epoch, "this node leads");
+    }
+    refresh_nodes(pg, cluster).await;
+    let e = engine.clone();
+    let store = pg.clone();
+    engine
+        .inner
+        .tracker
+        .spawn(async move { elector(&e, &store).await });
+    let e = engine.clone();
+    let store = pg.clone();
+    engine
+        .inner
+        .tracker
+        .spawn(async move { listener(&e, &store).await });
+    Ok(())
+}
+
+/// This node as the registry records it.
+fn me(engine: &Engine, cluster: &State) -> NodeInfo {
+    let now = engine.now();
+    NodeInfo {
+        id: cluster.node_id.clone(),
+        name: cluster.name.clone(),
+        pid: engine.inner.pid,
+        version: env!("CARGO_PKG_VERSION").into(),
+        started_at: engine.inner.started_at,
+        heartbeat_at: now,
+        expires_at: now,
+        running: crate::runner::in_flight(engine) as u64,
+        clock_offset_ms: cluster.offset_ms(),
+    }
+}
+
+/// The leader's deadline (monotonic), while it leads.
+fn deadline(engine: &Engine) -> std::sync::MutexGuard<'_, Option<Instant>> {
+    engine
+        .inner
+        .leader_deadline
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// Records the offset between this node's wall clock and the database's: the database
+/// answered at `db_ms`, halfway (as far as we can tell) through a round trip that began
+/// at `sent_wall_ms` and took `rtt`.
+fn measure(cluster: &State, sent_wall_ms: i64, db_ms: i64, rtt: Duration) {
+    let offset = sent_wall_ms + (rtt.as_millis() as i64) / 2 - db_ms;
+    cluster
+        .offset_ms
+        .store(offset, std::sync::atomic::Ordering::Relaxed);
+    if let Some(c) = &cluster.db_clock {
+        c.set_offset_ms(offset);
+    }
+    if offset.abs() > 1000 {
+        tracing::warn!(
+            offset_ms = offset,
+            "this node's clock is off from the database's by more than a second"
+        );
+    }
+}
+
+async fn refresh_nodes(pg: &PgStore, cluster: &State) {
+    match pg.list_nodes().await {
+        Ok(nodes) => *cluster.nodes.lock().unwrap_or_else(|e| e.into_inner()) = nodes,
+        Err(e) => tracing::debug!(error = %crate::error::chain(&e), "cannot read the node registry"),
+    }
+}
+
+async fn elector(engine: &Engine, pg: &PgStore) {
+    let Some(cluster) = engine.inner.cluster.as_ref() else {
+        return;
+    };
+    let ttl = cluster.ttl;
+    let every = (ttl / 5).max(Duration::from_millis(100));
+    let shutdown = engine.inner.shutdown.clone();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+            () = cluster.wake.notified() => {}
+        }
+        let leading = engine.inner.notifier.epoch();
+        let sent = Instant::now();
+        let sent_wall = wall_ms(engine, cluster);
+        match leading {
+            Some(epoch) => {
+                // The renewal may not outlive the deadline: past it this node stops.
+                let until = deadline(engine).unwrap_or(sent);
+                let left = until.saturating_duration_since(sent);
+                match tokio::time::timeout(left, pg.renew_lease(&cluster.node_id, epoch, ttl_ms(ttl)))
+                    .await
+                {
+                    Ok(Ok(Some(grant))) => {
+                        measure(cluster, sent_wall, grant.db_now_ms, sent.elapsed());
+                        *deadline(engine) = Some(sent + ttl - margin(ttl));
+                    }
+                    Ok(Ok(None)) => {
+                        tracing::warn!(epoch, "the lease was lost; stepping down");
+                        crate::leader::step_down(engine, epoch);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %crate::error::chain(&e), "cannot renew the lease");
+                        if Instant::now() >= until {
+                            crate::leader::step_down(engine, epoch);
+                        }
+                    }
+                    Err(_) => {
+                        tracing::warn!(epoch, "the lease's deadline passed before it was renewed; stepping down");
+                        crate::leader::step_down(engine, epoch);
+                    }
+                }
+            }
+            None => match pg.acquire_lease(&cluster.node_id, ttl_ms(ttl)).await {
+                Ok(Some(grant)) => {
+                    measure(cluster, sent_wall, grant.db_now_ms, sent.elapsed());
+                    *deadline(engine) = Some(sent + ttl - margin(ttl));
+                    tracing::info!(epoch = grant.epoch, "this node leads");
+                    engine.inner.notifier.set_leader(Some(grant.epoch));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(error = %crate::error::chain(&e), "cannot try for the lease")
+                }
+            },
+        }
+        // A deadline that passed while the renewal was still on its way.
+        if let (Some(epoch), Some(until)) = (engine.inner.notifier.epoch(), *deadline(engine)) {
+            if Instant::now() >= until {
+                crate::leader::step_down(engine, epoch);
+            }
+        }
+        beat(engine, pg, cluster).await;
+        if let Some(epoch) = engine.inner.notifier.epoch() {
+            crate::scheduler::recover::rescue(engine, epoch).await;
+        }
+        refresh_nodes(pg, cluster).await;
+    }
+}
+
+/// One registry heartbeat; a node found declared gone gives up its runs and joins again.
+async fn beat(engine: &Engine, pg: &PgStore, cluster: &State) {
+    let running = crate::runner::in_flight(engine) as u64;
+    match pg
+        .beat_node(&cluster.node_id, running, cluster.offset_ms(), ttl_ms(cluster.ttl))
+        .await
+    {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            tracing::error!("this node was declared gone (its heartbeat expired); its runs were rescued; joining again");
+            crate::runner::abandon_all(engine);
+            if let Err(e) = pg.register_node(&me(engine, cluster), ttl_ms(cluster.ttl)).await {
+                tracing::warn!(error = %crate::error::chain(&e), "cannot join the registry again");
+            }
+        }
+        Err(e) => tracing::warn!(error = %crate::error::chain(&e), "cannot record this node's heartbeat"),
+    }
+}
+
+/// Turns the other nodes' announcements into the notifier's signals.
+async fn listener(engine: &Engine, pg: &PgStore) {
+    let shutdown = engine.inner.shutdown.clone();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let mut listen = match sqlx::postgres::PgListener::connect_with(pg.pool()).await {
+            Ok(mut l) => match l.listen(CHANNEL).await {
+                Ok(()) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot LISTEN; retrying");
+                    wait_or_stop(&shutdown, &mut delay).await;
+                    if shutdown.is_cancelled() {
+                        return;
+                    }
+                    continue;
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot connect for LISTEN; retrying");
+                wait_or_stop(&shutdown, &mut delay).await;
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                continue;
+            }
+        };
+        delay = Duration::from_millis(100);
+        // Whatever was announced while nobody listened: read again.
+        catch_up(engine).await;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                got = listen.recv() => match got {
+                    Ok(n) => heard(engine, n.payload()).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                        break;
+                    }
+                },
+            }
+        }
+    }
+}
+
+async fn wait_or_stop(shutdown: &tokio_util::sync::CancellationToken, delay: &mut Duration) {
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = tokio::time::sleep(*delay) => {}
+    }
+    *delay = (*delay * 2).min(Duration::from_secs(5));
+}
+
+async fn heard(engine: &Engine, what: &str) {
+    let notifier = &engine.inner.notifier;
+    match what {
+        "runs" => notifier.run_started(),
+        "ended" => notifier.run_ended(),
+        "jobs" => crate::jobs::reload(engine).await,
+        "desired" => crate::scheduler::follow_desired(engine).await,
+        "lease" => {
+            if let Some(cluster) = &engine.inner.cluster {
+                cluster.wake.notify_one();
+            }
+        }
+        _ => {}
+    }
+}
+
+async fn catch_up(engine: &Engine) {
+    crate::jobs::reload(engine).await;
+    crate::scheduler::follow_desired(engine).await;
+    engine.inner.notifier.run_ended();
+}
+
+/// Leaves the cluster at shutdown: the lease is resigned (another node takes over at
+/// once) and, with no runs left here, the node leaves the registry.
+pub(crate) async fn leave(engine: &Engine, pg: &PgStore, runs_done: bool) {
+    let Some(cluster) = engine.inner.cluster.as_ref() else {
+        return;
+    };
+    if let Some(epoch) = engine.inner.notifier.epoch() {
+        engine.inner.notifier.set_leader(None);
+        if let Err(e) = pg.resign_lease(&cluster.node_id, epoch).await {
+            tracing::warn!(error = %crate::error::chain(&e), "cannot resign the lease; it lapses by itself");
+        }
+    }
+    if runs_done {
+        if let Err(e) = pg.leave(&cluster.node_id).await {
+            tracing::warn!(error = %crate::error::chain(&e), "cannot leave the registry; the entry lapses by itself");
+        }
+    }
+}
