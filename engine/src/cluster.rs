@@ -104,16 +104,10 @@ pub(crate) async fn join(engine: &Engine, pg: &PgStore, cluster: &State) -> Resu
     refresh_nodes(pg, cluster).await;
     let e = engine.clone();
     let store = pg.clone();
-    engine
-        .inner
-        .tracker
-        .spawn(async move { elector(&e, &store).await });
+    engine.spawn(async move { elector(&e, &store).await });
     let e = engine.clone();
     let store = pg.clone();
-    engine
-        .inner
-        .tracker
-        .spawn(async move { listener(&e, &store).await });
+    engine.spawn(async move { listener(&e, &store).await });
     Ok(())
 }
 
@@ -164,7 +158,9 @@ fn measure(cluster: &State, sent_wall_ms: i64, db_ms: i64, rtt: Duration) {
 async fn refresh_nodes(pg: &PgStore, cluster: &State) {
     match pg.list_nodes().await {
         Ok(nodes) => *cluster.nodes.lock().unwrap_or_else(|e| e.into_inner()) = nodes,
-        Err(e) => tracing::debug!(error = %crate::error::chain(&e), "cannot read the node registry"),
+        Err(e) => {
+            tracing::debug!(error = %crate::error::chain(&e), "cannot read the node registry")
+        }
     }
 }
 
@@ -189,8 +185,11 @@ async fn elector(engine: &Engine, pg: &PgStore) {
                 // The renewal may not outlive the deadline: past it this node stops.
                 let until = deadline(engine).unwrap_or(sent);
                 let left = until.saturating_duration_since(sent);
-                match tokio::time::timeout(left, pg.renew_lease(&cluster.node_id, epoch, ttl_ms(ttl)))
-                    .await
+                match tokio::time::timeout(
+                    left,
+                    pg.renew_lease(&cluster.node_id, epoch, ttl_ms(ttl)),
+                )
+                .await
                 {
                     Ok(Ok(Some(grant))) => {
                         measure(cluster, sent_wall, grant.db_now_ms, sent.elapsed());
@@ -207,7 +206,10 @@ async fn elector(engine: &Engine, pg: &PgStore) {
                         }
                     }
                     Err(_) => {
-                        tracing::warn!(epoch, "the lease's deadline passed before it was renewed; stepping down");
+                        tracing::warn!(
+                            epoch,
+                            "the lease's deadline passed before it was renewed; stepping down"
+                        );
                         crate::leader::step_down(engine, epoch);
                     }
                 }
@@ -243,18 +245,28 @@ async fn elector(engine: &Engine, pg: &PgStore) {
 async fn beat(engine: &Engine, pg: &PgStore, cluster: &State) {
     let running = crate::runner::in_flight(engine) as u64;
     match pg
-        .beat_node(&cluster.node_id, running, cluster.offset_ms(), ttl_ms(cluster.ttl))
+        .beat_node(
+            &cluster.node_id,
+            running,
+            cluster.offset_ms(),
+            ttl_ms(cluster.ttl),
+        )
         .await
     {
         Ok(Some(_)) => {}
         Ok(None) => {
             tracing::error!("this node was declared gone (its heartbeat expired); its runs were rescued; joining again");
             crate::runner::abandon_all(engine);
-            if let Err(e) = pg.register_node(&me(engine, cluster), ttl_ms(cluster.ttl)).await {
+            if let Err(e) = pg
+                .register_node(&me(engine, cluster), ttl_ms(cluster.ttl))
+                .await
+            {
                 tracing::warn!(error = %crate::error::chain(&e), "cannot join the registry again");
             }
         }
-        Err(e) => tracing::warn!(error = %crate::error::chain(&e), "cannot record this node's heartbeat"),
+        Err(e) => {
+            tracing::warn!(error = %crate::error::chain(&e), "cannot record this node's heartbeat")
+        }
     }
 }
 

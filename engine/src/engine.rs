@@ -72,6 +72,8 @@ pub(crate) struct Inner {
     pub started_at: DateTime<Utc>,
     /// Every long-lived task and every run is spawned here so shutdown can wait for it.
     pub tracker: TaskTracker,
+    /// The runtime the engine was opened on: its own tasks run there, never on the jobs'.
+    pub main: tokio::runtime::Handle,
     /// Cancelled when shutdown begins: firing stops, streams end.
     pub shutdown: CancellationToken,
 }
@@ -141,9 +143,10 @@ impl Engine {
                 leader_deadline: std::sync::Mutex::new(None),
                 jobs: JobTable::default(),
                 scheduler: scheduler::State::new(desired),
-                runner: runner::State::default(),
+                runner: runner::State::new().map_err(EngineError::Threads)?,
                 reads: reads::Cache::default(),
                 tracker: TaskTracker::new(),
+                main: tokio::runtime::Handle::current(),
                 shutdown: CancellationToken::new(),
                 config,
             }),
@@ -161,7 +164,11 @@ impl Engine {
         for stored in self.inner.store.load_jobs().await? {
             let job = stored.job;
             match crate::model::Schedule::parse(&job.schedule, &job.timezone) {
-                Ok(schedule) => self.inner.jobs.install(job, schedule, stored.last_slot),
+                // Catch-up since the last claimed slot is recovery's; the loop starts now.
+                Ok(schedule) => {
+                    let cursor = stored.last_slot.max(self.now());
+                    self.inner.jobs.install(job, schedule, cursor)
+                }
                 Err(e) => {
                     tracing::error!(job = job.id, error = %e, "stored job has an invalid schedule; it will not fire until fixed")
                 }
@@ -304,6 +311,16 @@ impl Engine {
 
     pub async fn record_fact(&self, key: &str, value: &str) -> Result<()> {
         self.inner.store.record_fact(key, value).await
+    }
+
+    /// Spawns one of the engine's own tasks, tracked for shutdown, on the engine's runtime
+    /// (a job's code runs on the runner's own, so it can never stall these).
+    pub(crate) fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.tracker.spawn_on(task, &self.inner.main)
     }
 
     /// Writes one event-log line, tagged with this node and process.

@@ -51,6 +51,9 @@ pub enum EngineError {
     /// The thing already exists (duplicate job id), or is not in a state that allows it.
     #[error("{0}")]
     Conflict(String),
+    /// The threads jobs run on could not be started.
+    #[error("cannot start the threads jobs run on")]
+    Threads(#[source] std::io::Error),
     /// The event log could not be created.
     #[error("cannot open the event log in {path}")]
     EventLog {

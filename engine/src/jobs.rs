@@ -38,7 +38,12 @@ impl Entry {
 /// Every job by id. A std mutex: each access is a few map operations, never held across
 /// an await.
 #[derive(Default)]
-pub(crate) struct JobTable(Mutex<HashMap<String, Entry>>);
+pub(crate) struct JobTable {
+    map: Mutex<HashMap<String, Entry>>,
+    /// Bumped by every change made here, so a re-read from the store that started before
+    /// a change cannot undo it.
+    generation: std::sync::atomic::AtomicU64,
+}
 
 /// A job found due, with the slots to fire and those the loop missed.
 pub(crate) struct DueJob {
@@ -50,7 +55,16 @@ impl JobTable {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         // Every critical section is a few assignments that cannot panic half-way, so a
         // poisoned lock still guards consistent data.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Puts `job` in the table, its first slot the first after `cursor`.
@@ -62,11 +76,14 @@ impl JobTable {
             next: None,
         };
         entry.replan(cursor);
+        // Bumped first: a re-read that started before this sees it and reads again.
+        self.changed();
         self.map().insert(entry.job.id.clone(), entry);
     }
 
     /// Replaces a job's definition; a new timing starts from `now` (no backlog).
     pub fn replace(&self, job: Job, schedule: Schedule, timing_changed: bool, now: DateTime<Utc>) {
+        self.changed();
         if let Some(entry) = self.map().get_mut(&job.id) {
             if timing_changed {
                 entry.cursor = now;
@@ -78,6 +95,7 @@ impl JobTable {
     }
 
     pub fn remove(&self, id: &str) -> bool {
+        self.changed();
         self.map().remove(id).is_some()
     }
 
@@ -106,18 +124,27 @@ impl JobTable {
         }
     }
 
-    /// Puts every cursor at `now`, exactly (recovery has recorded what came before).
-    pub fn reset_to(&self, now: DateTime<Utc>) {
-        for entry in self.map().values_mut() {
-            entry.cursor = now;
-            entry.replan(now);
+    /// Puts each job's cursor where recovery left it (its last claimed slot or now,
+    /// whichever is later): the follower's own cursor may have run ahead of what was
+    /// recorded, and a clock stepped back must not make a claimed slot due again.
+    pub fn place(&self, cursors: &HashMap<String, DateTime<Utc>>, now: DateTime<Utc>) {
+        for (id, entry) in self.map().iter_mut() {
+            if let Some(at) = cursors.get(id) {
+                entry.cursor = *at;
+                entry.replan(now);
+            }
         }
     }
 
     /// Follows the stored jobs (another node changed them): new ones start from `now`,
-    /// changed ones keep their place unless their timing changed, removed ones go.
-    pub fn sync(&self, stored: Vec<(Job, Schedule)>, now: DateTime<Utc>) {
+    /// changed ones keep their place unless their timing changed, removed ones go. Does
+    /// nothing (false) if the table changed here since `generation`: the stored list may
+    /// predate that change, so the caller reads again.
+    pub fn sync(&self, generation: u64, stored: Vec<(Job, Schedule)>, now: DateTime<Utc>) -> bool {
         let mut map = self.map();
+        if self.generation() != generation {
+            return false;
+        }
         let ids: std::collections::HashSet<String> =
             stored.iter().map(|(j, _)| j.id.clone()).collect();
         map.retain(|id, _| ids.contains(id));
@@ -147,6 +174,7 @@ impl JobTable {
                 }
             }
         }
+        true
     }
 
     /// The earliest slot any job waits for.
@@ -192,21 +220,27 @@ impl JobTable {
 
 /// Re-reads the jobs from the store (another node changed them) and wakes the loop.
 pub(crate) async fn reload(engine: &Engine) {
-    let stored = match engine.inner.store.load_jobs().await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %crate::error::chain(&e), "cannot re-read the jobs");
-            return;
+    let jobs = &engine.inner.jobs;
+    loop {
+        let generation = jobs.generation();
+        let stored = match engine.inner.store.load_jobs().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %crate::error::chain(&e), "cannot re-read the jobs");
+                return;
+            }
+        };
+        let parsed = stored
+            .into_iter()
+            .filter_map(|s| {
+                let schedule = Schedule::parse(&s.job.schedule, &s.job.timezone).ok()?;
+                Some((s.job, schedule))
+            })
+            .collect();
+        if jobs.sync(generation, parsed, engine.now()) {
+            break;
         }
-    };
-    let parsed = stored
-        .into_iter()
-        .filter_map(|s| {
-            let schedule = Schedule::parse(&s.job.schedule, &s.job.timezone).ok()?;
-            Some((s.job, schedule))
-        })
-        .collect();
-    engine.inner.jobs.sync(parsed, engine.now());
+    }
     engine.inner.notifier.jobs_changed();
 }
 

@@ -74,7 +74,7 @@ impl Engine {
             Some(f) => {
                 if !cache.refreshing.swap(true, Ordering::AcqRel) {
                     let engine = self.clone();
-                    self.inner.tracker.spawn(async move {
+                    self.spawn(async move {
                         if let Err(e) = engine.compute_day_figures().await {
                             tracing::warn!(error = %crate::error::chain(&e), "cannot refresh the day's figures");
                         }

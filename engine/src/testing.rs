@@ -276,3 +276,25 @@ fn database_name(dir: &Path) -> String {
     }
     format!("t_{h:016x}")
 }
+
+/// Makes `node` the leader of `store` and answers its epoch: on PostgreSQL it takes the
+/// lease (from whoever held it) for an hour; SQLite has one leader for good, epoch 0.
+pub async fn lead(store: &crate::store::Store, node: &str) -> i64 {
+    let Some(pg) = store.postgres() else { return 0 };
+    expire_lease(store).await;
+    pg.acquire_lease(node, 3_600_000)
+        .await
+        .expect("the lease is readable")
+        .expect("an expired lease is taken")
+        .epoch
+}
+
+/// Lets the lease lapse now (as if its holder died long ago). SQLite: nothing to do.
+pub async fn expire_lease(store: &crate::store::Store) {
+    if let Some(pg) = store.postgres() {
+        sqlx::query("UPDATE scheduler_lease SET expires_ms = 0")
+            .execute(pg.pool())
+            .await
+            .expect("the lease can be expired");
+    }
+}

@@ -25,16 +25,18 @@ impl Outcome {
 
 const INTERRUPTED: &str = "the server shut down before the run finished";
 
-/// Runs `kind` in a task of its own — so a panic is caught as a `JoinError` and a hung job
-/// can be abandoned — under `timeout`, until `abandon` (the end of the shutdown grace).
+/// Runs `kind` in a task of its own on the jobs' runtime (`jobs`) — so a panic is caught
+/// as a `JoinError`, a hung job can be abandoned, and a job that blocks its thread blocks
+/// only the jobs' — under `timeout`, until `abandon` (the end of the shutdown grace).
 pub(crate) async fn run(
     kind: KindFn,
     ctx: JobContext,
     timeout: Duration,
     abandon: &CancellationToken,
+    jobs: &tokio::runtime::Handle,
 ) -> Outcome {
     let cancel = ctx.cancel.clone();
-    let mut task = tokio::spawn(kind(ctx));
+    let mut task = jobs.spawn(kind(ctx));
     let outcome = tokio::select! {
         joined = tokio::time::timeout(timeout, &mut task) => match joined {
             Ok(Ok(Ok(out))) => Outcome { status: RunStatus::Succeeded, output: Some(out), error: None },

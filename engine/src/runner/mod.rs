@@ -24,8 +24,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// The runner's state in memory.
-#[derive(Default)]
 pub(crate) struct State {
+    /// Where jobs' code runs: a runtime of its own, so a job that blocks its thread
+    /// (a badly written kind, a synchronous library) never stalls the firing loop, the
+    /// elector or the API on the engine's runtime.
+    jobs: JobsRuntime,
     /// Cancelled when runs in flight are abandoned: at the end of the shutdown grace (not
     /// at its start: runs keep their grace period), or when this node learns it was
     /// declared gone. Replaced after the latter, so later runs get a fresh one.
@@ -34,6 +37,55 @@ pub(crate) struct State {
     pub logs: LiveLogs,
     /// Runs executing here now.
     in_flight: AtomicUsize,
+}
+
+impl State {
+    pub fn new() -> std::io::Result<Self> {
+        Ok(State {
+            jobs: JobsRuntime::new()?,
+            abandon: Default::default(),
+            logs: LiveLogs::default(),
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+}
+
+/// The jobs' runtime, shut down without waiting when the engine goes (its tasks were
+/// waited for, or abandoned, by then).
+struct JobsRuntime {
+    runtime: std::sync::Mutex<Option<tokio::runtime::Runtime>>,
+    handle: tokio::runtime::Handle,
+}
+
+/// Threads for jobs' code: jobs mostly wait on I/O; a blocking one holds only its own.
+const JOB_THREADS: usize = 2;
+
+impl JobsRuntime {
+    fn new() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(JOB_THREADS)
+            .thread_name("echopilot-job")
+            .enable_all()
+            .build()?;
+        Ok(JobsRuntime {
+            handle: runtime.handle().clone(),
+            runtime: std::sync::Mutex::new(Some(runtime)),
+        })
+    }
+}
+
+impl Drop for JobsRuntime {
+    fn drop(&mut self) {
+        // Not a blocking shutdown: dropping a runtime inside another one's task panics.
+        if let Some(runtime) = self
+            .runtime
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// Which attempt a run is, and of what.
@@ -105,7 +157,7 @@ pub(crate) fn launch_stored(engine: &Engine, run: Run) {
         Err(_) => {
             // Its job is gone: nothing can run it; say so rather than leave it running.
             let e = engine.clone();
-            engine.inner.tracker.spawn(async move {
+            engine.spawn(async move {
                 let end = RunEnd {
                     id: run.id,
                     status: RunStatus::Failed,
@@ -168,10 +220,7 @@ pub(crate) fn launch(engine: &Engine, job: Job, run_id: i64, meta: RunMeta) {
     // Opened before the task starts, so the run is followable as soon as it exists.
     let log = state.logs.open(run_id, Redactor::for_params(&job.params));
     let e = engine.clone();
-    engine
-        .inner
-        .tracker
-        .spawn(async move { execute(&e, job, run_id, meta, log).await });
+    engine.spawn(async move { execute(&e, job, run_id, meta, log).await });
 }
 
 /// Runs the kind under the guard, records the outcome, starts whatever was queued behind
@@ -210,7 +259,7 @@ async fn execute(engine: &Engine, job: Job, run_id: i64, meta: RunMeta, log: Run
                 engine: engine.clone(),
             };
             let timeout = Duration::from_secs(job.timeout_secs);
-            let run = guard::run(kind, ctx, timeout, &abandon);
+            let run = guard::run(kind, ctx, timeout, &abandon, &state.jobs.handle);
             if inner.store.shared() {
                 share_log_while(engine, run_id, &log, run).await
             } else {
@@ -218,6 +267,8 @@ async fn execute(engine: &Engine, job: Job, run_id: i64, meta: RunMeta, log: Run
             }
         }
     };
+    // No longer executing here, whatever its record says next (status reads this).
+    state.in_flight.fetch_sub(1, Ordering::Relaxed);
     // What a run prints never keeps its job's secrets.
     let redactor = log.redactor();
     let output = outcome.output.map(|o| redactor.value(&o));
@@ -244,7 +295,6 @@ async fn execute(engine: &Engine, job: Job, run_id: i64, meta: RunMeta, log: Run
     };
     let recorded = record_end(engine, &end).await;
     state.logs.forget(run_id);
-    state.in_flight.fetch_sub(1, Ordering::Relaxed);
     inner.notifier.run_ended();
     engine.event(
         "run_finished",
@@ -347,7 +397,7 @@ async fn start_queued(engine: &Engine, job: &Job) {
 fn schedule_retry(engine: &Engine, job: Job, attempt: u32, first_run: i64) {
     let backoff = retry::backoff(job.retry_backoff_secs, attempt);
     let e = engine.clone();
-    engine.inner.tracker.spawn(async move {
+    engine.spawn(async move {
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
             () = e.inner.shutdown.cancelled() => return,

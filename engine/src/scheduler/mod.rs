@@ -90,8 +90,6 @@ pub(crate) async fn lead(engine: &Engine) -> Result<()> {
     let running = desired(engine) == DesiredState::Running;
     if engine.inner.notifier.is_leader() {
         recover::take_over(engine, running).await?;
-    } else {
-        engine.inner.jobs.reset_to(engine.now());
     }
     if running {
         spawn_loop(engine).await;
@@ -99,10 +97,7 @@ pub(crate) async fn lead(engine: &Engine) -> Result<()> {
     watchdog::spawn(engine);
     if engine.inner.store.shared() {
         let e = engine.clone();
-        engine
-            .inner
-            .tracker
-            .spawn(async move { supervise(&e).await });
+        engine.spawn(async move { supervise(&e).await });
     }
     Ok(())
 }
@@ -123,7 +118,10 @@ async fn supervise(engine: &Engine) {
             if let Err(e) = recover::take_over(engine, running).await {
                 tracing::error!(error = %crate::error::chain(&e), "cannot take up the leader's work");
             }
-            engine.event("leadership_taken", serde_json::json!({ "epoch": engine.inner.notifier.epoch() }));
+            engine.event(
+                "leadership_taken",
+                serde_json::json!({ "epoch": engine.inner.notifier.epoch() }),
+            );
         } else if !leads && led {
             engine.event("leadership_lost", serde_json::json!({}));
         }
@@ -236,8 +234,5 @@ async fn spawn_loop(engine: &Engine) {
     *lock(&engine.inner.scheduler.loop_token) = Some(token.clone());
     fire::heartbeat(engine).await;
     let e = engine.clone();
-    engine
-        .inner
-        .tracker
-        .spawn(async move { fire::run_loop(&e, token).await });
+    engine.spawn(async move { fire::run_loop(&e, token).await });
 }

@@ -20,14 +20,15 @@ pub(crate) async fn take_over(engine: &Engine, running: bool) -> Result<()> {
     let _firing = inner.scheduler.firing.lock().await;
     rescue(engine, epoch).await;
     let now = engine.now();
-    if running {
-        for stored in inner.store.load_jobs().await? {
+    let mut cursors = std::collections::HashMap::new();
+    for stored in inner.store.load_jobs().await? {
+        cursors.insert(stored.job.id.clone(), stored.last_slot.max(now));
+        if running {
             let job = stored.job;
             if !job.enabled {
                 continue;
             }
-            let Ok(schedule) = crate::model::Schedule::parse(&job.schedule, &job.timezone)
-            else {
+            let Ok(schedule) = crate::model::Schedule::parse(&job.schedule, &job.timezone) else {
                 continue;
             };
             let (missed, truncated) = plan::missed_while_down(&schedule, stored.last_slot, now);
@@ -38,12 +39,11 @@ pub(crate) async fn take_over(engine: &Engine, running: bool) -> Result<()> {
                 );
             }
             if !missed.is_empty() {
-                fire::record_missed(engine, &job, &missed, "nothing fired it (the server was down, or no node led)", now)
-                    .await;
+                fire::record_missed(engine, &job, &missed, "the server was down", now).await;
             }
         }
     }
-    inner.jobs.reset_to(now);
+    inner.jobs.place(&cursors, now);
     *lock(&inner.scheduler.loop_lag_ms) = None;
     Ok(())
 }
@@ -55,7 +55,12 @@ pub(crate) async fn rescue(engine: &Engine, epoch: i64) {
     let now = engine.now();
     match inner
         .store
-        .interrupt_orphans(&inner.config.node, epoch, "the node running it is gone", now)
+        .interrupt_orphans(
+            &inner.config.node,
+            epoch,
+            "the node running it is gone",
+            now,
+        )
         .await
     {
         Ok(orphans) => {

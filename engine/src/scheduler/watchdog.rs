@@ -8,7 +8,7 @@ use crate::Engine;
 pub(crate) fn spawn(engine: &Engine) {
     let e = engine.clone();
     let shutdown = engine.inner.shutdown.clone();
-    engine.inner.tracker.spawn(async move {
+    engine.spawn(async move {
         let engine = e;
         let every = engine.inner.config.heartbeat;
         loop {

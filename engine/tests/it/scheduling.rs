@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration as Span, TimeZone, Utc};
 use engine::store::Store;
 use engine::store::{Claim, NewRun, RunEnd, SlotClaim};
-use engine::testing::{History, Options, TestEngine};
+use engine::testing::{self, History, Options, TestEngine};
 use engine::{
     JobFailure, JobSpec, Kinds, ManualClock, Misfire, Overlap, RunQuery, RunStatus, Trigger,
 };
@@ -394,11 +394,16 @@ async fn failed_runs_are_retried_as_new_attempts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_left_running_by_a_dead_process_become_interrupted_at_boot() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&dir.path().join("echopilot.db"))
-        .await
-        .unwrap();
+    let store = testing::open_store(dir.path()).await;
+    // The process that died was this node ("t") in its previous life.
+    let epoch = testing::lead(&store, "t").await;
     let t = at(6, 0, 0, 0);
-    // What a process that died left: a run in flight, one queued behind it, one ended.
+    let (mut job, _) = engine::Job::from_spec(spec("gone", "noop", "@every 24h"), None).unwrap();
+    job.overlap = Overlap::Queue;
+    // Off: only what was left behind is under test, no catch-up of its slots.
+    job.enabled = false;
+    store.insert_job(&job, t).await.unwrap();
+    // What it left: a run in flight, one queued behind it, one ended.
     let start = |node: &'static str| NewRun {
         job_id: "gone",
         overlap: Overlap::Queue,
@@ -407,7 +412,7 @@ async fn runs_left_running_by_a_dead_process_become_interrupted_at_boot() {
         started_at: t,
         node,
     };
-    store.start_run(&start("old")).await.unwrap();
+    store.start_run(&start("t")).await.unwrap();
     let queued = store
         .claim_slot(&SlotClaim {
             job_id: "gone",
@@ -415,13 +420,13 @@ async fn runs_left_running_by_a_dead_process_become_interrupted_at_boot() {
             trigger: Trigger::Schedule,
             overlap: Overlap::Queue,
             started_at: t,
-            node: "old",
-            epoch: 0,
+            node: "t",
+            epoch,
         })
         .await
         .unwrap();
     assert!(matches!(queued, Claim::Queued(_)), "{queued:?}");
-    let done = store.start_run(&start("old")).await.unwrap();
+    let done = store.start_run(&start("t")).await.unwrap();
     store
         .finish_run(&RunEnd {
             id: done,
@@ -433,16 +438,35 @@ async fn runs_left_running_by_a_dead_process_become_interrupted_at_boot() {
         })
         .await
         .unwrap();
+    // It died holding the lease: the lease lapses, as it would.
+    testing::expire_lease(&store).await;
     store.close().await;
     let h = harness(dir.path(), Arc::new(engine::SystemClock)).await;
-    let runs = statuses(&h.history(), "gone").await;
+    let history = h.history();
+    h.wait_until("every run to end", Duration::from_secs(10), || async {
+        history
+            .runs_of("gone")
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.status.is_finished())
+    })
+    .await;
+    let runs: Vec<RunStatus> = statuses(&history, "gone")
+        .await
+        .iter()
+        .map(|r| r.1)
+        .collect();
+    // The run in flight is interrupted either way. The queued one: on SQLite the node that
+    // comes back is the same node and interrupts what it left; on PostgreSQL a node is new
+    // with every start, the old one is gone, and the leader takes its queued run over.
+    let queued_ends = match testing::backend() {
+        testing::Backend::Sqlite => RunStatus::Interrupted,
+        testing::Backend::Postgres(_) => RunStatus::Succeeded,
+    };
     assert_eq!(
-        runs.iter().map(|r| r.1).collect::<Vec<_>>(),
-        vec![
-            RunStatus::Interrupted,
-            RunStatus::Interrupted,
-            RunStatus::Succeeded
-        ]
+        runs,
+        vec![RunStatus::Interrupted, queued_ends, RunStatus::Succeeded]
     );
     h.close().await;
 }
@@ -625,8 +649,9 @@ async fn wall_clock_jumping_forward_follows_the_misfire_policy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_database_stalls_nothing_for_good_and_the_scheduler_resumes_by_itself() {
-    // RELIABILITY 13: another process holds SQLite's write lock for 12 s (past the 10 s
-    // busy timeout) while runs are in flight and slots come due.
+    // RELIABILITY 13: another process holds the database's lock for 12 s (SQLite: its
+    // write lock, past the 10 s busy timeout; PostgreSQL: the runs table, past the 10 s
+    // lock timeout) while runs are in flight and slots come due.
     let dir = tempfile::tempdir().unwrap();
     let h = harness(dir.path(), Arc::new(engine::SystemClock)).await;
     let mut s = spec("ticker", "noop", "* * * * * *");
@@ -644,21 +669,37 @@ async fn a_locked_database_stalls_nothing_for_good_and_the_scheduler_resumes_by_
     })
     .await;
 
-    let url = format!("sqlite://{}", dir.path().join("echopilot.db").display());
-    let other = sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .unwrap();
-    let mut conn = other.acquire().await.unwrap();
-    sqlx::query("BEGIN EXCLUSIVE")
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(12)).await;
-    sqlx::query("COMMIT").execute(&mut *conn).await.unwrap();
-    drop(conn);
-    other.close().await;
+    let outage = Duration::from_secs(12);
+    match testing::database_for(dir.path()).await {
+        None => {
+            let url = format!("sqlite://{}", dir.path().join("echopilot.db").display());
+            let other = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await
+                .unwrap();
+            let mut conn = other.acquire().await.unwrap();
+            sqlx::query("BEGIN EXCLUSIVE")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            tokio::time::sleep(outage).await;
+            sqlx::query("COMMIT").execute(&mut *conn).await.unwrap();
+            drop(conn);
+            other.close().await;
+        }
+        Some(url) => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            let mut tx = conn.begin().await.unwrap();
+            sqlx::query("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tokio::time::sleep(outage).await;
+            tx.commit().await.unwrap();
+        }
+    }
     let released = Utc::now();
 
     // The scheduler claims new slots again without a restart...
@@ -729,9 +770,7 @@ async fn retention_deletes_old_runs_and_logs_but_keeps_the_last_n_of_every_job()
     let new = Utc::now() - Span::hours(1);
     // job "busy": 5 old + 2 new runs; job "rare": 3 old runs only, written as another
     // process would.
-    let writer = Store::open_sqlite(&dir.path().join("echopilot.db"))
-        .await
-        .unwrap();
+    let writer = testing::open_store(dir.path()).await;
     for (job, t, n) in [("busy", old, 5), ("busy", new, 2), ("rare", old, 3)] {
         for _ in 0..n {
             ended_run(&writer, job, t, t, RunStatus::Succeeded).await;
@@ -774,9 +813,7 @@ async fn self_heal_reports_every_check_and_cancels_runs_stuck_past_their_timeout
     quick.timeout_secs = Some(1);
     h.engine.create_job(quick).await.unwrap();
     // A row left running an hour ago with nothing in memory behind it.
-    let writer = Store::open_sqlite(&dir.path().join("echopilot.db"))
-        .await
-        .unwrap();
+    let writer = testing::open_store(dir.path()).await;
     let stuck = writer
         .start_run(&NewRun {
             job_id: "quick",

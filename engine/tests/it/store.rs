@@ -61,16 +61,7 @@ impl Backend {
     /// Makes `node` the leader and answers its epoch. SQLite has one leader for good, with
     /// epoch 0; on PostgreSQL `node` takes the lease (whoever held it).
     async fn lead(&self, store: &Store, node: &str) -> i64 {
-        let Some(pg) = store.postgres() else { return 0 };
-        sqlx::query("UPDATE scheduler_lease SET expires_ms = 0")
-            .execute(pg.pool())
-            .await
-            .unwrap();
-        pg.acquire_lease(node, 3_600_000)
-            .await
-            .unwrap()
-            .expect("an expired lease is taken")
-            .epoch
+        testing::lead(store, node).await
     }
 
     /// Registers `node` as alive (SQLite keeps no registry: the lock is the registry).

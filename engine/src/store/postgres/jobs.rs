@@ -14,9 +14,7 @@ trait BindJob<'q> {
     fn bind_job(self, job: &'q Job, now: DateTime<Utc>) -> Self;
 }
 
-impl<'q> BindJob<'q>
-    for sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>
-{
+impl<'q> BindJob<'q> for sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     fn bind_job(self, job: &'q Job, now: DateTime<Utc>) -> Self {
         self.bind(&job.id)
             .bind(&job.name)

@@ -66,7 +66,12 @@ impl PgStore {
     }
 
     /// Extends `holder`'s lease of `epoch` by `ttl_ms` from now, if it still holds it.
-    pub async fn renew_lease(&self, holder: &str, epoch: i64, ttl_ms: i64) -> Result<Option<Grant>> {
+    pub async fn renew_lease(
+        &self,
+        holder: &str,
+        epoch: i64,
+        ttl_ms: i64,
+    ) -> Result<Option<Grant>> {
         let row = sqlx::query(
             "WITH now AS (SELECT echopilot_now_ms() AS t)
              UPDATE scheduler_lease SET renewed_ms = now.t, expires_ms = now.t + $3

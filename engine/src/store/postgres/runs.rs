@@ -350,7 +350,9 @@ impl PgStore {
             }
         };
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs {tail}");
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(before).bind(limit);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(before)
+            .bind(limit);
         if let Some(job) = &q.job {
             query = query.bind(job.as_str());
         }

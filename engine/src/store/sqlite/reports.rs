@@ -7,7 +7,6 @@ use crate::model::{AuditEntry, HourCount, JobStats};
 use crate::store::rows::{self, HourRow, StatsRow, HOUR_MS};
 use chrono::{DateTime, Utc};
 
-
 impl SqliteStore {
     /// Per job figures for runs that started (or ended) at or after `since`. Counted and
     /// ranked inside SQLite over the time index, so a long history costs nothing and a
