@@ -34,9 +34,14 @@ test:
 	$(MAKE) test-rust
 	$(MAKE) test-e2e
 
+## Every Rust test, on a private PostgreSQL (started and stopped by the script): the
+## workspace once (engine tests on SQLite, the store conformance suite and the chaos
+## rounds on both), then the engine's integration tests again on PostgreSQL.
 test-rust:
 	cargo fmt --all -- --check
-	cargo test --workspace --exclude frontend --features echopilot/failpoints
+	scripts/with-postgres.sh bash -c '\
+	  cargo test --workspace --exclude frontend --features echopilot/failpoints && \
+	  ECHOPILOT_TEST_BACKEND=postgres cargo test -p engine --test it'
 
 test-e2e:
 	scripts/e2e.sh

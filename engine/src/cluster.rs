@@ -124,6 +124,7 @@ fn me(engine: &Engine, cluster: &State) -> NodeInfo {
         expires_at: now,
         running: crate::runner::in_flight(engine) as u64,
         clock_offset_ms: cluster.offset_ms(),
+        leader: false,
     }
 }
 
@@ -244,6 +245,8 @@ async fn elector(engine: &Engine, pg: &PgStore) {
 /// One registry heartbeat; a node found declared gone gives up its runs and joins again.
 async fn beat(engine: &Engine, pg: &PgStore, cluster: &State) {
     let running = crate::runner::in_flight(engine) as u64;
+    let sent = Instant::now();
+    let sent_wall = wall_ms(engine, cluster);
     match pg
         .beat_node(
             &cluster.node_id,
@@ -253,7 +256,8 @@ async fn beat(engine: &Engine, pg: &PgStore, cluster: &State) {
         )
         .await
     {
-        Ok(Some(_)) => {}
+        // Every node measures its offset here; the leader also at each renewal.
+        Ok(Some(db_now_ms)) => measure(cluster, sent_wall, db_now_ms, sent.elapsed()),
         Ok(None) => {
             tracing::error!("this node was declared gone (its heartbeat expired); its runs were rescued; joining again");
             crate::runner::abandon_all(engine);

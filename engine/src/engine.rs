@@ -299,7 +299,58 @@ impl Engine {
             loop_lag_ms: s.loop_lag_ms,
             loop_restarts: s.loop_restarts,
             active_runs: runner::in_flight(self),
+            store: if inner.store.shared() {
+                "postgres"
+            } else {
+                "sqlite"
+            }
+            .into(),
+            leader: inner.notifier.is_leader(),
+            epoch: inner.notifier.epoch(),
+            nodes: self.nodes(now),
         }
+    }
+
+    /// The nodes sharing the store, as last read (PostgreSQL), or this one (SQLite).
+    fn nodes(&self, now: DateTime<Utc>) -> Vec<crate::model::NodeStatus> {
+        let inner = &self.inner;
+        let Some(cluster) = &inner.cluster else {
+            return vec![crate::model::NodeStatus {
+                id: inner.config.node.clone(),
+                name: inner.config.node.clone(),
+                pid: inner.pid,
+                version: env!("CARGO_PKG_VERSION").into(),
+                started_at: inner.started_at,
+                heartbeat_age_secs: 0.0,
+                alive: true,
+                running: runner::in_flight(self) as u64,
+                clock_offset_ms: 0,
+                leader: true,
+            }];
+        };
+        cluster
+            .nodes()
+            .into_iter()
+            .map(|n| crate::model::NodeStatus {
+                heartbeat_age_secs: (now - n.heartbeat_at).num_milliseconds().max(0) as f64
+                    / 1000.0,
+                alive: n.expires_at > now,
+                id: n.id,
+                name: n.name,
+                pid: n.pid,
+                version: n.version,
+                started_at: n.started_at,
+                running: n.running,
+                clock_offset_ms: n.clock_offset_ms,
+                leader: n.leader,
+            })
+            .collect()
+    }
+
+    /// Who led, newest term first (PostgreSQL; SQLite has one leader for good and keeps
+    /// no history).
+    pub async fn leader_history(&self, limit: u32) -> Result<Vec<crate::model::LeaderTerm>> {
+        self.inner.store.leader_history(limit.clamp(1, 500)).await
     }
 
     // ---- small facts -------------------------------------------------------------

@@ -46,15 +46,16 @@ pub mod store;
 #[doc(hidden)]
 pub mod testing;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SkewedClock, SystemClock};
 pub use config::{EngineConfig, LlmConfig};
 pub use engine::Engine;
 pub use error::{EngineError, ErrorKind, Result};
 pub use kinds::{JobContext, JobFailure, JobResult, Kinds};
 pub use live_log::{Follow, RunLog};
 pub use model::{
-    describe as describe_schedule, Job, JobSpec, Misfire, Overlap, PreviewSlot, Run, RunQuery,
-    RunStatus, Schedule, ScheduleError, SchedulerState, Status, Trigger, ValidationError,
+    describe as describe_schedule, Job, JobSpec, LeaderTerm, Misfire, NodeStatus, Overlap,
+    PreviewSlot, Run, RunQuery, RunStatus, Schedule, ScheduleError, SchedulerState, Status,
+    Trigger, ValidationError,
 };
 pub use outbound::{Outbound, Resolver};
 pub use reads::{DayFigures, JobSummary, Overview, SchedulePreview};

@@ -89,6 +89,24 @@ pub struct ServeArgs {
     /// Seconds a client has to send a request's headers before the connection is closed.
     #[arg(long, env = "ECHOPILOT_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_timeout_secs: u64,
+    /// `postgres://user:password@host:port/db` to share one PostgreSQL with other nodes;
+    /// unset, the store is SQLite in the data dir. Prefer the environment: a flag is
+    /// visible in the process list.
+    #[arg(long, env = "ECHOPILOT_DATABASE_URL", hide_env_values = true, value_parser = parse_database_url)]
+    pub database_url: Option<String>,
+    /// Seconds the leader's lease lasts unrenewed (PostgreSQL): a crashed leader is
+    /// replaced within this plus about a second. Renewed every fifth of it.
+    #[arg(long, env = "ECHOPILOT_LEASE_TTL_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub lease_ttl_secs: u64,
+    /// Tests only: this node's clock off by this many milliseconds (chaos tests).
+    #[arg(
+        long,
+        env = "ECHOPILOT_CLOCK_SKEW_MS",
+        hide = true,
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub clock_skew_ms: i64,
     /// Benchmark hooks: an every-second job and GET /api/bench/ticks (see ../shared/bench).
     #[arg(long, env = "ECHOPILOT_BENCH")]
     pub bench: bool,
@@ -99,6 +117,18 @@ pub struct ServeArgs {
     /// (see [`crate::secret_env`]); `None` uses `<data dir>/dashboard.key`.
     #[arg(skip)]
     pub dashboard_key: Option<String>,
+}
+
+/// Accepts `postgres://` and `postgresql://` URLs only (SQLite is the default, not a URL).
+fn parse_database_url(s: &str) -> Result<String, String> {
+    let scheme = s.split_once("://").map(|(scheme, _)| scheme);
+    match scheme {
+        Some("postgres" | "postgresql") => Ok(s.to_string()),
+        _ => Err(format!(
+            "expected postgres://user:password@host:port/database, got {}",
+            engine::secrets::mask_url(s)
+        )),
+    }
 }
 
 /// Where a client command finds the server and its key.

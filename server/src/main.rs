@@ -16,6 +16,9 @@ fn main() -> ExitCode {
         if let Some(key) = secrets.remove("ECHOPILOT_LLM_API_KEY") {
             args.llm_api_key = Some(key);
         }
+        if let Some(url) = secrets.remove("ECHOPILOT_DATABASE_URL") {
+            args.database_url = Some(url);
+        }
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -37,7 +40,7 @@ fn main() -> ExitCode {
             match served {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    eprintln!("error: {}", engine::error::chain(e.as_ref()));
                     ExitCode::FAILURE
                 }
             }

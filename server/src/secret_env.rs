@@ -1,4 +1,5 @@
-//! Secrets given in the environment (`DASHBOARD_KEY`, `ECHOPILOT_LLM_API_KEY`) do not
+//! Secrets given in the environment (`DASHBOARD_KEY`, `ECHOPILOT_LLM_API_KEY`, the
+//! database URL with its password) do not
 //! stay there: any process of the same user can read a process's environment through
 //! `/proc/<pid>/environ`, shell jobs included (`/proc/$PPID/environ`).
 //!
@@ -12,7 +13,11 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 
 /// The variables that hold secrets.
-pub const SECRET_VARS: &[&str] = &["DASHBOARD_KEY", "ECHOPILOT_LLM_API_KEY"];
+pub const SECRET_VARS: &[&str] = &[
+    "DASHBOARD_KEY",
+    "ECHOPILOT_LLM_API_KEY",
+    "ECHOPILOT_DATABASE_URL",
+];
 /// Names the pipe's file descriptor in the re-executed process.
 const FD_VAR: &str = "ECHOPILOT_SECRETS_FD";
 

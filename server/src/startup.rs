@@ -103,7 +103,7 @@ async fn build_with(
     if let Some(ticks) = &ticks {
         crate::bench::register(&mut kinds, ticks.clone());
     }
-    let engine = Engine::open(engine_config(&args), kinds, Arc::new(SystemClock)).await?;
+    let engine = Engine::open(engine_config(&args), kinds, clock(&args)).await?;
     engine::automations::seed(&engine)
         .await
         .context("cannot create the built-in jobs")?;
@@ -168,7 +168,19 @@ fn engine_config(args: &ServeArgs) -> EngineConfig {
             model: args.llm_model.clone(),
             api_key: args.llm_api_key.clone(),
         },
+        database_url: args.database_url.clone(),
+        lease_ttl: Duration::from_secs(args.lease_ttl_secs),
+        // Several nodes agree on the time by reading the database's.
+        follow_db_clock: args.database_url.is_some(),
         ..EngineConfig::new(data_dir)
+    }
+}
+
+/// The wall clock, or (chaos tests) the wall clock off by `--clock-skew-ms`.
+fn clock(args: &ServeArgs) -> Arc<dyn engine::Clock> {
+    match args.clock_skew_ms {
+        0 => Arc::new(SystemClock),
+        ms => Arc::new(engine::SkewedClock(chrono::Duration::milliseconds(ms))),
     }
 }
 

@@ -103,6 +103,14 @@ pub async fn run(ctx: JobContext) -> JobResult {
         let value = v.as_str().map_or_else(|| v.to_string(), str::to_string);
         req = req.header(k, value);
     }
+    // For receivers to deduplicate by (unless the job sets its own).
+    let has = |name: &str| headers.keys().any(|k| k.eq_ignore_ascii_case(name));
+    if !has("idempotency-key") {
+        req = req.header("idempotency-key", ctx.idempotency_key());
+    }
+    if let (Some(slot), false) = (ctx.scheduled_at_text(), has("x-echopilot-scheduled-at")) {
+        req = req.header("x-echopilot-scheduled-at", slot);
+    }
     req.body = match p.get("body") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone().into_bytes()),

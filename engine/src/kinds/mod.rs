@@ -25,7 +25,8 @@ pub struct JobContext {
     pub run_id: i64,
     pub job: Job,
     pub attempt: u32,
-    /// The slot this run was scheduled for (`None` for manual runs and retries).
+    /// The slot this run's chain was scheduled for (`None` for manual runs); retries keep
+    /// it.
     pub scheduled_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The id of the first attempt; every retry of the same run shares it, so a kind can
     /// make side effects (sending a message) happen once per chain.
@@ -43,6 +44,25 @@ impl JobContext {
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.engine.now()
     }
+
+    /// What a receiver can deduplicate this execution by: `<job>:<slot>` for a scheduled
+    /// run, `<job>:<first run id>` otherwise. The same for every retry of a chain and on
+    /// whichever node it executes.
+    pub fn idempotency_key(&self) -> String {
+        match self.scheduled_at {
+            Some(slot) => format!("{}:{}", self.job.id, rfc3339(slot)),
+            None => format!("{}:{}", self.job.id, self.first_run),
+        }
+    }
+
+    /// The slot in RFC 3339 (UTC, seconds), for headers and the environment.
+    pub fn scheduled_at_text(&self) -> Option<String> {
+        self.scheduled_at.map(rfc3339)
+    }
+}
+
+fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 /// A failed run: the message shown to the operator, and any partial output.

@@ -6,7 +6,13 @@
 //! stderr stream into the run's live log as the program writes them, and are kept in the
 //! output up to 1 MiB each; the exit code is recorded and non-zero fails the run.
 //! When the run is abandoned (timeout, shutdown), the whole process group gets SIGKILL,
-//! which no child can ignore.
+//! which no child can ignore. The program also gets SIGKILL when the server dies without
+//! a chance to clean up (`kill -9`): its run is rescued elsewhere, so it must not go on.
+//!
+//! The environment is clean (PATH, HOME, LANG, TZ pass), plus the job's `env`, plus who
+//! this execution is: `ECHOPILOT_RUN_ID`, `ECHOPILOT_JOB_ID`, `ECHOPILOT_ATTEMPT`,
+//! `ECHOPILOT_SCHEDULED_AT` (the slot, RFC 3339; empty for a manual run) and
+//! `ECHOPILOT_IDEMPOTENCY_KEY` (`<job>:<slot or first run id>`, the same for every retry).
 
 use crate::kinds::{JobContext, JobFailure, JobResult};
 use crate::live_log::RunLog;
@@ -63,6 +69,27 @@ async fn read_capped(mut from: impl tokio::io::AsyncRead + Unpin, log: RunLog) -
 }
 
 /// Checks a shell job's params when it is saved: the argv (the field is `params`).
+/// Asks the kernel to SIGKILL the child when the thread that started it goes away — the
+/// server killed, or its jobs runtime ended — so a program never outlives a dead server.
+fn die_with_server(cmd: &mut tokio::process::Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed: prctl(2) and getppid(2) are both raw system
+    // calls that neither allocate nor take locks.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)?;
+            // The server died between fork and prctl: the signal will never come.
+            if nix::unistd::getppid().as_raw() as u32 != parent {
+                return Err(std::io::Error::other("the server exited"));
+            }
+            Ok(())
+        });
+    }
+}
+
 pub fn check(params: &serde_json::Value) -> Result<(), crate::model::ValidationError> {
     argv(params)
         .map(|_| ())
@@ -122,9 +149,20 @@ pub async fn run(ctx: JobContext) -> JobResult {
             );
         }
     }
+    // Which execution this is, for the program to deduplicate by; set last, so a job's
+    // own `env` cannot make them lie.
+    cmd.env("ECHOPILOT_RUN_ID", ctx.run_id.to_string())
+        .env("ECHOPILOT_JOB_ID", &ctx.job.id)
+        .env("ECHOPILOT_ATTEMPT", ctx.attempt.to_string())
+        .env("ECHOPILOT_IDEMPOTENCY_KEY", ctx.idempotency_key())
+        .env(
+            "ECHOPILOT_SCHEDULED_AT",
+            ctx.scheduled_at_text().unwrap_or_default(),
+        );
     if let Some(cwd) = p.get("cwd").and_then(|v| v.as_str()) {
         cmd.current_dir(cwd);
     }
+    die_with_server(&mut cmd);
     let mut child = cmd
         .spawn()
         .map_err(|e| JobFailure::new(format!("cannot start {:?}: {e}", argv[0])))?;

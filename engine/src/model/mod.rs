@@ -33,4 +33,6 @@ pub use job::{
 pub use report::{AuditEntry, HourCount, JobStats};
 pub use run::{Run, RunQuery, RunStatus, Trigger};
 pub use schedule::{describe, PreviewSlot, Schedule, ScheduleError};
-pub use status::{DesiredState, Heartbeat, LeaderTerm, NextRun, NodeInfo, SchedulerState, Status};
+pub use status::{
+    DesiredState, Heartbeat, LeaderTerm, NextRun, NodeInfo, NodeStatus, SchedulerState, Status,
+};

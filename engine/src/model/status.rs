@@ -76,6 +76,34 @@ pub struct Status {
     /// How many times the watchdog had to restart the loop.
     pub loop_restarts: u64,
     pub active_runs: usize,
+    /// `sqlite` (one node) or `postgres` (several).
+    pub store: String,
+    /// Whether this node holds the leader's lease (SQLite: always).
+    pub leader: bool,
+    /// The lease's epoch while this node leads (SQLite: 0).
+    pub epoch: Option<i64>,
+    /// The nodes sharing the store (SQLite: this one), newest first.
+    pub nodes: Vec<NodeStatus>,
+}
+
+/// A node as status shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub id: String,
+    pub name: String,
+    pub pid: u32,
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+    /// Seconds since its last heartbeat.
+    pub heartbeat_age_secs: f64,
+    /// False once its heartbeat expired (its runs are being or were rescued).
+    pub alive: bool,
+    /// Runs executing there.
+    pub running: u64,
+    /// Its wall clock minus the database's, in ms.
+    pub clock_offset_ms: i64,
+    /// Whether it holds the leader's lease.
+    pub leader: bool,
 }
 
 /// A node in the registry (several nodes on PostgreSQL).
@@ -96,6 +124,8 @@ pub struct NodeInfo {
     pub running: u64,
     /// Its wall clock minus the database's, in ms, as it last measured.
     pub clock_offset_ms: i64,
+    /// Whether it holds an unexpired lease (as read; not stored with the node).
+    pub leader: bool,
 }
 
 /// One leader's term.

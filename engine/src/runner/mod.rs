@@ -319,7 +319,14 @@ async fn execute(engine: &Engine, job: Job, run_id: i64, meta: RunMeta, log: Run
         start_queued(engine, &job).await;
     }
     if retry::should_retry(status, attempt, job.retries, abandon.is_cancelled()) {
-        schedule_retry(engine, job, attempt + 1, meta.first_run);
+        schedule_retry(
+            engine,
+            job,
+            RunMeta {
+                attempt: attempt + 1,
+                ..meta
+            },
+        );
     }
 }
 
@@ -392,21 +399,17 @@ async fn start_queued(engine: &Engine, job: &Job) {
     }
 }
 
-/// Retries after the backoff, as a new run row. A pending retry never holds up shutdown:
-/// it ends when firing stops.
-fn schedule_retry(engine: &Engine, job: Job, attempt: u32, first_run: i64) {
-    let backoff = retry::backoff(job.retry_backoff_secs, attempt);
+/// Retries after the backoff, as a new run row (attempt `meta.attempt`, keeping the
+/// chain's slot and first run, so receivers see one idempotency key for the whole chain).
+/// A pending retry never holds up shutdown: it ends when firing stops.
+fn schedule_retry(engine: &Engine, job: Job, meta: RunMeta) {
+    let backoff = retry::backoff(job.retry_backoff_secs, meta.attempt);
     let e = engine.clone();
     engine.spawn(async move {
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
             () = e.inner.shutdown.cancelled() => return,
         }
-        let meta = RunMeta {
-            attempt,
-            scheduled_at: None,
-            first_run,
-        };
         let id = job.id.clone();
         if let Err(err) = start(&e, job, Trigger::Retry, Some(meta)).await {
             tracing::error!(error = %crate::error::chain(&err), job = id, "cannot record a retry");
@@ -441,7 +444,12 @@ pub(crate) fn retry_interrupted(engine: &Engine, runs: Vec<Run>) {
     for run in runs {
         if let Ok(job) = engine.job(&run.job_id) {
             if run.attempt <= job.retries {
-                schedule_retry(engine, job, run.attempt + 1, run.id);
+                let meta = RunMeta {
+                    attempt: run.attempt + 1,
+                    scheduled_at: run.scheduled_at,
+                    first_run: run.id,
+                };
+                schedule_retry(engine, job, meta);
             }
         }
     }

@@ -276,7 +276,7 @@ struct Seen {
 
 /// A server that records every request whole and answers by path: `/hop-to/<port>`
 /// redirects (307) to `/land` on that port, `/same` redirects (307) to `/land` here,
-/// anything else 200 "ok".
+/// `/fail` answers 500, anything else 200 "ok".
 async fn recorder(seen: Arc<std::sync::Mutex<Vec<Seen>>>) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -296,6 +296,9 @@ async fn recorder(seen: Arc<std::sync::Mutex<Vec<Seen>>>) -> u16 {
                 });
                 let answer = if let Some(to) = path.strip_prefix("/hop-to/") {
                     format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.1:{to}/land\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                } else if path == "/fail" {
+                    "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        .to_string()
                 } else if path == "/same" {
                     format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.1:{port}/land\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
                 } else {
@@ -616,4 +619,101 @@ async fn newlines_in_a_target_name_cannot_forge_lines_in_the_run_log() {
         lines[1].contains("x\\n12:00:00.000 run 1 of self-heal succeeded\\r\\u{1b}"),
         "{log:?}"
     );
+}
+
+/// The value of header `name` (lowercase) in a request's head.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receivers_get_one_idempotency_key_per_slot_or_run_kept_through_retries() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let port = recorder(seen.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let slot = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 3, 2, 9, 1, 0).unwrap();
+    let clock = engine::ManualClock::new(slot - chrono::Duration::seconds(30));
+    let t = Options::new(dir.path())
+        .allow(&["127.0.0.1"])
+        .clock(Arc::new(clock.clone()))
+        .open()
+        .await;
+    // A scheduled run that fails once and is retried at once.
+    t.engine
+        .create_job(JobSpec {
+            id: Some("hook".into()),
+            kind: Some("http".into()),
+            schedule: Some("0 * * * * *".into()),
+            retries: Some(1),
+            retry_backoff_secs: Some(0),
+            params: Some(serde_json::json!({ "url": format!("http://127.0.0.1:{port}/fail"), "method": "POST" })),
+            ..JobSpec::default()
+        })
+        .await
+        .unwrap();
+    clock.set(slot + chrono::Duration::milliseconds(5));
+    t.engine
+        .fire_due(slot + chrono::Duration::milliseconds(5))
+        .await;
+    t.wait_until("both attempts", Duration::from_secs(10), || async {
+        t.runs_of("hook")
+            .await
+            .iter()
+            .filter(|r| r.status == RunStatus::Failed)
+            .count()
+            == 2
+    })
+    .await;
+    let heads: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.head.clone())
+        .collect();
+    assert_eq!(heads.len(), 2, "one request per attempt");
+    for head in &heads {
+        assert_eq!(
+            header(head, "idempotency-key"),
+            Some("hook:2026-03-02T09:01:00Z"),
+            "{head}"
+        );
+        assert_eq!(
+            header(head, "x-echopilot-scheduled-at"),
+            Some("2026-03-02T09:01:00Z"),
+            "{head}"
+        );
+    }
+    // A manual run: keyed by its run id, no slot.
+    seen.lock().unwrap().clear();
+    let run = t
+        .run_job(
+            "manual",
+            "http",
+            serde_json::json!({ "url": format!("http://127.0.0.1:{port}/ok") }),
+            10,
+        )
+        .await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    let head = seen.lock().unwrap()[0].head.clone();
+    assert_eq!(
+        header(&head, "idempotency-key"),
+        Some(format!("manual:{}", run.id).as_str())
+    );
+    assert_eq!(header(&head, "x-echopilot-scheduled-at"), None);
+    // A job's own key wins.
+    seen.lock().unwrap().clear();
+    t.run_job(
+        "own",
+        "http",
+        serde_json::json!({ "url": format!("http://127.0.0.1:{port}/ok"), "headers": { "Idempotency-Key": "mine" } }),
+        10,
+    )
+    .await;
+    let head = seen.lock().unwrap()[0].head.clone();
+    assert_eq!(header(&head, "idempotency-key"), Some("mine"));
+    assert_eq!(head.matches("dempotency-key").count(), 1, "{head}");
+    t.close().await;
 }

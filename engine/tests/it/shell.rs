@@ -164,3 +164,24 @@ async fn output_streams_into_the_live_log_while_the_program_runs() {
     assert!(after.live.is_none());
     assert_eq!(after.so_far, seen);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn programs_learn_which_execution_they_are_and_a_job_cannot_fake_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), true).await;
+    let run = shell(
+        &engine,
+        serde_json::json!({
+            "argv": ["sh", "-c", "printf '%s|%s|%s|%s|%s' \"$ECHOPILOT_RUN_ID\" \"$ECHOPILOT_JOB_ID\" \"$ECHOPILOT_ATTEMPT\" \"${ECHOPILOT_SCHEDULED_AT-unset}\" \"$ECHOPILOT_IDEMPOTENCY_KEY\""],
+            "env": { "ECHOPILOT_RUN_ID": "999" },
+        }),
+        10,
+    )
+    .await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(
+        run.output["stdout"],
+        format!("{id}|sh|1||sh:{id}", id = run.id),
+        "a manual run: its own id, an empty slot"
+    );
+}

@@ -78,6 +78,7 @@ impl Backend {
             expires_at: now,
             running: 0,
             clock_offset_ms: 0,
+            leader: false,
         };
         pg.register_node(&info, 3_600_000).await.unwrap();
     }

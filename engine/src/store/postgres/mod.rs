@@ -22,10 +22,13 @@ mod runs;
 use crate::error::{EngineError, Result};
 use crate::model::{DesiredState, Heartbeat};
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Row};
 use std::str::FromStr;
 use std::time::Duration;
+
+/// How long opening the store waits for PostgreSQL to answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Migrations compiled into the binary.
 static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -67,6 +70,18 @@ impl PgStore {
                 ("lock_timeout", "10s"),
                 ("idle_in_transaction_session_timeout", "30s"),
             ]);
+        // One connection first, so a wrong address or password is reported as itself
+        // rather than as a pool that timed out.
+        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await {
+            Ok(Ok(first)) => drop(first.close().await),
+            Ok(Err(e)) => return Err(open_err(e)),
+            Err(_) => {
+                return Err(open_err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+                ))))
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))

@@ -69,8 +69,11 @@ impl PgStore {
             .execute(&self.pool)
             .await?;
         let rows = sqlx::query(
-            "SELECT id, name, pid, version, started_ms, heartbeat_ms, expires_ms, running, clock_offset_ms
-             FROM nodes ORDER BY started_ms DESC",
+            "SELECT n.id, n.name, n.pid, n.version, n.started_ms, n.heartbeat_ms, n.expires_ms,
+                    n.running, n.clock_offset_ms,
+                    (l.holder = n.id AND l.expires_ms > echopilot_now_ms()) IS TRUE AS leader
+             FROM nodes n LEFT JOIN scheduler_lease l ON l.id = 1
+             ORDER BY n.started_ms DESC",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -87,6 +90,7 @@ impl PgStore {
                     expires_at: at(r.try_get("expires_ms")?),
                     running: r.try_get::<i64, _>("running")?.max(0) as u64,
                     clock_offset_ms: r.try_get("clock_offset_ms")?,
+                    leader: r.try_get("leader")?,
                 })
             })
             .collect()
