@@ -11,13 +11,16 @@
 //! - **The rescue**: the leader interrupts the runs of nodes that are gone (retried if
 //!   their job allows) and starts queued runs nobody is starting.
 //! - **The listener**: LISTEN for the other nodes' changes — runs, jobs, the lease, the
-//!   operator's intent — turned into the notifier's signals; reconnects by itself, and
-//!   on each (re)connect re-reads what it may have missed.
+//!   operator's intent, runs waiting for a node — turned into the notifier's signals;
+//!   reconnects by itself, and on each (re)connect re-reads what it may have missed.
+//! - **The claimer**: runs started with "run now" are queued for any node; each node
+//!   claims them (`SKIP LOCKED`) when told and every second ([`crate::runner::claimer`]).
 //! - **The clock**: each renewal measures this node's offset to the database's clock;
 //!   with `follow_db_clock` the engine reads time as the database's.
 
 use crate::error::Result;
 use crate::model::NodeInfo;
+use crate::store::postgres::lease::Acquired;
 use crate::store::postgres::{PgStore, CHANNEL};
 use crate::Engine;
 use std::sync::{Arc, Mutex};
@@ -92,7 +95,7 @@ pub(crate) async fn join(engine: &Engine, pg: &PgStore, cluster: &State) -> Resu
         .await?;
     let sent = Instant::now();
     let sent_wall = wall_ms(engine, cluster);
-    if let Some(grant) = pg
+    if let Acquired::Granted(grant) = pg
         .acquire_lease(&cluster.node_id, ttl_ms(cluster.ttl))
         .await?
     {
@@ -108,6 +111,8 @@ pub(crate) async fn join(engine: &Engine, pg: &PgStore, cluster: &State) -> Resu
     let e = engine.clone();
     let store = pg.clone();
     engine.spawn(async move { listener(&e, &store).await });
+    let e = engine.clone();
+    engine.spawn(async move { crate::runner::claimer(&e).await });
     Ok(())
 }
 
@@ -172,12 +177,15 @@ async fn elector(engine: &Engine, pg: &PgStore) {
     let ttl = cluster.ttl;
     let every = (ttl / 5).max(Duration::from_millis(100));
     let shutdown = engine.inner.shutdown.clone();
+    // A follower tries again when the holder's lease runs out, not a round later.
+    let mut wait = every;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep(wait) => {}
             () = cluster.wake.notified() => {}
         }
+        wait = every;
         let leading = engine.inner.notifier.epoch();
         let sent = Instant::now();
         let sent_wall = wall_ms(engine, cluster);
@@ -215,18 +223,26 @@ async fn elector(engine: &Engine, pg: &PgStore) {
                     }
                 }
             }
-            None => match pg.acquire_lease(&cluster.node_id, ttl_ms(ttl)).await {
-                Ok(Some(grant)) => {
-                    measure(cluster, sent_wall, grant.db_now_ms, sent.elapsed());
-                    *deadline(engine) = Some(sent + ttl - margin(ttl));
-                    tracing::info!(epoch = grant.epoch, "this node leads");
-                    engine.inner.notifier.set_leader(Some(grant.epoch));
+            None => {
+                match tokio::time::timeout(every, pg.acquire_lease(&cluster.node_id, ttl_ms(ttl)))
+                    .await
+                    .unwrap_or(Err(crate::EngineError::StoreTimeout(every)))
+                {
+                    Ok(Acquired::Granted(grant)) => {
+                        measure(cluster, sent_wall, grant.db_now_ms, sent.elapsed());
+                        *deadline(engine) = Some(sent + ttl - margin(ttl));
+                        tracing::info!(epoch = grant.epoch, "this node leads");
+                        engine.inner.notifier.set_leader(Some(grant.epoch));
+                    }
+                    Ok(Acquired::Held { left_ms }) => {
+                        let left = Duration::from_millis(left_ms.max(0) as u64);
+                        wait = (left + Duration::from_millis(2)).min(every);
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %crate::error::chain(&e), "cannot try for the lease")
+                    }
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::debug!(error = %crate::error::chain(&e), "cannot try for the lease")
-                }
-            },
+            }
         }
         // A deadline that passed while the renewal was still on its way.
         if let (Some(epoch), Some(until)) = (engine.inner.notifier.epoch(), *deadline(engine)) {
@@ -234,11 +250,18 @@ async fn elector(engine: &Engine, pg: &PgStore) {
                 crate::leader::step_down(engine, epoch);
             }
         }
-        beat(engine, pg, cluster).await;
-        if let Some(epoch) = engine.inner.notifier.epoch() {
-            crate::scheduler::recover::rescue(engine, epoch).await;
+        // Bounded, so a database that stopped answering cannot hold the elector here past
+        // its next renewal.
+        let chores = async {
+            beat(engine, pg, cluster).await;
+            if let Some(epoch) = crate::leader::epoch(engine) {
+                crate::scheduler::recover::rescue(engine, epoch).await;
+            }
+            refresh_nodes(pg, cluster).await;
+        };
+        if tokio::time::timeout(ttl / 2, chores).await.is_err() {
+            tracing::warn!("the node's heartbeat and rescue did not finish in time");
         }
-        refresh_nodes(pg, cluster).await;
     }
 }
 
@@ -330,6 +353,7 @@ async fn heard(engine: &Engine, what: &str) {
     let notifier = &engine.inner.notifier;
     match what {
         "runs" => notifier.run_started(),
+        "work" => engine.inner.runner.claims.notify_one(),
         "ended" => notifier.run_ended(),
         "jobs" => crate::jobs::reload(engine).await,
         "desired" => crate::scheduler::follow_desired(engine).await,

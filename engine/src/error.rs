@@ -39,6 +39,9 @@ pub enum EngineError {
     /// The group-commit task is gone (the store is closing).
     #[error("the store's writer has stopped")]
     WriterGone,
+    /// The database did not answer in time (PostgreSQL out of reach).
+    #[error("the database did not answer within {0:?}")]
+    StoreTimeout(std::time::Duration),
     /// A row held a value the engine does not understand.
     #[error("bad value in the store: {0}")]
     Corrupt(String),
@@ -84,7 +87,7 @@ impl EngineError {
             EngineError::NotFound(_) => ErrorKind::NotFound,
             EngineError::Invalid(_) => ErrorKind::Invalid,
             EngineError::Conflict(_) => ErrorKind::Conflict,
-            EngineError::WriterGone => ErrorKind::Unavailable,
+            EngineError::WriterGone | EngineError::StoreTimeout(_) => ErrorKind::Unavailable,
             EngineError::Store(e) if transient(e) => ErrorKind::Unavailable,
             EngineError::Write(e) if transient(e) => ErrorKind::Unavailable,
             _ => ErrorKind::Internal,
@@ -107,8 +110,20 @@ fn transient(e: &sqlx::Error) -> bool {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => true,
         sqlx::Error::Database(d) => {
             let m = d.message();
-            m.contains("database is locked") || m.contains("database is busy")
+            // PostgreSQL: a connection problem (08…), a server shutting down or starting
+            // (57P01-57P03), a lock or statement timeout (55P03, 57014), a conflict
+            // worth retrying (40001, 40P01).
+            let code = d.code();
+            let pg_transient = code.as_deref().is_some_and(|c| {
+                c.starts_with("08")
+                    || matches!(
+                        c,
+                        "57P01" | "57P02" | "57P03" | "55P03" | "57014" | "40001" | "40P01"
+                    )
+            });
+            pg_transient || m.contains("database is locked") || m.contains("database is busy")
         }
+        sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
         _ => false,
     }
 }

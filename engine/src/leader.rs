@@ -50,6 +50,24 @@ impl Election {
     }
 }
 
+/// The epoch this node leads with, for a leader write about to be made; `None` when it
+/// does not lead, or when its deadline passed (it then steps down here, even if the
+/// elector is itself stuck on an unresponsive database).
+pub(crate) fn epoch(engine: &Engine) -> Option<i64> {
+    let epoch = engine.inner.notifier.epoch()?;
+    let deadline = *engine
+        .inner
+        .leader_deadline
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if deadline.is_some_and(|until| std::time::Instant::now() >= until) {
+        tracing::warn!(epoch, "the lease's deadline passed; stepping down");
+        step_down(engine, epoch);
+        return None;
+    }
+    Some(epoch)
+}
+
 /// Stops leading at once: a leader write was refused because `epoch` is stale (another
 /// node took the lease), or the lease's deadline passed. Claims stop with the next slot;
 /// the elector decides anew.

@@ -282,11 +282,14 @@ fn database_name(dir: &Path) -> String {
 pub async fn lead(store: &crate::store::Store, node: &str) -> i64 {
     let Some(pg) = store.postgres() else { return 0 };
     expire_lease(store).await;
-    pg.acquire_lease(node, 3_600_000)
+    match pg
+        .acquire_lease(node, 3_600_000)
         .await
         .expect("the lease is readable")
-        .expect("an expired lease is taken")
-        .epoch
+    {
+        crate::store::postgres::lease::Acquired::Granted(grant) => grant.epoch,
+        held => panic!("an expired lease is taken, not {held:?}"),
+    }
 }
 
 /// Lets the lease lapse now (as if its holder died long ago). SQLite: nothing to do.

@@ -56,6 +56,7 @@ CREATE TABLE runs (
     output          TEXT,
     log             TEXT    NOT NULL DEFAULT '',
     error           TEXT,
+    -- The node executing it; '' while no node has claimed it yet (run now).
     node            TEXT    NOT NULL,
     -- The leader epoch that claimed a slot (NULL for runs outside any slot).
     epoch           BIGINT
@@ -71,6 +72,8 @@ CREATE INDEX runs_by_job_status ON runs (job_id, status, id DESC);
 CREATE INDEX runs_by_time ON runs ((COALESCE(started_ms, finished_ms)), status, job_id, started_ms, finished_ms);
 -- Runs in flight by node: what rescue and boot interrupts look for.
 CREATE INDEX runs_active_by_node ON runs (node) WHERE status IN ('queued', 'running');
+-- Runs no node has claimed yet (run now on several nodes), oldest first.
+CREATE INDEX runs_unclaimed ON runs (id) WHERE status = 'queued' AND node = '';
 
 CREATE TABLE meta (
     key    TEXT PRIMARY KEY,

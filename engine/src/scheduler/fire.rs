@@ -95,17 +95,11 @@ async fn claim_due(engine: &Engine, now: DateTime<Utc>, horizon: DateTime<Utc>) 
     let _firing = engine.inner.scheduler.firing.lock().await;
     let mut claimed = Vec::new();
     for due in engine.inner.jobs.take_due(now, horizon) {
-        // More than one slot due means the loop fell behind; the earlier ones follow the
-        // misfire policy like slots missed while the server was down.
+        // More than one slot due means the loop fell behind: the latest runs now, so the
+        // earlier ones are all skipped (for `run_once` the latest *is* the one run).
         if !due.due.missed.is_empty() {
-            record_missed(
-                engine,
-                &due.job,
-                &due.due.missed,
-                "the scheduler fell behind",
-                now,
-            )
-            .await;
+            let reason = "missed: the scheduler fell behind; the latest slot ran instead";
+            skip_slots(engine, &due.job, &due.due.missed, reason, now).await;
         }
         claimed.extend(claim(engine, &due.job, due.due.slot, Trigger::Schedule, now).await);
     }
@@ -122,7 +116,7 @@ async fn claim(
     now: DateTime<Utc>,
 ) -> Option<Claimed> {
     // Not leading (any more): nothing is claimed; the store would refuse it anyway.
-    let epoch = engine.inner.notifier.epoch()?;
+    let epoch = crate::leader::epoch(engine)?;
     let claim = SlotClaim {
         job_id: &job.id,
         slot,
@@ -161,8 +155,8 @@ async fn claim(
     }
 }
 
-/// Records missed slots per the misfire policy: all skipped, or all but the latest
-/// skipped and the latest run once.
+/// Records slots missed while nobody fired (down, or no leader) per the misfire policy:
+/// all skipped, or all but the latest skipped and the latest run once.
 pub(crate) async fn record_missed(
     engine: &Engine,
     job: &Job,
@@ -170,18 +164,36 @@ pub(crate) async fn record_missed(
     why: &str,
     now: DateTime<Utc>,
 ) {
-    let Some(epoch) = engine.inner.notifier.epoch() else {
-        return;
-    };
     let plan = plan::misfire(job.misfire, missed);
     let reason = format!("missed: {why} (misfire = {})", job.misfire.as_str());
+    if !skip_slots(engine, job, &plan.skipped, &reason, now).await {
+        return;
+    }
+    if let Some(slot) = plan.catch_up {
+        if let Some(c) = claim(engine, job, slot, Trigger::CatchUp, now).await {
+            c.launch(engine);
+        }
+    }
+}
+
+/// Records `slots` as skipped with the reason; false when this node does not lead.
+async fn skip_slots(
+    engine: &Engine,
+    job: &Job,
+    slots: &[DateTime<Utc>],
+    reason: &str,
+    now: DateTime<Utc>,
+) -> bool {
+    let Some(epoch) = crate::leader::epoch(engine) else {
+        return false;
+    };
     if let Err(e) = engine
         .inner
         .store
         .record_skipped_slots(
             &job.id,
-            &plan.skipped,
-            &reason,
+            slots,
+            reason,
             now,
             &engine.inner.config.node,
             epoch,
@@ -190,11 +202,7 @@ pub(crate) async fn record_missed(
     {
         tracing::error!(error = %crate::error::chain(&e), job = job.id, "cannot record missed slots");
     }
-    if let Some(slot) = plan.catch_up {
-        if let Some(c) = claim(engine, job, slot, Trigger::CatchUp, now).await {
-            c.launch(engine);
-        }
-    }
+    true
 }
 
 /// Waits until the clock reads `at`: a timer to within two milliseconds (tokio's timer

@@ -14,7 +14,7 @@ use crate::Engine;
 /// meanwhile, and leaves every job's cursor at now: what follows is the loop's.
 pub(crate) async fn take_over(engine: &Engine, running: bool) -> Result<()> {
     let inner = &engine.inner;
-    let Some(epoch) = inner.notifier.epoch() else {
+    let Some(epoch) = crate::leader::epoch(engine) else {
         return Ok(());
     };
     let _firing = inner.scheduler.firing.lock().await;

@@ -118,6 +118,25 @@ impl Store {
     }
 }
 
+/// The longest any one PostgreSQL operation may take (statements time out at 30 s on the
+/// server; this catches the connection that never answers).
+const PG_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// What an operation answers when the database did not answer in time.
+trait TimedOut {
+    fn timed_out() -> Self;
+}
+
+impl<T> TimedOut for Result<T> {
+    fn timed_out() -> Self {
+        Err(crate::EngineError::StoreTimeout(PG_DEADLINE))
+    }
+}
+
+impl TimedOut for () {
+    fn timed_out() -> Self {}
+}
+
 /// Writes the interface: each operation with its contract, forwarded to the backend.
 macro_rules! interface {
     ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
@@ -127,7 +146,13 @@ macro_rules! interface {
                 pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
                     match self {
                         Store::Sqlite(s) => s.$name($($arg),*).await,
-                        Store::Postgres(s) => s.$name($($arg),*).await,
+                        // A connection that went silent (a network cut off without a
+                        // reset) answers nothing, ever: bounded here, so callers see
+                        // `Unavailable`; an unfinished transaction is rolled back with
+                        // its connection.
+                        Store::Postgres(s) => tokio::time::timeout(PG_DEADLINE, s.$name($($arg),*))
+                            .await
+                            .unwrap_or_else(|_| TimedOut::timed_out()),
                     }
                 }
             )*

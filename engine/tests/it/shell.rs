@@ -127,10 +127,18 @@ async fn output_streams_into_the_live_log_while_the_program_runs() {
         .await
         .unwrap();
     let run = engine.run_now("talk", Trigger::Api).await.unwrap();
-    let follow = engine.follow_log(run.id).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // On several nodes the run is queued until a node (this one, the only one) claims it.
+    let follow = loop {
+        let follow = engine.follow_log(run.id).await.unwrap();
+        if follow.live.is_some() {
+            break follow;
+        }
+        assert!(Instant::now() < deadline, "the run starts here");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     let mut seen = follow.so_far.clone();
     let mut live = follow.live.expect("the run is in flight");
-    let deadline = Instant::now() + Duration::from_secs(10);
     while !(seen.contains("first line") && seen.contains("to stderr")) {
         let chunk = tokio::time::timeout_at(deadline.into(), live.recv())
             .await

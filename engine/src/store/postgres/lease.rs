@@ -12,6 +12,16 @@ use crate::model::LeaderTerm;
 use chrono::DateTime;
 use sqlx::Row;
 
+/// How an attempt to take the lease came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acquired {
+    Granted(Grant),
+    /// Another node holds it for `left_ms` more (by the database's clock).
+    Held {
+        left_ms: i64,
+    },
+}
+
 /// A lease granted or renewed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grant {
@@ -23,8 +33,9 @@ pub struct Grant {
 }
 
 impl PgStore {
-    /// Takes the lease for `holder` for `ttl_ms` if nobody holds an unexpired one.
-    pub async fn acquire_lease(&self, holder: &str, ttl_ms: i64) -> Result<Option<Grant>> {
+    /// Takes the lease for `holder` for `ttl_ms` if nobody holds an unexpired one; else
+    /// says how long the holder's lease has left, so a follower can try again right then.
+    pub async fn acquire_lease(&self, holder: &str, ttl_ms: i64) -> Result<Acquired> {
         let mut tx = self.control.begin().await?;
         let row = sqlx::query(
             "WITH now AS (SELECT echopilot_now_ms() AS t)
@@ -37,8 +48,13 @@ impl PgStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
+            let left_ms: i64 = sqlx::query_scalar(
+                "SELECT expires_ms - echopilot_now_ms() FROM scheduler_lease WHERE id = 1",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
             tx.rollback().await?;
-            return Ok(None);
+            return Ok(Acquired::Held { left_ms });
         };
         let grant = Grant {
             epoch: row.try_get("epoch")?,
@@ -62,7 +78,7 @@ impl PgStore {
             .await?;
         notify(&mut *tx, "lease").await?;
         tx.commit().await?;
-        Ok(Some(grant))
+        Ok(Acquired::Granted(grant))
     }
 
     /// Extends `holder`'s lease of `epoch` by `ttl_ms` from now, if it still holds it.

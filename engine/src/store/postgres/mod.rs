@@ -19,6 +19,8 @@ pub mod nodes;
 mod reports;
 mod runs;
 
+pub use runs::UNCLAIMED;
+
 use crate::error::{EngineError, Result};
 use crate::model::{DesiredState, Heartbeat};
 use chrono::{DateTime, Utc};

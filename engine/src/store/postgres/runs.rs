@@ -39,6 +39,10 @@ async fn lock_job(tx: &mut sqlx::PgConnection, job_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// The node of a run no node has claimed yet ([`PgStore::enqueue_run`]). A queued run with
+/// a node is waiting behind a running one of its job (overlap `queue`).
+pub const UNCLAIMED: &str = "";
+
 fn exclusive(overlap: Overlap) -> bool {
     matches!(overlap, Overlap::Skip | Overlap::Queue)
 }
@@ -53,7 +57,7 @@ impl PgStore {
             "WITH ",
             lease_cte!("$7", "$8"),
             ", active AS (SELECT count(*) FILTER (WHERE status = 'running') AS running,
-                                count(*) FILTER (WHERE status = 'queued') AS queued
+                                count(*) FILTER (WHERE status = 'queued' AND node <> $10) AS queued
                          FROM runs WHERE job_id = $1 AND status IN ('running', 'queued')),
                decided AS (SELECT CASE
                    WHEN $3 = 'allow' OR active.running = 0 THEN 'running'
@@ -80,6 +84,7 @@ impl PgStore {
         .bind(c.node)
         .bind(c.epoch)
         .bind(SKIPPED_QUEUE_FULL)
+        .bind(UNCLAIMED)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = inserted else {
@@ -187,6 +192,49 @@ impl PgStore {
         Ok(id)
     }
 
+    /// Records a run any node may start (run now, on several nodes): queued on no node
+    /// yet ([`UNCLAIMED`]), and announced, in one statement, so a node claims it at once.
+    pub async fn enqueue_run(&self, r: &NewRun<'_>) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "WITH run AS (INSERT INTO runs (job_id, trigger, status, attempt, node)
+                          VALUES ($1, $2, 'queued', $3, $4) RETURNING id)
+             SELECT id FROM run, pg_notify($5, 'work')",
+        )
+        .bind(r.job_id)
+        .bind(r.trigger.as_str())
+        .bind(i64::from(r.attempt))
+        .bind(UNCLAIMED)
+        .bind(super::CHANNEL)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Claims up to `limit` runs no node has yet, oldest first, for `node` to execute now;
+    /// rows another node is claiming are skipped, not waited for.
+    pub async fn claim_pending(
+        &self,
+        node: &str,
+        at: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Run>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "WITH claimed AS (
+                 UPDATE runs SET status = 'running', started_ms = $2, node = $1
+                 WHERE id IN (SELECT id FROM runs WHERE status = 'queued' AND node = $4
+                              ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+                 RETURNING {RUN_COLUMNS})
+             SELECT claimed.*, pg_notify($5, 'runs') FROM claimed"
+        )))
+        .bind(node)
+        .bind(to_ms(at))
+        .bind(i64::from(limit))
+        .bind(UNCLAIMED)
+        .bind(super::CHANNEL)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::run).collect()
+    }
+
     /// Any node may start a job's queued run: the row is taken with `SKIP LOCKED`.
     pub async fn start_queued(
         &self,
@@ -198,7 +246,7 @@ impl PgStore {
         lock_job(&mut tx, job_id).await?;
         let id: Option<i64> = sqlx::query_scalar(
             "UPDATE runs SET status = 'running', started_ms = $2, node = $3
-             WHERE id = (SELECT id FROM runs WHERE job_id = $1 AND status = 'queued'
+             WHERE id = (SELECT id FROM runs WHERE job_id = $1 AND status = 'queued' AND node <> $4
                          ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
                AND NOT EXISTS (SELECT 1 FROM runs WHERE job_id = $1 AND status = 'running')
              RETURNING id",
@@ -206,6 +254,7 @@ impl PgStore {
         .bind(job_id)
         .bind(to_ms(at))
         .bind(node)
+        .bind(UNCLAIMED)
         .fetch_optional(&mut *tx)
         .await?;
         if id.is_some() {
@@ -220,7 +269,7 @@ impl PgStore {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE runs SET status = 'running', started_ms = $2, node = $1
              WHERE id IN (SELECT min(q.id) FROM runs q
-                          WHERE q.status = 'queued'
+                          WHERE q.status = 'queued' AND q.node <> $3
                             AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.job_id = q.job_id AND r.status = 'running')
                           GROUP BY q.job_id)
                AND status = 'queued'
@@ -228,6 +277,7 @@ impl PgStore {
         )))
         .bind(node)
         .bind(to_ms(at))
+        .bind(UNCLAIMED)
         .fetch_all(&mut *tx)
         .await?;
         if !rows.is_empty() {
