@@ -176,8 +176,15 @@ pub(crate) async fn record_missed(
     }
 }
 
+/// Claims and starts `slot`, which is a little late (see [`plan::LATE_GRACE`]).
+pub(crate) async fn fire_late(engine: &Engine, job: &Job, slot: DateTime<Utc>, now: DateTime<Utc>) {
+    if let Some(c) = claim(engine, job, slot, Trigger::Schedule, now).await {
+        c.launch(engine);
+    }
+}
+
 /// Records `slots` as skipped with the reason; false when this node does not lead.
-async fn skip_slots(
+pub(crate) async fn skip_slots(
     engine: &Engine,
     job: &Job,
     slots: &[DateTime<Utc>],

@@ -29,6 +29,11 @@ pub fn due(schedule: &Schedule, cursor: DateTime<Utc>, horizon: DateTime<Utc>) -
     })
 }
 
+/// How late a slot may be and still run as itself when a new leader takes over on
+/// several nodes (a graceful handoff takes milliseconds, and may straddle a slot); older
+/// ones were missed and follow the misfire policy.
+pub const LATE_GRACE: chrono::Duration = chrono::Duration::seconds(1);
+
 /// The next slot to wait for once `cursor` has been handled: never one before `now`
 /// (a clock stepped back does not make a handled slot due again).
 pub fn next(

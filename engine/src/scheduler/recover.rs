@@ -38,8 +38,23 @@ pub(crate) async fn take_over(engine: &Engine, running: bool) -> Result<()> {
                     serde_json::json!({ "job": job.id, "recorded": plan::MAX_CATCH_UP_SLOTS }),
                 );
             }
-            if !missed.is_empty() {
-                fire::record_missed(engine, &job, &missed, "the server was down", now).await;
+            let shared = inner.store.shared();
+            let why = if shared {
+                "no node led"
+            } else {
+                "the server was down"
+            };
+            match missed.split_last() {
+                // Just late in a handoff between two nodes: the slot runs now, as itself,
+                // and for `run_once` it is the one run, so all before it are skipped. (A
+                // single server was down at the slot: its misfire policy decides.)
+                Some((&latest, before)) if shared && now - latest <= plan::LATE_GRACE => {
+                    let reason = format!("missed: {why}; the latest slot ran instead");
+                    fire::skip_slots(engine, &job, before, &reason, now).await;
+                    fire::fire_late(engine, &job, latest, now).await;
+                }
+                Some(_) => fire::record_missed(engine, &job, &missed, why, now).await,
+                None => {}
             }
         }
     }
