@@ -88,6 +88,19 @@ fn wall_ms(engine: &Engine, cluster: &State) -> i64 {
     }
 }
 
+/// Measures this node's clock against the database's once, before the engine reads the
+/// time for anything (the jobs' cursors, the boot recovery).
+pub(crate) async fn sync_clock(pg: &PgStore, cluster: &State) -> Result<()> {
+    let sent = Instant::now();
+    let sent_wall = match &cluster.db_clock {
+        Some(c) => c.wall().timestamp_millis(),
+        None => return Ok(()),
+    };
+    let db_ms = pg.now_ms().await?;
+    measure(cluster, sent_wall, db_ms, sent.elapsed());
+    Ok(())
+}
+
 /// Registers this node and tries once for the lease, so a first node leads before
 /// `open` returns; then starts the elector and the listener.
 pub(crate) async fn join(engine: &Engine, pg: &PgStore, cluster: &State) -> Result<()> {

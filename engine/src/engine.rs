@@ -94,7 +94,7 @@ impl Engine {
         crate::data_dir::prepare(&dir).map_err(dir_err)?;
         // Prove the directory takes writes now, rather than at the first heartbeat.
         crate::data_dir::probe_writable(&dir).map_err(dir_err)?;
-        let started_at = clock.now();
+        let mut started_at = clock.now();
         let (store, election, cluster, clock) = match config.database_url.clone() {
             Some(url) => {
                 // A node id new per process start: the registry and the runs tell this
@@ -115,6 +115,10 @@ impl Engine {
                     None => clock,
                 };
                 let cluster = crate::cluster::State::new(id, name, config.lease_ttl, db_clock);
+                if let Some(pg) = store.postgres() {
+                    crate::cluster::sync_clock(pg, &cluster).await?;
+                    started_at = clock.now();
+                }
                 (store, Election::Lease, Some(cluster), clock)
             }
             None => {

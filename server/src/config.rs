@@ -92,7 +92,7 @@ pub struct ServeArgs {
     /// `postgres://user:password@host:port/db` to share one PostgreSQL with other nodes;
     /// unset, the store is SQLite in the data dir. Prefer the environment: a flag is
     /// visible in the process list.
-    #[arg(long, env = "ECHOPILOT_DATABASE_URL", hide_env_values = true, value_parser = parse_database_url)]
+    #[arg(long, env = "ECHOPILOT_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Seconds the leader's lease lasts unrenewed (PostgreSQL): a crashed leader is
     /// replaced within this plus about a second. Renewed every fifth of it.
@@ -119,15 +119,20 @@ pub struct ServeArgs {
     pub dashboard_key: Option<String>,
 }
 
-/// Accepts `postgres://` and `postgresql://` URLs only (SQLite is the default, not a URL).
-fn parse_database_url(s: &str) -> Result<String, String> {
-    let scheme = s.split_once("://").map(|(scheme, _)| scheme);
-    match scheme {
-        Some("postgres" | "postgresql") => Ok(s.to_string()),
-        _ => Err(format!(
-            "expected postgres://user:password@host:port/database, got {}",
-            engine::secrets::mask_url(s)
-        )),
+impl ServeArgs {
+    /// Checks what clap cannot without echoing a secret back: the database URL is a
+    /// `postgres://` or `postgresql://` one (SQLite is the default, not a URL).
+    pub fn check(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.database_url {
+            let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+            if !matches!(scheme, Some("postgres" | "postgresql")) {
+                anyhow::bail!(
+                    "--database-url: expected postgres://user:password@host:port/database, got {}",
+                    engine::secrets::mask_url(url)
+                );
+            }
+        }
+        Ok(())
     }
 }
 

@@ -96,6 +96,7 @@ async fn build_with(
     listener: tokio::net::TcpListener,
     pidfile: PidFile,
 ) -> anyhow::Result<Application> {
+    args.check()?;
     let data_dir = args.data_dir.clone();
     let key = DashKey::load_or_create(args.dashboard_key.as_deref(), &data_dir)?;
     let mut kinds = Kinds::builtin();
@@ -229,6 +230,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/automations/start", post(api::scheduler::start))
         .route("/api/automations/stop", post(api::scheduler::stop))
         .route("/api/automations/restart", post(api::scheduler::restart))
+        .route("/api/leaders", get(api::scheduler::leaders))
         .route(
             "/api/jobs",
             get(api::jobs::list_jobs).post(api::jobs::create_job),

@@ -59,7 +59,10 @@ CREATE TABLE runs (
     -- The node executing it; '' while no node has claimed it yet (run now).
     node            TEXT    NOT NULL,
     -- The leader epoch that claimed a slot (NULL for runs outside any slot).
-    epoch           BIGINT
+    epoch           BIGINT,
+    -- When the row was written, by the database's clock: evidence independent of the
+    -- nodes' clocks (the chaos tests check no epoch wrote after its successor began).
+    recorded_ms     BIGINT  NOT NULL DEFAULT echopilot_now_ms()
 );
 
 -- One scheduled slot, one row, whoever claims it: the last fence against running a slot

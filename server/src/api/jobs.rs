@@ -60,7 +60,7 @@ pub async fn delete_job(
 #[derive(Deserialize)]
 pub struct WaitQuery {
     #[serde(default)]
-    wait: bool,
+    pub wait: bool,
 }
 
 /// Who asked for a manual run: the CLI says so in a header; the key means a script; a

@@ -1,5 +1,5 @@
 //! Runs: `GET /api/runs?job=&status=&limit=&before=` (newest first, with the next page's
-//! cursor), `GET /api/runs/{id}`; and `GET /api/schedule/preview`.
+//! cursor), `GET /api/runs/{id}[?wait=true]`; and `GET /api/schedule/preview`.
 
 use super::ApiResult;
 use crate::startup::AppState;
@@ -32,8 +32,18 @@ pub async fn list_runs(
     Ok(Json(page))
 }
 
-pub async fn get_run(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Run>> {
-    Ok(Json(state.engine.get_run(id).await?))
+/// `GET /api/runs/{id}[?wait=true]`: the run; with `wait`, once it has ended (up to 30 s;
+/// then as it is), on whichever node it executes.
+pub async fn get_run(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(q): Query<super::jobs::WaitQuery>,
+) -> ApiResult<Json<Run>> {
+    Ok(Json(if q.wait {
+        state.engine.wait_run(id, engine::MAX_WAIT).await?
+    } else {
+        state.engine.get_run(id).await?
+    }))
 }
 
 #[derive(Deserialize)]

@@ -1,5 +1,6 @@
 //! The scheduler's controls, kept from the seed: `GET /api/automations/status`, `POST
-//! /api/automations/start|stop|restart`, each answering the status after the change.
+//! /api/automations/start|stop|restart`, each answering the status after the change; and
+//! `GET /api/leaders`, who led (several nodes), newest term first.
 
 use super::ApiResult;
 use crate::startup::AppState;
@@ -17,6 +18,13 @@ pub async fn start(State(state): State<AppState>) -> ApiResult<Json<Status>> {
 
 pub async fn stop(State(state): State<AppState>) -> ApiResult<Json<Status>> {
     Ok(Json(state.engine.stop().await?))
+}
+
+/// `GET /api/leaders`: `{"leaders": [{epoch, holder, acquired_at, ended_at, ended_how}]}`,
+/// the newest 50 terms (empty on SQLite: one node leads for good).
+pub async fn leaders(State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    let terms = state.engine.leader_history(50).await?;
+    Ok(Json(serde_json::json!({ "leaders": terms })))
 }
 
 pub async fn restart(State(state): State<AppState>) -> ApiResult<Json<Status>> {

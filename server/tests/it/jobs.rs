@@ -1,7 +1,7 @@
 //! Jobs, runs and schedules over real HTTP, and durability across real process deaths
 //! (RELIABILITY 1 and 8).
 
-use crate::support::{client, spawn, spawn_app, Opts, KEY};
+use crate::support::{client, read_events, spawn, spawn_app, Opts, KEY};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -523,41 +523,6 @@ async fn cli_run_prints_the_run_and_exits_non_zero_when_it_failed() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
 }
 
-/// Reads server-sent events from `r` until `until` says stop or the deadline passes;
-/// returns `(event, data)` pairs.
-async fn read_events(
-    r: &mut reqwest::Response,
-    within: Duration,
-    until: impl Fn(&[(String, String)]) -> bool,
-) -> Vec<(String, String)> {
-    let deadline = tokio::time::Instant::now() + within;
-    let mut buf = String::new();
-    let mut events = Vec::new();
-    while !until(&events) {
-        let chunk = tokio::time::timeout_at(deadline, r.chunk())
-            .await
-            .expect("the next event arrives in time")
-            .unwrap()
-            .expect("the stream stays open until told");
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            let mut kind = String::from("message");
-            let mut data = Vec::new();
-            for line in block.lines() {
-                if let Some(k) = line.strip_prefix("event:") {
-                    kind = k.trim().to_string();
-                } else if let Some(d) = line.strip_prefix("data:") {
-                    data.push(d.strip_prefix(' ').unwrap_or(d).to_string());
-                }
-            }
-            if !data.is_empty() {
-                events.push((kind, data.join("\n")));
-            }
-        }
-    }
-    events
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_log_streams_while_the_run_lasts_then_ends_with_its_status() {

@@ -7,6 +7,7 @@
 //! - [`jobs`]: jobs and runs over the API, crash recovery with real processes, live logs.
 //! - [`security`]: the outside probe's findings, each performed as the attack.
 
+mod cluster;
 mod jobs;
 mod security;
 mod server;

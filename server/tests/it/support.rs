@@ -40,6 +40,8 @@ pub struct Opts {
     pub env: Vec<(String, String)>,
     /// Environment variables removed (e.g. DASHBOARD_KEY, to use the key file).
     pub unset: Vec<String>,
+    /// More flags for `serve`.
+    pub args: Vec<String>,
 }
 
 impl Opts {
@@ -156,6 +158,7 @@ pub fn spawn(opts: Opts) -> Result<TestServer, (ExitStatus, String)> {
     for k in &opts.unset {
         cmd.env_remove(k);
     }
+    cmd.args(&opts.args);
     let mut child = cmd.spawn().expect("spawn echopilot");
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
@@ -372,4 +375,40 @@ fn unsafe_kill(pid: i32, sig: i32) -> i32 {
     unsafe {
         libc::kill(pid, sig)
     }
+}
+
+/// Reads server-sent events from `r` until `until` says stop or the deadline passes;
+/// returns `(event, data)` pairs.
+pub async fn read_events(
+    r: &mut reqwest::Response,
+    within: Duration,
+    until: impl Fn(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = String::new();
+    let mut events = Vec::new();
+    while !until(&events) {
+        let chunk = tokio::time::timeout_at(deadline, r.chunk())
+            .await
+            .expect("the next event arrives in time")
+            .unwrap()
+            .expect("the stream stays open until told");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let mut kind = String::from("message");
+            let mut data = Vec::new();
+            for line in block.lines() {
+                if let Some(k) = line.strip_prefix("event:") {
+                    kind = k.trim().to_string();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push(d.strip_prefix(' ').unwrap_or(d).to_string());
+                }
+            }
+            if !data.is_empty() {
+                events.push((kind, data.join("\n")));
+            }
+        }
+    }
+    events
 }

@@ -120,6 +120,13 @@ impl PgStore {
         &self.shown
     }
 
+    /// The database's clock, in ms.
+    pub async fn now_ms(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT echopilot_now_ms()")
+            .fetch_one(&self.control)
+            .await?)
+    }
+
     pub async fn desired_state(&self) -> Result<Option<DesiredState>> {
         let row: Option<String> =
             sqlx::query_scalar("SELECT desired FROM scheduler_state WHERE id = 1")

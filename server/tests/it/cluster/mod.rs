@@ -1,0 +1,293 @@
+//! Several real `echopilot` processes on one real PostgreSQL (the private cluster of
+//! `scripts/with-postgres.sh`), each reaching it through its own [`proxy::Proxy`], with an
+//! independent [`witness::Witness`] of executions.
+//!
+//! - [`nodes`]: what several nodes promise one at a time — status, run now anywhere,
+//!   waiting and following a run on another node, 503 when cut off, bad URLs, shell
+//!   children dying with a `kill -9`'d server.
+//! - [`chaos`]: the faults, round after round, and the figures (`make chaos` prints them).
+
+mod chaos;
+mod nodes;
+mod proxy;
+mod witness;
+
+use crate::support::{spawn, Opts, TestServer};
+use proxy::Proxy;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use witness::Witness;
+
+/// One node: its proxy, and its server process while it is up.
+pub struct Node {
+    pub name: String,
+    pub proxy: Proxy,
+    pub server: Option<TestServer>,
+    /// The id of its current process in the registry.
+    pub id: String,
+    pub data_dir: PathBuf,
+    pub skew_ms: i64,
+}
+
+impl Node {
+    pub fn up(&self) -> &TestServer {
+        self.server.as_ref().expect("the node is up")
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.up().pid()
+    }
+}
+
+pub struct Cluster {
+    /// The test's own way in (not through any proxy).
+    pub db: sqlx::PgPool,
+    /// The database's URL, as a node would be given it, but for `port`.
+    db_url: reqwest::Url,
+    pub witness: Witness,
+    pub nodes: Vec<Node>,
+    pub ttl_secs: u64,
+    pub dir: tempfile::TempDir,
+}
+
+/// The flags a node gets besides the database and its name.
+const GRACE_SECS: &str = "2";
+
+impl Cluster {
+    /// `n` nodes (`n1`…), with a fresh database and lease TTL `ttl_secs`; node `i` with
+    /// `skews[i]` ms on its clock (missing: none). The first node up leads.
+    pub async fn start(n: usize, ttl_secs: u64, skews: &[i64]) -> Cluster {
+        let admin = engine::testing::postgres_url();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let name = format!(
+            "c_{}_{:x}",
+            std::process::id(),
+            witness::wall_ms() as u64 & 0xffff_ffff
+        );
+        let url = engine::testing::fresh_database(&admin, &name).await;
+        let db = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&url)
+            .await
+            .expect("the test database answers");
+        let db_url = reqwest::Url::parse(&url).expect("a URL");
+        let upstream: SocketAddr = format!(
+            "{}:{}",
+            db_url.host_str().expect("a host"),
+            db_url.port().unwrap_or(5432)
+        )
+        .parse()
+        .expect("a loopback address");
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let name = format!("n{}", i + 1);
+            nodes.push(Node {
+                data_dir: dir.path().join(&name),
+                name,
+                proxy: Proxy::start(upstream).await,
+                server: None,
+                id: String::new(),
+                skew_ms: skews.get(i).copied().unwrap_or(0),
+            });
+        }
+        let mut cluster = Cluster {
+            db,
+            db_url,
+            witness: Witness::start().await,
+            nodes,
+            ttl_secs,
+            dir,
+        };
+        for i in 0..n {
+            cluster.boot(i).await;
+        }
+        cluster
+    }
+
+    /// Starts node `i` (again): a new process, a new id.
+    pub async fn boot(&mut self, i: usize) {
+        let node = &self.nodes[i];
+        let mut url = self.db_url.clone();
+        url.set_port(Some(node.proxy.port)).expect("a port");
+        let opts = Opts {
+            data_dir: Some(node.data_dir.clone()),
+            grace_secs: Some(GRACE_SECS.parse().expect("a number")),
+            heartbeat_secs: Some(5),
+            env: vec![
+                ("ECHOPILOT_DATABASE_URL".into(), url.to_string()),
+                ("ECHOPILOT_CLOCK_SKEW_MS".into(), node.skew_ms.to_string()),
+                ("RUST_LOG".into(), "warn".into()),
+            ],
+            args: [
+                "--node",
+                &node.name,
+                "--lease-ttl-secs",
+                &self.ttl_secs.to_string(),
+                "--http-allow",
+                "127.0.0.1",
+                "--allow-shell",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Opts::default()
+        };
+        let server = tokio::task::spawn_blocking(move || spawn(opts))
+            .await
+            .expect("the spawner")
+            .unwrap_or_else(|(status, err)| panic!("node did not start ({status}): {err}"));
+        let status = server.json("GET", "/api/automations/status").await;
+        let node = &mut self.nodes[i];
+        node.id = status["node"].as_str().expect("a node id").to_string();
+        node.server = Some(server);
+    }
+
+    /// Sends `sig` to node `i`.
+    pub fn signal(&self, i: usize, sig: i32) {
+        self.nodes[i].up().signal(sig);
+    }
+
+    /// Kills node `i` with SIGKILL and reaps it.
+    pub fn kill(&mut self, i: usize) {
+        let mut server = self.nodes[i].server.take().expect("the node is up");
+        server.signal(libc::SIGKILL);
+        server.wait_exit(Duration::from_secs(10));
+    }
+
+    /// Stops node `i` with SIGTERM, waiting for it to exit by itself.
+    pub fn terminate(&mut self, i: usize) {
+        let mut server = self.nodes[i].server.take().expect("the node is up");
+        server.signal(libc::SIGTERM);
+        let status = server.wait_exit(Duration::from_secs(30));
+        assert!(
+            status.success(),
+            "{} exited {status}: {}",
+            self.nodes[i].name,
+            server.stderr()
+        );
+    }
+
+    /// The lease as the database has it: `(epoch, holder)` while someone holds it.
+    pub async fn lease(&self) -> Option<(i64, String)> {
+        sqlx::query_as(
+            "SELECT epoch, holder FROM scheduler_lease
+             WHERE id = 1 AND holder IS NOT NULL AND expires_ms > echopilot_now_ms()",
+        )
+        .fetch_optional(&self.db)
+        .await
+        .expect("the lease is readable")
+    }
+
+    /// The node (index) holding the lease, waiting for one (up to `within`).
+    pub async fn leader(&self, within: Duration) -> (usize, i64) {
+        self.leader_after(0, within).await
+    }
+
+    /// The node (index) holding the lease with an epoch newer than `epoch`, waiting for
+    /// one (up to `within`).
+    pub async fn leader_after(&self, epoch: i64, within: Duration) -> (usize, i64) {
+        let deadline = Instant::now() + within;
+        let newer = epoch;
+        loop {
+            if let Some((epoch, holder)) = self.lease().await.filter(|(e, _)| *e > newer) {
+                if let Some(i) = self
+                    .nodes
+                    .iter()
+                    .position(|n| n.server.is_some() && n.id == holder)
+                {
+                    return (i, epoch);
+                }
+            }
+            assert!(Instant::now() < deadline, "no node up leads after {within:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until every node that is up is in the registry and heartbeating.
+    pub async fn settled(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        self.leader(within).await;
+        loop {
+            let alive: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM nodes WHERE expires_ms > echopilot_now_ms()",
+            )
+            .fetch_all(&self.db)
+            .await
+            .expect("the registry is readable");
+            if self
+                .nodes
+                .iter()
+                .filter(|n| n.server.is_some())
+                .all(|n| alive.contains(&n.id))
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "nodes did not all join: {alive:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The database's clock, in ms.
+    pub async fn db_now_ms(&self) -> i64 {
+        sqlx::query_scalar("SELECT echopilot_now_ms()")
+            .fetch_one(&self.db)
+            .await
+            .expect("the database answers")
+    }
+
+    /// Runs still `running` on node id `node`.
+    pub async fn running_on(&self, node: &str) -> Vec<i64> {
+        sqlx::query_scalar("SELECT id FROM runs WHERE node = $1 AND status = 'running'")
+            .bind(node)
+            .fetch_all(&self.db)
+            .await
+            .expect("runs are readable")
+    }
+
+    /// The first run (not a skipped slot) recorded under an epoch newer than `epoch`: when
+    /// it was recorded (database clock, ms).
+    pub async fn first_fire_after(&self, epoch: i64) -> Option<i64> {
+        sqlx::query_scalar(
+            "SELECT min(recorded_ms) FROM runs WHERE epoch > $1 AND status <> 'skipped'",
+        )
+        .bind(epoch)
+        .fetch_one(&self.db)
+        .await
+        .expect("runs are readable")
+    }
+
+    /// Any node that is up, to talk to.
+    pub fn any(&self) -> &TestServer {
+        self.nodes
+            .iter()
+            .find_map(|n| n.server.as_ref())
+            .expect("a node is up")
+    }
+
+    /// Stops every node gracefully.
+    pub fn stop_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].server.is_some() {
+                self.terminate(i);
+            }
+        }
+    }
+}
+
+/// Polls `check` every 20 ms until it answers `Some`, up to `within`; `None` past it.
+pub async fn within<T, F, Fut>(within: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
