@@ -267,3 +267,11 @@ pub async fn list_audit() -> Result<Vec<AuditRow>, ServerFnError> {
     let rows = engine()?.audit(200).await.map_err(fail)?;
     Ok(rows.into_iter().map(AuditRow::from).collect())
 }
+
+/// The nodes sharing the store and the newest 50 leader terms.
+#[server(prefix = "/api/fn", endpoint = "get_cluster", input = GetUrl)]
+pub async fn get_cluster() -> Result<Cluster, ServerFnError> {
+    let engine = engine()?;
+    let terms = engine.leader_history(50).await.map_err(fail)?;
+    Ok(crate::ssr::cluster(engine.status(), terms, engine.now()))
+}

@@ -75,6 +75,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                     <A href="/briefs">"Briefs"</A>
                     <A href="/finance">"Finance"</A>
                     <A href="/metrics">"Metrics"</A>
+                    <A href="/nodes">"Nodes"</A>
                     <A href="/audit">"Audit"</A>
                 </nav>
                 <form method="post" action="/api/session/logout" class="logout">
@@ -121,6 +122,7 @@ pub fn StatusFacts(status: SchedulerStatus) -> impl IntoView {
                 </dd>
             </div>
             <div><dt>"Node"</dt><dd>{status.node.clone()}</dd></div>
+            <div><dt>"Role"</dt><dd data-testid="role"><a href="/nodes">{status.role.clone()}</a></dd></div>
         </dl>
         <h3>"Next runs"</h3>
         {if next_runs.is_empty() {

@@ -710,6 +710,77 @@ pub fn AuditPage() -> impl IntoView {
     }
 }
 
+/// The nodes sharing the store — heartbeat, runs, clock, who leads — and who led.
+#[component]
+pub fn NodesPage() -> impl IntoView {
+    let refresh = use_auto_refresh();
+    let cluster = data(move || refresh.tick.get(), |_| get_cluster());
+    view! {
+        <Title text="Nodes · EchoPilot" />
+        <Layout>
+            <section class="card">
+                <LiveHead title="Nodes" refresh />
+                {loaded(cluster, |c| {
+                    let single = c.store == "sqlite";
+                    view! {
+                        <p class="muted">{if single {
+                            "One node on SQLite: it leads for good. Several nodes share one PostgreSQL (--database-url)."
+                        } else {
+                            "Nodes sharing this PostgreSQL. The leader fires the schedules; every node runs work. A node whose heartbeat expires is gone: the leader rescues its runs."
+                        }}</p>
+                        <div class="table-wrap">
+                            <table data-testid="nodes">
+                                <thead><tr><th>"Node"</th><th>"Role"</th><th>"Heartbeat"</th><th>"Running"</th><th>"Clock offset"</th><th>"Version"</th><th>"PID"</th><th>"Started"</th></tr></thead>
+                                <tbody>
+                                    {c.nodes.into_iter().map(|n| view! {
+                                        <tr class:gone=!n.alive data-leader=n.leader.to_string()>
+                                            <td>
+                                                <strong>{n.name}</strong>
+                                                {n.this.then(|| view! { <span class="muted">" (this node)"</span> })}
+                                                <br /><code class="muted">{n.id}</code>
+                                            </td>
+                                            <td>{if n.leader {
+                                                view! { <span class="badge badge-running">"leader"</span> }.into_any()
+                                            } else if n.alive {
+                                                view! { <span>"follower"</span> }.into_any()
+                                            } else {
+                                                view! { <span class="badge badge-stalled">"gone"</span> }.into_any()
+                                            }}</td>
+                                            <td>{n.heartbeat}</td>
+                                            <td>{n.running}</td>
+                                            <td class:warn=n.clock_warning title=if n.clock_warning { "more than a second off: check its time sync" } else { "" }>{n.clock_offset}</td>
+                                            <td>{n.version}</td>
+                                            <td>{n.pid}</td>
+                                            <td>{n.started}</td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                        {(!single).then(|| view! {
+                            <h3>"Leader history"</h3>
+                            <div class="table-wrap">
+                                <table data-testid="leaders">
+                                    <thead><tr><th>"Epoch"</th><th>"Holder"</th><th>"From"</th><th>"Until"</th><th>"Lasted"</th><th>"Ended"</th></tr></thead>
+                                    <tbody>
+                                        {c.leaders.into_iter().map(|t| view! {
+                                            <tr>
+                                                <td>{t.epoch}</td><td><code>{t.holder}</code></td><td>{t.from}</td>
+                                                <td>{if t.until.is_empty() { "now".to_string() } else { t.until }}</td>
+                                                <td>{t.lasted}</td><td>{t.how}</td>
+                                            </tr>
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            </div>
+                        })}
+                    }
+                })}
+            </section>
+        </Layout>
+    }
+}
+
 /// Unknown paths.
 #[component]
 pub fn NotFoundPage() -> impl IntoView {

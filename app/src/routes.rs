@@ -27,6 +27,7 @@ pub fn DashboardRouter() -> impl IntoView {
                 <Route path=path!("/finance") view={Lazy::<Finance>::new()} />
                 <Route path=path!("/metrics") view={Lazy::<Metrics>::new()} />
                 <Route path=path!("/audit") view={Lazy::<Audit>::new()} />
+                <Route path=path!("/nodes") view={Lazy::<Nodes>::new()} />
                 <Route path=path!("/login") view=pages::LoginPage />
             </Routes>
         </Router>
@@ -62,4 +63,5 @@ lazy_page! {
     Finance => pages::FinancePage,
     Metrics => pages::MetricsPage,
     Audit => pages::AuditPage,
+    Nodes => pages::NodesPage,
 }

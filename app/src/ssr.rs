@@ -93,6 +93,11 @@ impl From<engine::Status> for SchedulerStatus {
                 })
                 .collect(),
             node: s.node,
+            role: match (s.store.as_str(), s.epoch) {
+                ("sqlite", _) => "only node".into(),
+                (_, Some(epoch)) => format!("leader (epoch {epoch})"),
+                (_, None) => "follower".into(),
+            },
             loop_lag_ms: s.loop_lag_ms.map(|l| format!("{l:.2} ms")),
             active_runs: s.active_runs,
         }
@@ -448,5 +453,50 @@ mod tests {
         assert!(!html.contains("javascript:"), "{html}");
         assert!(html.contains(r#"href="https://e.com""#), "{html}");
         assert!(!html.contains("<img"), "{html}");
+    }
+}
+
+/// The nodes page from the status (the registry as last read) and the leader history.
+pub fn cluster(
+    status: engine::Status,
+    terms: Vec<engine::LeaderTerm>,
+    now: DateTime<Utc>,
+) -> Cluster {
+    let this = status.node.clone();
+    Cluster {
+        store: status.store,
+        nodes: status
+            .nodes
+            .into_iter()
+            .map(|n| NodeRow {
+                this: n.id == this,
+                heartbeat: format!("{} ago", millis((n.heartbeat_age_secs * 1000.0) as i64)),
+                clock_offset: format!("{:+} ms", n.clock_offset_ms),
+                clock_warning: n.clock_offset_ms.abs() > 1000,
+                started: time(n.started_at),
+                id: n.id,
+                name: n.name,
+                pid: n.pid,
+                version: n.version,
+                alive: n.alive,
+                running: n.running,
+                leader: n.leader,
+            })
+            .collect(),
+        leaders: terms
+            .into_iter()
+            .map(|t| LeaderRow {
+                epoch: t.epoch,
+                from: time(t.acquired_at),
+                until: t.ended_at.map(time).unwrap_or_default(),
+                how: t.ended_how.clone().unwrap_or_default(),
+                lasted: millis(
+                    (t.ended_at.unwrap_or(now) - t.acquired_at)
+                        .num_milliseconds()
+                        .max(0),
+                ),
+                holder: t.holder,
+            })
+            .collect(),
     }
 }

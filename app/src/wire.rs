@@ -41,6 +41,8 @@ pub struct SchedulerStatus {
     pub heartbeat_interval_secs: u64,
     pub next_runs: Vec<NextRun>,
     pub node: String,
+    /// `only node` (SQLite), `leader (epoch 7)` or `follower`.
+    pub role: String,
     pub loop_lag_ms: Option<String>,
     pub active_runs: usize,
 }
@@ -231,4 +233,46 @@ pub struct AuditRow {
     pub target: String,
     pub details: String,
     pub status: u16,
+}
+
+/// The nodes page: every node sharing the store, and who led.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    /// `sqlite` (one node) or `postgres` (several).
+    pub store: String,
+    pub nodes: Vec<NodeRow>,
+    /// Newest term first (empty on SQLite).
+    pub leaders: Vec<LeaderRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRow {
+    pub id: String,
+    pub name: String,
+    pub pid: u32,
+    pub version: String,
+    pub started: String,
+    /// `0.4 s ago`.
+    pub heartbeat: String,
+    pub alive: bool,
+    pub running: u64,
+    /// `+12 ms` (its clock minus the database's).
+    pub clock_offset: String,
+    /// Off by more than a second: worth fixing (time sync).
+    pub clock_warning: bool,
+    pub leader: bool,
+    /// The node that rendered the page.
+    pub this: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaderRow {
+    pub epoch: i64,
+    pub holder: String,
+    pub from: String,
+    /// Empty while the term lasts.
+    pub until: String,
+    /// `resigned` (a graceful handoff), `expired` (its holder stopped renewing), or empty.
+    pub how: String,
+    pub lasted: String,
 }

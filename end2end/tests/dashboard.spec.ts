@@ -139,6 +139,21 @@ test('metrics and the audit log show what happened', async ({ page }) => {
   await expect(audit).toContainText(`POST /api/jobs/${JOB}/run`);
 });
 
+test('the nodes page shows this one node leading on SQLite, reached from the overview', async ({ page }) => {
+  await login(page);
+  await go(page, '/');
+  await expect(page.getByTestId('role')).toHaveText('only node');
+  await page.getByTestId('role').getByRole('link').click();
+  await expect(page).toHaveURL(/\/nodes$/);
+  const nodes = page.getByTestId('nodes');
+  await expect(nodes.locator('tbody tr')).toHaveCount(1);
+  await expect(nodes.locator('tbody tr')).toHaveAttribute('data-leader', 'true');
+  await expect(nodes).toContainText('(this node)');
+  await expect(page.getByText('One node on SQLite')).toBeVisible();
+  // No terms to show: one node leads for good.
+  await expect(page.getByTestId('leaders')).toHaveCount(0);
+});
+
 test('a job is deleted only after confirming', async ({ page, request }) => {
   await login(page);
   await go(page, '/jobs');

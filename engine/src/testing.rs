@@ -308,7 +308,9 @@ pub async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<(String, V
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        let n = tokio::io::AsyncReadExt::read(sock, &mut chunk).await.unwrap_or(0);
+        let n = tokio::io::AsyncReadExt::read(sock, &mut chunk)
+            .await
+            .unwrap_or(0);
         if n == 0 {
             return None;
         }
@@ -324,7 +326,9 @@ pub async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<(String, V
                 })
                 .unwrap_or(0);
             while buf.len() < i + 4 + len {
-                let n = tokio::io::AsyncReadExt::read(sock, &mut chunk).await.unwrap_or(0);
+                let n = tokio::io::AsyncReadExt::read(sock, &mut chunk)
+                    .await
+                    .unwrap_or(0);
                 if n == 0 {
                     break;
                 }

@@ -523,7 +523,6 @@ async fn cli_run_prints_the_run_and_exits_non_zero_when_it_failed() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_log_streams_while_the_run_lasts_then_ends_with_its_status() {
     let app = spawn_app().await;

@@ -119,16 +119,36 @@ async fn chaos_no_slot_twice_every_slot_accounted_for() {
     let stale = stale_epoch_writes(&c).await;
     print_table(&figures, &account, stale, started.elapsed());
     // What must hold, every round.
-    assert_eq!(account.duplicates, Vec::<(String, usize)>::new(), "executed twice");
-    assert_eq!(account.unaccounted, Vec::<String>::new(), "slots with no row");
+    assert_eq!(
+        account.duplicates,
+        Vec::<(String, usize)>::new(),
+        "executed twice"
+    );
+    assert_eq!(
+        account.unaccounted,
+        Vec::<String>::new(),
+        "slots with no row"
+    );
     assert_eq!(account.skipped_but_executed, Vec::<String>::new());
     assert_eq!(account.succeeded_unseen, Vec::<String>::new());
     assert_eq!(stale, 0, "writes with a stale epoch");
-    assert_eq!(figures.orphan_children, 0, "children outlived a killed node");
-    assert_eq!(figures.zombie_leaders, 0, "a resumed old leader kept leading");
-    assert_eq!(figures.handoff_missed, 0, "slots missed in a graceful handoff");
+    assert_eq!(
+        figures.orphan_children, 0,
+        "children outlived a killed node"
+    );
+    assert_eq!(
+        figures.zombie_leaders, 0,
+        "a resumed old leader kept leading"
+    );
+    assert_eq!(
+        figures.handoff_missed, 0,
+        "slots missed in a graceful handoff"
+    );
     for ms in &figures.crash_failover_ms {
-        assert!(*ms <= (TTL as i64 + 1) * 1000, "crash failover took {ms} ms");
+        assert!(
+            *ms <= (TTL as i64 + 1) * 1000,
+            "crash failover took {ms} ms"
+        );
     }
 }
 
@@ -146,7 +166,10 @@ async fn create_jobs(c: &Cluster, jobs: usize, pids: &std::path::Path) {
         assert_eq!(status, 201, "{body}");
     }
     // Runs in flight on the leader whenever it is hit, for the rescue and the children.
-    let script = format!("echo $$ > '{}'/$ECHOPILOT_RUN_ID; exec sleep 6", pids.display());
+    let script = format!(
+        "echo $$ > '{}'/$ECHOPILOT_RUN_ID; exec sleep 6",
+        pids.display()
+    );
     let spec = json!({
         "id": "sleeper", "kind": "shell", "schedule": "*/2 * * * * *", "overlap": "allow",
         "timeout_secs": 60, "params": { "argv": ["sh", "-c", script] },
@@ -220,7 +243,10 @@ async fn inject(c: &mut Cluster, fault: Fault, f: &mut Figures, pids: &std::path
             tokio::time::sleep(Duration::from_millis(500)).await;
             c.signal(leader, libc::SIGCONT);
             let stood_down = within(Duration::from_secs(TTL + 2), || async {
-                let s = c.nodes[leader].up().json("GET", "/api/automations/status").await;
+                let s = c.nodes[leader]
+                    .up()
+                    .json("GET", "/api/automations/status")
+                    .await;
                 (s["epoch"] != epoch).then_some(())
             })
             .await;
@@ -268,7 +294,11 @@ async fn inject(c: &mut Cluster, fault: Fault, f: &mut Figures, pids: &std::path
             );
             // The test's own pool reconnects by itself; so must every node.
             let back = within(Duration::from_secs(30), || async {
-                sqlx::query("SELECT 1").execute(&c.db).await.ok().map(|_| ())
+                sqlx::query("SELECT 1")
+                    .execute(&c.db)
+                    .await
+                    .ok()
+                    .map(|_| ())
             })
             .await;
             assert!(back.is_some(), "PostgreSQL came back");
@@ -303,12 +333,17 @@ async fn handoff_ms(c: &Cluster, old: i64, new: i64) -> i64 {
             .fetch_one(&c.db)
             .await
             .expect("the old term is recorded");
-    assert_eq!(how.as_deref(), Some("resigned"), "a SIGTERM'd leader resigns");
-    let acquired: i64 = sqlx::query_scalar("SELECT acquired_ms FROM leader_history WHERE epoch = $1")
-        .bind(new)
-        .fetch_one(&c.db)
-        .await
-        .expect("the new term is recorded");
+    assert_eq!(
+        how.as_deref(),
+        Some("resigned"),
+        "a SIGTERM'd leader resigns"
+    );
+    let acquired: i64 =
+        sqlx::query_scalar("SELECT acquired_ms FROM leader_history WHERE epoch = $1")
+            .bind(new)
+            .fetch_one(&c.db)
+            .await
+            .expect("the new term is recorded");
     acquired - ended.expect("ended")
 }
 
@@ -360,7 +395,10 @@ async fn account(c: &Cluster, jobs: usize, first_ms: i64, last_ms: i64) -> Accou
     let mut by_slot: HashMap<(String, i64), (String, Option<String>)> = HashMap::new();
     for (job, slot, status, error) in rows {
         let again = by_slot.insert((job.clone(), slot), (status, error));
-        assert!(again.is_none(), "two rows for {job} at {slot}: the index failed");
+        assert!(
+            again.is_none(),
+            "two rows for {job} at {slot}: the index failed"
+        );
     }
     let mut a = Account {
         duplicates: c.witness.duplicates(),
@@ -422,12 +460,19 @@ fn print_table(f: &Figures, a: &Account, stale: i64, took: Duration) {
         }
         _ => "not measured".into(),
     };
-    println!("\nchaos: {faults} faults in {:.0} s — {:?}", took.as_secs_f64(), f.faults);
+    println!(
+        "\nchaos: {faults} faults in {:.0} s — {:?}",
+        took.as_secs_f64(),
+        f.faults
+    );
     println!(
         "chaos: {} slots ({} executions seen by the witness, {} skipped with a reason, {} cut short)",
         a.slots, a.executions, a.skipped, a.interrupted
     );
-    println!("chaos: one node's clock {} ms ahead throughout; lease TTL {TTL} s", SKEW_MS);
+    println!(
+        "chaos: one node's clock {} ms ahead throughout; lease TTL {TTL} s",
+        SKEW_MS
+    );
     println!("| figure | target | measured |");
     println!("|---|---|---|");
     println!(

@@ -198,7 +198,10 @@ impl Cluster {
                     return (i, epoch);
                 }
             }
-            assert!(Instant::now() < deadline, "no node up leads after {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no node up leads after {within:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -208,12 +211,11 @@ impl Cluster {
         let deadline = Instant::now() + within;
         self.leader(within).await;
         loop {
-            let alive: Vec<String> = sqlx::query_scalar(
-                "SELECT id FROM nodes WHERE expires_ms > echopilot_now_ms()",
-            )
-            .fetch_all(&self.db)
-            .await
-            .expect("the registry is readable");
+            let alive: Vec<String> =
+                sqlx::query_scalar("SELECT id FROM nodes WHERE expires_ms > echopilot_now_ms()")
+                    .fetch_all(&self.db)
+                    .await
+                    .expect("the registry is readable");
             if self
                 .nodes
                 .iter()
@@ -222,7 +224,10 @@ impl Cluster {
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "nodes did not all join: {alive:?}");
+            assert!(
+                Instant::now() < deadline,
+                "nodes did not all join: {alive:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

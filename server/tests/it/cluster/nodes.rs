@@ -51,8 +51,14 @@ async fn status_shows_one_leader_its_epoch_and_every_node_and_the_leader_history
             assert_eq!(seen["alive"], true);
             assert_eq!(seen["version"], env!("CARGO_PKG_VERSION"));
             assert_eq!(seen["pid"], other.pid());
-            assert!(seen["heartbeat_age_secs"].as_f64().unwrap() < TTL as f64, "{s}");
-            assert!(seen["clock_offset_ms"].as_i64().unwrap().abs() < 1000, "{s}");
+            assert!(
+                seen["heartbeat_age_secs"].as_f64().unwrap() < TTL as f64,
+                "{s}"
+            );
+            assert!(
+                seen["clock_offset_ms"].as_i64().unwrap().abs() < 1000,
+                "{s}"
+            );
         }
     }
     let (status, terms) = c.any().send(Method::GET, "/api/leaders", None).await;
@@ -90,7 +96,11 @@ async fn a_run_is_claimed_by_a_node_and_waited_for_and_followed_from_another() {
     })
     .await
     .expect("a node claims the run");
-    let x = c.nodes.iter().position(|n| n.id == runner).expect("a node of ours");
+    let x = c
+        .nodes
+        .iter()
+        .position(|n| n.id == runner)
+        .expect("a node of ours");
     let other = c.nodes[1 - x].up();
     // From the node it does not run on: its events, its log, and a wait for its end.
     let mut events = other.get("/api/events").await;
@@ -121,7 +131,10 @@ async fn a_run_is_claimed_by_a_node_and_waited_for_and_followed_from_another() {
         .filter(|(k, _)| k == "log")
         .map(|(_, d)| d.as_str())
         .collect();
-    assert!(text.contains("started") && text.contains("finished"), "{text}");
+    assert!(
+        text.contains("started") && text.contains("finished"),
+        "{text}"
+    );
     assert_eq!(rest.last().unwrap(), &("end".into(), "succeeded".into()));
     let nudges = read_events(&mut events, SETTLE, |ev| !ev.is_empty()).await;
     assert_eq!(nudges[0].0, "runs", "the other node hears runs move");
@@ -193,7 +206,10 @@ async fn a_node_cut_off_answers_503_steps_down_and_comes_back_without_a_restart(
         (r.status() == 200).then_some(())
     })
     .await;
-    assert!(back.is_some(), "the node answers again once the database is back");
+    assert!(
+        back.is_some(),
+        "the node answers again once the database is back"
+    );
     let ids: Vec<String> = c.nodes.iter().map(|n| n.id.clone()).collect();
     c.settled(SETTLE).await;
     assert_eq!(
@@ -214,7 +230,10 @@ async fn a_bad_or_unreachable_database_url_refuses_to_start_naming_it() {
             format!("postgres://bob:hunter2@127.0.0.1:{port}/db"),
             format!("127.0.0.1:{port}"),
         ),
-        ("mysql://bob:hunter2@db/x".to_string(), "--database-url".to_string()),
+        (
+            "mysql://bob:hunter2@db/x".to_string(),
+            "--database-url".to_string(),
+        ),
         (
             "postgres://bob:hunter2@no-such-host.invalid/db".to_string(),
             "no-such-host.invalid".to_string(),
@@ -225,7 +244,10 @@ async fn a_bad_or_unreachable_database_url_refuses_to_start_naming_it() {
         };
         assert!(!status.success());
         assert!(err.contains(&says), "{url}: {err}");
-        assert!(!err.contains("hunter2"), "the password is never printed: {err}");
+        assert!(
+            !err.contains("hunter2"),
+            "the password is never printed: {err}"
+        );
     }
 }
 
@@ -245,14 +267,19 @@ async fn a_killed_nodes_shell_children_die_with_it_and_its_runs_are_rescued() {
     c.settled(SETTLE).await;
     let pids = c.dir.path().join("pids");
     std::fs::create_dir(&pids).unwrap();
-    let script = format!("echo $$ > '{}'/$ECHOPILOT_RUN_ID; exec sleep 120", pids.display());
+    let script = format!(
+        "echo $$ > '{}'/$ECHOPILOT_RUN_ID; exec sleep 120",
+        pids.display()
+    );
     create(
         &c,
         json!({ "id": "sleeper", "kind": "shell", "schedule": "@every 24h", "overlap": "allow", "timeout_secs": 300, "params": { "argv": ["sh", "-c", script] } }),
     )
     .await;
     for _ in 0..6 {
-        c.any().send(Method::POST, "/api/jobs/sleeper/run", None).await;
+        c.any()
+            .send(Method::POST, "/api/jobs/sleeper/run", None)
+            .await;
     }
     // Until each of the six has written its pid.
     let children: Vec<(i64, i32)> = within(SETTLE, || async {
@@ -261,7 +288,11 @@ async fn a_killed_nodes_shell_children_die_with_it_and_its_runs_are_rescued() {
             .filter_map(|e| {
                 let e = e.ok()?;
                 let run = e.file_name().to_str()?.parse().ok()?;
-                let pid = std::fs::read_to_string(e.path()).ok()?.trim().parse().ok()?;
+                let pid = std::fs::read_to_string(e.path())
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()?;
                 Some((run, pid))
             })
             .collect();
@@ -276,8 +307,14 @@ async fn a_killed_nodes_shell_children_die_with_it_and_its_runs_are_rescued() {
     c.kill(victim);
     for (run, pid) in &children {
         if theirs.contains(run) {
-            let died = within(Duration::from_secs(5), || async { gone(*pid).then_some(()) }).await;
-            assert!(died.is_some(), "child {pid} of run {run} outlived its server");
+            let died = within(Duration::from_secs(5), || async {
+                gone(*pid).then_some(())
+            })
+            .await;
+            assert!(
+                died.is_some(),
+                "child {pid} of run {run} outlived its server"
+            );
         }
     }
     // The survivor's rescue ends them as interrupted once the dead node's registration

@@ -54,7 +54,9 @@ impl Witness {
                         seen.lock().unwrap().hits.entry(key).or_default().push(at);
                     }
                     let _ = sock
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
                         .await;
                 });
             }
