@@ -22,9 +22,12 @@ fi
 $as_owner "$bin/initdb" -D "$work/data" -A trust -U echopilot -E UTF8 --no-sync >"$work/initdb.log" 2>&1 \
   || { cat "$work/initdb.log" >&2; exit 1; }
 pg_ctl="$as_owner $bin/pg_ctl -D $work/data -l $work/postgres.log -w"
-# Tests only: fsync off (a crashed test machine loses nothing that matters), room for many
-# small pools, and the socket in our temp dir, not /var/run.
-opts="-c listen_addresses=127.0.0.1 -p $port -k $work -c fsync=off -c synchronous_commit=off -c max_connections=400"
+# Tests: fsync off (a crashed test machine loses nothing that matters); benchmarks set
+# ECHOPILOT_PG_DURABLE=1 and keep PostgreSQL's durable defaults. Room for many small
+# pools, and the socket in our temp dir, not /var/run.
+durability="-c fsync=off -c synchronous_commit=off"
+[ "${ECHOPILOT_PG_DURABLE:-}" = 1 ] && durability=""
+opts="${PG_EXTRA_OPTS:-} -c listen_addresses=127.0.0.1 -p $port -k $work $durability -c max_connections=400"
 $pg_ctl -o "$opts" start >/dev/null || { cat "$work/postgres.log" >&2; exit 1; }
 cleanup() {
   $pg_ctl -m immediate stop >/dev/null 2>&1 || true

@@ -41,6 +41,8 @@ pub(crate) struct State {
     pub db_clock: Option<Arc<crate::clock::DbClock<Arc<dyn crate::Clock>>>>,
     /// Wall minus database clock, in ms, as last measured.
     offset_ms: std::sync::atomic::AtomicI64,
+    /// The last few measurements: (round trip, offset in µs).
+    samples: Mutex<std::collections::VecDeque<(Duration, i64)>>,
 }
 
 impl State {
@@ -58,6 +60,7 @@ impl State {
             nodes: Mutex::new(Vec::new()),
             db_clock,
             offset_ms: std::sync::atomic::AtomicI64::new(0),
+            samples: Mutex::default(),
         }
     }
 
@@ -80,11 +83,11 @@ fn margin(ttl: Duration) -> Duration {
     (ttl / 5).min(Duration::from_secs(1))
 }
 
-/// The node's wall clock in ms (uncorrected), for measuring the offset.
-fn wall_ms(engine: &Engine, cluster: &State) -> i64 {
+/// The node's wall clock in µs (uncorrected), for measuring the offset.
+fn wall_us(engine: &Engine, cluster: &State) -> i64 {
     match &cluster.db_clock {
-        Some(c) => c.wall().timestamp_millis(),
-        None => engine.now().timestamp_millis(),
+        Some(c) => c.wall().timestamp_micros(),
+        None => engine.now().timestamp_micros(),
     }
 }
 
@@ -93,7 +96,7 @@ fn wall_ms(engine: &Engine, cluster: &State) -> i64 {
 pub(crate) async fn sync_clock(pg: &PgStore, cluster: &State) -> Result<()> {
     let sent = Instant::now();
     let sent_wall = match &cluster.db_clock {
-        Some(c) => c.wall().timestamp_millis(),
+        Some(c) => c.wall().timestamp_micros(),
         None => return Ok(()),
     };
     let db_ms = pg.now_ms().await?;
@@ -104,15 +107,17 @@ pub(crate) async fn sync_clock(pg: &PgStore, cluster: &State) -> Result<()> {
 /// Registers this node and tries once for the lease, so a first node leads before
 /// `open` returns; then starts the elector and the listener.
 pub(crate) async fn join(engine: &Engine, pg: &PgStore, cluster: &State) -> Result<()> {
-    pg.register_node(&me(engine, cluster), ttl_ms(cluster.ttl))
-        .await?;
     let sent = Instant::now();
-    let sent_wall = wall_ms(engine, cluster);
+    let sent_wall = wall_us(engine, cluster);
+    let db_ms = pg
+        .register_node(&me(engine, cluster), ttl_ms(cluster.ttl))
+        .await?;
+    measure(cluster, sent_wall, db_ms, sent.elapsed());
+    let sent = Instant::now();
     if let Acquired::Granted(grant) = pg
         .acquire_lease(&cluster.node_id, ttl_ms(cluster.ttl))
         .await?
     {
-        measure(cluster, sent_wall, grant.db_now_ms, sent.elapsed());
         engine.inner.notifier.set_leader(Some(grant.epoch));
         *deadline(engine) = Some(sent + cluster.ttl - margin(cluster.ttl));
         tracing::info!(epoch = grant.epoch, "this node leads");
@@ -155,24 +160,42 @@ fn deadline(engine: &Engine) -> std::sync::MutexGuard<'_, Option<Instant>> {
         .unwrap_or_else(|e| e.into_inner())
 }
 
-/// Records the offset between this node's wall clock and the database's: the database
-/// answered at `db_ms`, halfway (as far as we can tell) through a round trip that began
-/// at `sent_wall_ms` and took `rtt`.
-fn measure(cluster: &State, sent_wall_ms: i64, db_ms: i64, rtt: Duration) {
-    let offset = sent_wall_ms + (rtt.as_millis() as i64) / 2 - db_ms;
-    cluster
+/// Records the offset between this node's wall clock and the database's, from a
+/// single-statement round trip that began at `sent_wall_us`, took `rtt`, and read the
+/// database's clock (`db_ms`, whole ms) somewhere in between — halfway, as far as anyone
+/// can tell. As NTP does, the offset used is that of the quickest of the last few round
+/// trips: a slow one says little about when the database read its clock.
+fn measure(cluster: &State, sent_wall_us: i64, db_ms: i64, rtt: Duration) {
+    // In µs: the database's ms are floored, so their middle is +500 µs.
+    let sample = sent_wall_us + rtt.as_micros() as i64 / 2 - (db_ms * 1000 + 500);
+    let offset = {
+        let mut samples = cluster.samples.lock().unwrap_or_else(|e| e.into_inner());
+        if samples.len() == CLOCK_SAMPLES {
+            samples.pop_front();
+        }
+        samples.push_back((rtt, sample));
+        let best = samples
+            .iter()
+            .min_by_key(|(rtt, _)| *rtt)
+            .map_or(sample, |s| s.1);
+        (best as f64 / 1000.0).round() as i64
+    };
+    let before = cluster
         .offset_ms
-        .store(offset, std::sync::atomic::Ordering::Relaxed);
+        .swap(offset, std::sync::atomic::Ordering::Relaxed);
     if let Some(c) = &cluster.db_clock {
         c.set_offset_ms(offset);
     }
-    if offset.abs() > 1000 {
+    if offset.abs() > 1000 && before.abs() <= 1000 {
         tracing::warn!(
             offset_ms = offset,
-            "this node's clock is off from the database's by more than a second"
+            "this node's clock is off from the database's by more than a second; the engine follows the database's"
         );
     }
 }
+
+/// Round trips the clock offset is chosen from.
+const CLOCK_SAMPLES: usize = 8;
 
 async fn refresh_nodes(pg: &PgStore, cluster: &State) {
     match pg.list_nodes().await {
@@ -201,7 +224,7 @@ async fn elector(engine: &Engine, pg: &PgStore) {
         wait = every;
         let leading = engine.inner.notifier.epoch();
         let sent = Instant::now();
-        let sent_wall = wall_ms(engine, cluster);
+        let sent_wall = wall_us(engine, cluster);
         match leading {
             Some(epoch) => {
                 // The renewal may not outlive the deadline: past it this node stops.
@@ -242,7 +265,6 @@ async fn elector(engine: &Engine, pg: &PgStore) {
                     .unwrap_or(Err(crate::EngineError::StoreTimeout(every)))
                 {
                     Ok(Acquired::Granted(grant)) => {
-                        measure(cluster, sent_wall, grant.db_now_ms, sent.elapsed());
                         *deadline(engine) = Some(sent + ttl - margin(ttl));
                         tracing::info!(epoch = grant.epoch, "this node leads");
                         engine.inner.notifier.set_leader(Some(grant.epoch));
@@ -282,7 +304,7 @@ async fn elector(engine: &Engine, pg: &PgStore) {
 async fn beat(engine: &Engine, pg: &PgStore, cluster: &State) {
     let running = crate::runner::in_flight(engine) as u64;
     let sent = Instant::now();
-    let sent_wall = wall_ms(engine, cluster);
+    let sent_wall = wall_us(engine, cluster);
     match pg
         .beat_node(
             &cluster.node_id,

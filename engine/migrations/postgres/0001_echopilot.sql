@@ -70,9 +70,13 @@ CREATE TABLE runs (
 CREATE UNIQUE INDEX runs_one_per_slot ON runs (job_id, scheduled_ms)
     WHERE trigger IN ('schedule', 'catch_up');
 CREATE INDEX runs_by_job ON runs (job_id, id DESC);
-CREATE INDEX runs_by_status ON runs (status, id DESC);
-CREATE INDEX runs_by_job_status ON runs (job_id, status, id DESC);
-CREATE INDEX runs_by_time ON runs ((COALESCE(started_ms, finished_ms)), status, job_id, started_ms, finished_ms);
+-- The indexes for history (filters, the day's figures) hold ended runs only: a run is
+-- written three times on its way (queued, running, ended), and only the last is history.
+-- Runs in flight are few, and found through runs_active_by_node.
+CREATE INDEX runs_by_status ON runs (status, id DESC) WHERE status NOT IN ('queued', 'running');
+CREATE INDEX runs_by_job_status ON runs (job_id, status, id DESC) WHERE status NOT IN ('queued', 'running');
+CREATE INDEX runs_by_time ON runs ((COALESCE(started_ms, finished_ms)), status, job_id, started_ms, finished_ms)
+    WHERE status NOT IN ('queued', 'running');
 -- Runs in flight by node: what rescue and boot interrupts look for.
 CREATE INDEX runs_active_by_node ON runs (node) WHERE status IN ('queued', 'running');
 -- Runs no node has claimed yet (run now on several nodes), oldest first.

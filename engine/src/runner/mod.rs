@@ -211,7 +211,7 @@ pub(crate) async fn run_now(engine: &Engine, job: Job, trigger: Trigger) -> Resu
 }
 
 /// Most runs claimed at once.
-const CLAIM_BATCH: u32 = 64;
+const CLAIM_BATCH: u32 = 256;
 /// A node claims no more while this many runs execute on it.
 const CLAIM_ROOM: usize = 512;
 /// How often a node looks for unclaimed runs without being told (announcements can be

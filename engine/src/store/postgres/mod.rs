@@ -13,6 +13,7 @@
 //! - [`lease`]: the leader's lease and its history.
 //! - [`nodes`]: the node registry and the rescue of dead nodes' runs.
 
+mod batch;
 mod jobs;
 pub mod lease;
 pub mod nodes;
@@ -46,6 +47,8 @@ pub struct PgStore {
     control: PgPool,
     /// Where the database is, credentials masked: for messages.
     shown: String,
+    /// Group commit for runs queued and runs ended.
+    batch: batch::Batcher,
 }
 
 fn to_ms(t: DateTime<Utc>) -> i64 {
@@ -104,6 +107,7 @@ impl PgStore {
             .await
             .map_err(open_err)?;
         Ok(PgStore {
+            batch: batch::Batcher::spawn(pool.clone()),
             pool,
             control,
             shown,

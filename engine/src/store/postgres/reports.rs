@@ -13,7 +13,8 @@ impl PgStore {
             "WITH r AS (
                 SELECT job_id, status, finished_ms - started_ms AS d FROM runs
                 WHERE COALESCE(started_ms, finished_ms) >= $1
-                  AND status IN ('succeeded', 'failed', 'timed_out', 'interrupted')),
+                  AND status IN ('succeeded', 'failed', 'timed_out', 'interrupted')
+                  AND status NOT IN ('queued', 'running')),
              t AS (
                 SELECT job_id, d, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY d) AS rn,
                        COUNT(*) OVER (PARTITION BY job_id) AS n
@@ -42,7 +43,9 @@ impl PgStore {
                     COUNT(*) FILTER (WHERE status = 'succeeded') AS ok,
                     COUNT(*) FILTER (WHERE status IN ('failed', 'timed_out', 'interrupted')) AS bad,
                     COUNT(*) FILTER (WHERE status = 'skipped') AS skipped
-             FROM runs WHERE COALESCE(started_ms, finished_ms) >= $1 GROUP BY h",
+             FROM runs WHERE COALESCE(started_ms, finished_ms) >= $1
+               AND status NOT IN ('queued', 'running')
+             GROUP BY h",
         )
         .bind(first)
         .bind(HOUR_MS)
