@@ -6,7 +6,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 BIND ?= 127.0.0.1:3000
 DATA_DIR ?= ./data
 
-.PHONY: run build tools test test-rust test-e2e bench run-brief run-selfheal fmt lint clean
+.PHONY: run build tools test test-rust test-e2e chaos bench run-brief run-selfheal fmt lint clean
 
 ## Build and start EchoPilot on http://$(BIND) with SQLite in $(DATA_DIR).
 run: build
@@ -45,6 +45,17 @@ test-rust:
 
 test-e2e:
 	scripts/e2e.sh
+
+## The chaos test's long run: 3 nodes on a private PostgreSQL, at least 200 faults and
+## 100,000 every-second slots (~25 minutes); prints the table of figures.
+CHAOS_FAULTS ?= 200
+CHAOS_SLOTS ?= 100000
+CHAOS_JOBS ?= 80
+chaos:
+	scripts/install-tools.sh test
+	scripts/with-postgres.sh env ECHOPILOT_CHAOS_FAULTS=$(CHAOS_FAULTS) \
+	  ECHOPILOT_CHAOS_SLOTS=$(CHAOS_SLOTS) ECHOPILOT_CHAOS_JOBS=$(CHAOS_JOBS) \
+	  cargo test -p echopilot --test it -- cluster::chaos --nocapture
 
 ## Benchmarks with their figures printed (not a test; ~10 minutes).
 bench: build

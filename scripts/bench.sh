@@ -24,6 +24,10 @@ echo "{\"figure\": \"wasm_first_visit_gzip_kib\", \"target\": \"<= 200\", \"page
 echo "== engine: runs/s into SQLite, GET /api/runs and the overview's server render with 1M runs"
 cargo bench -p echopilot --bench engine
 
+echo "== several nodes: 3 nodes' manual runs/s on one PostgreSQL, the leader's every-second lateness"
+# A private PostgreSQL with its durable defaults (fsync, synchronous commit).
+ECHOPILOT_PG_DURABLE=1 scripts/with-postgres.sh cargo bench -p echopilot --bench cluster
+
 echo "== tokio-cron-scheduler: lateness of an every-second job (30 s)"
 (cd bench/tcs-probe && cargo run --release --quiet -- 30)
 

@@ -204,9 +204,27 @@ fn gone(pid: i32) -> bool {
 
 /// Waits for the first fire under an epoch newer than `epoch`; ms since `since_ms`.
 async fn failover(c: &Cluster, epoch: i64, since_ms: i64) -> i64 {
-    let fired = within(Duration::from_secs(TTL + 10), || c.first_fire_after(epoch))
-        .await
-        .expect("a new leader fires");
+    let Some(fired) = within(Duration::from_secs(TTL + 10), || c.first_fire_after(epoch)).await
+    else {
+        let logs: Vec<String> = c
+            .nodes
+            .iter()
+            .filter_map(|n| Some(format!("{}: {}", n.name, n.server.as_ref()?.stderr())))
+            .collect();
+        let sessions: Vec<(Option<String>, Option<String>, Option<String>, Option<String>)> =
+            sqlx::query_as(
+                "SELECT application_name, state, wait_event_type || ':' || wait_event, left(query, 120)
+                 FROM pg_stat_activity WHERE datname = current_database()",
+            )
+            .fetch_all(&c.db)
+            .await
+            .unwrap_or_default();
+        panic!(
+            "no new leader fired after epoch {epoch}; lease {:?}\nsessions: {sessions:#?}\n{}",
+            c.lease().await,
+            logs.join("\n")
+        );
+    };
     fired - since_ms
 }
 
