@@ -46,14 +46,15 @@ test-rust:
 test-e2e:
 	scripts/e2e.sh
 
-## The chaos test's long run: 3 nodes on a private PostgreSQL, at least 200 faults and
-## 100,000 every-second slots (~25 minutes); prints the table of figures.
+## The chaos test's long run: 3 nodes (the release binary) on a private PostgreSQL, at
+## least 200 faults and 100,000 every-second slots (~25 minutes); prints the table.
 CHAOS_FAULTS ?= 200
 CHAOS_SLOTS ?= 100000
 CHAOS_JOBS ?= 80
-chaos:
+chaos: build
 	scripts/install-tools.sh test
-	scripts/with-postgres.sh env ECHOPILOT_CHAOS_FAULTS=$(CHAOS_FAULTS) \
+	scripts/with-postgres.sh env ECHOPILOT_TEST_BIN=$(CURDIR)/target/release/echopilot \
+	  ECHOPILOT_CHAOS_FAULTS=$(CHAOS_FAULTS) \
 	  ECHOPILOT_CHAOS_SLOTS=$(CHAOS_SLOTS) ECHOPILOT_CHAOS_JOBS=$(CHAOS_JOBS) \
 	  cargo test -p echopilot --test it -- cluster::chaos --nocapture
 

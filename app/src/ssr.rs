@@ -440,22 +440,6 @@ pub fn metrics(stats: &[engine::model::JobStats]) -> Metrics {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::markdown;
-
-    #[test]
-    fn markdown_escapes_raw_html_and_unsafe_links() {
-        let html = markdown("# Hi\n\n<script>alert(1)</script>\n\n[x](javascript:alert(1)) [y](https://e.com) ![i](http://e.com/i.png)");
-        assert!(html.contains("<h1>Hi</h1>"), "{html}");
-        assert!(!html.contains("<script>"), "{html}");
-        assert!(html.contains("&lt;script&gt;"), "{html}");
-        assert!(!html.contains("javascript:"), "{html}");
-        assert!(html.contains(r#"href="https://e.com""#), "{html}");
-        assert!(!html.contains("<img"), "{html}");
-    }
-}
-
 /// The nodes page from the status (the registry as last read) and the leader history.
 pub fn cluster(
     status: engine::Status,
@@ -498,5 +482,21 @@ pub fn cluster(
                 holder: t.holder,
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::markdown;
+
+    #[test]
+    fn markdown_escapes_raw_html_and_unsafe_links() {
+        let html = markdown("# Hi\n\n<script>alert(1)</script>\n\n[x](javascript:alert(1)) [y](https://e.com) ![i](http://e.com/i.png)");
+        assert!(html.contains("<h1>Hi</h1>"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(!html.contains("javascript:"), "{html}");
+        assert!(html.contains(r#"href="https://e.com""#), "{html}");
+        assert!(!html.contains("<img"), "{html}");
     }
 }

@@ -11,8 +11,10 @@
 //! - **The rescue**: the leader interrupts the runs of nodes that are gone (retried if
 //!   their job allows) and starts queued runs nobody is starting.
 //! - **The listener**: LISTEN for the other nodes' changes — runs, jobs, the lease, the
-//!   operator's intent, runs waiting for a node — turned into the notifier's signals;
-//!   reconnects by itself, and on each (re)connect re-reads what it may have missed.
+//!   operator's intent, runs waiting for a node — turned into the notifier's signals. It
+//!   never waits on the database: jobs and intent are re-read by a task of their own
+//!   (a burst of changes costs one re-read, and never delays a resignation behind it).
+//!   It reconnects by itself, and on each (re)connect re-reads what it may have missed.
 //! - **The claimer**: runs started with "run now" are queued for any node; each node
 //!   claims them (`SKIP LOCKED`) when told and every second ([`crate::runner::claimer`]).
 //! - **The clock**: each renewal measures this node's offset to the database's clock;
@@ -35,6 +37,11 @@ pub(crate) struct State {
     pub ttl: Duration,
     /// Wakes the elector (a resignation was announced).
     wake: tokio::sync::Notify,
+    /// Set at shutdown, before the lease is resigned: the elector takes it no more.
+    leaving: std::sync::atomic::AtomicBool,
+    /// Another node changed the jobs or the desired state: read them again. Announcements
+    /// that come during a read make one more read, not one each.
+    stale: tokio::sync::Notify,
     /// The registry as last read (status reads it without a query).
     nodes: Mutex<Vec<NodeInfo>>,
     /// The engine's clock when it follows the database's.
@@ -57,6 +64,8 @@ impl State {
             name,
             ttl,
             wake: tokio::sync::Notify::new(),
+            leaving: std::sync::atomic::AtomicBool::new(false),
+            stale: tokio::sync::Notify::new(),
             nodes: Mutex::new(Vec::new()),
             db_clock,
             offset_ms: std::sync::atomic::AtomicI64::new(0),
@@ -129,6 +138,8 @@ pub(crate) async fn join(engine: &Engine, pg: &PgStore, cluster: &State) -> Resu
     let e = engine.clone();
     let store = pg.clone();
     engine.spawn(async move { listener(&e, &store).await });
+    let e = engine.clone();
+    engine.spawn(async move { follow(&e).await });
     let e = engine.clone();
     engine.spawn(async move { crate::runner::claimer(&e).await });
     Ok(())
@@ -259,6 +270,8 @@ async fn elector(engine: &Engine, pg: &PgStore) {
                     }
                 }
             }
+            // Read after `leading`: a node resigning set this before it stopped leading.
+            None if cluster.leaving.load(std::sync::atomic::Ordering::SeqCst) => return,
             None => {
                 match tokio::time::timeout(every, pg.acquire_lease(&cluster.node_id, ttl_ms(ttl)))
                     .await
@@ -332,8 +345,28 @@ async fn beat(engine: &Engine, pg: &PgStore, cluster: &State) {
     }
 }
 
-/// Turns the other nodes' announcements into the notifier's signals.
+/// Reads the jobs and the desired state again whenever another node changed them, off the
+/// listener, so a burst of changes never delays the announcements behind it (a
+/// resignation, work to claim).
+async fn follow(engine: &Engine) {
+    let Some(cluster) = engine.inner.cluster.as_ref() else {
+        return;
+    };
+    let shutdown = engine.inner.shutdown.clone();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = cluster.stale.notified() => catch_up(engine).await,
+        }
+    }
+}
+
+/// Turns the other nodes' announcements into the notifier's signals; never waits on the
+/// database itself.
 async fn listener(engine: &Engine, pg: &PgStore) {
+    let Some(cluster) = engine.inner.cluster.as_ref() else {
+        return;
+    };
     let shutdown = engine.inner.shutdown.clone();
     let mut delay = Duration::from_millis(100);
     loop {
@@ -360,12 +393,12 @@ async fn listener(engine: &Engine, pg: &PgStore) {
         };
         delay = Duration::from_millis(100);
         // Whatever was announced while nobody listened: read again.
-        catch_up(engine).await;
+        cluster.stale.notify_one();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 got = listen.recv() => match got {
-                    Ok(n) => heard(engine, n.payload()).await,
+                    Ok(n) => heard(engine, cluster, n.payload()),
                     Err(e) => {
                         tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
                         break;
@@ -384,19 +417,14 @@ async fn wait_or_stop(shutdown: &tokio_util::sync::CancellationToken, delay: &mu
     *delay = (*delay * 2).min(Duration::from_secs(5));
 }
 
-async fn heard(engine: &Engine, what: &str) {
+fn heard(engine: &Engine, cluster: &State, what: &str) {
     let notifier = &engine.inner.notifier;
     match what {
         "runs" => notifier.run_started(),
         "work" => engine.inner.runner.claims.notify_one(),
         "ended" => notifier.run_ended(),
-        "jobs" => crate::jobs::reload(engine).await,
-        "desired" => crate::scheduler::follow_desired(engine).await,
-        "lease" => {
-            if let Some(cluster) = &engine.inner.cluster {
-                cluster.wake.notify_one();
-            }
-        }
+        "jobs" | "desired" => cluster.stale.notify_one(),
+        "lease" => cluster.wake.notify_one(),
         _ => {}
     }
 }
@@ -408,16 +436,24 @@ async fn catch_up(engine: &Engine) {
 }
 
 /// Leaves the cluster at shutdown: the lease is resigned (another node takes over at
-/// once) and, with no runs left here, the node leaves the registry.
+/// once) and, with no runs left here, the node leaves the registry. The leader goes on
+/// firing until its resignation is committed — its later claims fail the lease's fence —
+/// so the next leader's first slot follows its last one.
 pub(crate) async fn leave(engine: &Engine, pg: &PgStore, runs_done: bool) {
     let Some(cluster) = engine.inner.cluster.as_ref() else {
         return;
     };
+    cluster
+        .leaving
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     if let Some(epoch) = engine.inner.notifier.epoch() {
-        engine.inner.notifier.set_leader(None);
-        if let Err(e) = pg.resign_lease(&cluster.node_id, epoch).await {
+        let resigned = tokio::time::timeout(cluster.ttl, pg.resign_lease(&cluster.node_id, epoch))
+            .await
+            .unwrap_or(Err(crate::EngineError::StoreTimeout(cluster.ttl)));
+        if let Err(e) = resigned {
             tracing::warn!(error = %crate::error::chain(&e), "cannot resign the lease; it lapses by itself");
         }
+        engine.inner.notifier.set_leader(None);
     }
     if runs_done {
         if let Err(e) = pg.leave(&cluster.node_id).await {

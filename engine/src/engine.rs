@@ -106,7 +106,7 @@ impl Engine {
                     started_at.timestamp_subsec_micros()
                 );
                 config.node = id.clone();
-                let store = Store::open_postgres(&url, &id).await?;
+                let store = Store::open_postgres(&url, &id, config.lease_ttl).await?;
                 let db_clock = config
                     .follow_db_clock
                     .then(|| Arc::new(crate::clock::DbClock::new(clock.clone())));
@@ -181,18 +181,19 @@ impl Engine {
         Ok(())
     }
 
-    /// Shuts the engine down, in order, within `grace` for the runs: firing stops at once,
-    /// leadership is given up, runs in flight get the grace period, whatever is still
+    /// Shuts the engine down, in order, within `grace` for the runs: leadership is given
+    /// up (a leader fires until another node may take over), firing stops, runs in flight
+    /// get the grace period, whatever is still
     /// running after it is cancelled and recorded as interrupted, and the store is flushed
     /// and closed. The stored intent is not changed: a server that was running resumes by
     /// itself when started again. Call once; nothing else stops the engine.
     pub async fn shutdown(&self, grace: Duration) {
         let inner = &self.inner;
-        inner.shutdown.cancel();
-        scheduler::stop_loop(self);
         self.event("server_stopping", serde_json::json!({}));
         // At once: another node takes over while this one's runs finish.
         inner.election.resign(self, false).await;
+        inner.shutdown.cancel();
+        scheduler::stop_loop(self);
         inner.tracker.close();
         let mut runs_done = true;
         if tokio::time::timeout(grace, inner.tracker.wait())

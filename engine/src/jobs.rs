@@ -136,19 +136,26 @@ impl JobTable {
         }
     }
 
-    /// Follows the stored jobs (another node changed them): new ones start from `now`,
-    /// changed ones keep their place unless their timing changed, removed ones go. Does
-    /// nothing (false) if the table changed here since `generation`: the stored list may
-    /// predate that change, so the caller reads again.
-    pub fn sync(&self, generation: u64, stored: Vec<(Job, Schedule)>, now: DateTime<Utc>) -> bool {
+    /// Follows the stored jobs (another node changed them), each with its stored cursor:
+    /// new ones, and changed ones whose timing changed, start from it (the moment of the
+    /// change, so the slots since are handled, not lost, when the news comes late); other
+    /// changed ones keep their place; removed ones go. Does nothing (false) if the table
+    /// changed here since `generation`: the stored list may predate that change, so the
+    /// caller reads again.
+    pub fn sync(
+        &self,
+        generation: u64,
+        stored: Vec<(Job, Schedule, DateTime<Utc>)>,
+        now: DateTime<Utc>,
+    ) -> bool {
         let mut map = self.map();
         if self.generation() != generation {
             return false;
         }
         let ids: std::collections::HashSet<String> =
-            stored.iter().map(|(j, _)| j.id.clone()).collect();
+            stored.iter().map(|(j, _, _)| j.id.clone()).collect();
         map.retain(|id, _| ids.contains(id));
-        for (job, schedule) in stored {
+        for (job, schedule, cursor) in stored {
             match map.get_mut(&job.id) {
                 Some(entry) if entry.job == job => {}
                 Some(entry) => {
@@ -156,7 +163,7 @@ impl JobTable {
                         || entry.job.timezone != job.timezone
                         || (job.enabled && !entry.job.enabled);
                     if timing_changed {
-                        entry.cursor = now;
+                        entry.cursor = cursor;
                     }
                     entry.job = job;
                     entry.schedule = schedule;
@@ -166,7 +173,7 @@ impl JobTable {
                     let mut entry = Entry {
                         job,
                         schedule,
-                        cursor: now,
+                        cursor,
                         next: None,
                     };
                     entry.replan(now);
@@ -234,7 +241,7 @@ pub(crate) async fn reload(engine: &Engine) {
             .into_iter()
             .filter_map(|s| {
                 let schedule = Schedule::parse(&s.job.schedule, &s.job.timezone).ok()?;
-                Some((s.job, schedule))
+                Some((s.job, schedule, s.last_slot))
             })
             .collect();
         if jobs.sync(generation, parsed, engine.now()) {

@@ -220,9 +220,13 @@ pub fn postgres_url() -> String {
 /// The store a test engine on `dir` uses, opened again (as another process would).
 pub async fn open_store(dir: &Path) -> crate::store::Store {
     match database_for(dir).await {
-        Some(url) => crate::store::Store::open_postgres(&url, "test-writer")
-            .await
-            .expect("the store opens"),
+        Some(url) => crate::store::Store::open_postgres(
+            &url,
+            "test-writer",
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .expect("the store opens"),
         None => crate::store::Store::open_sqlite(&dir.join("echopilot.db"))
             .await
             .expect("the store opens"),

@@ -5,6 +5,7 @@
 //! step. Slots the loop fell behind on follow the job's misfire policy.
 
 use super::{lock, plan};
+use crate::error::Result;
 use crate::model::{Heartbeat, Job, Trigger};
 use crate::runner::{self, RunMeta};
 use crate::store::{Claim, SlotClaim};
@@ -92,31 +93,55 @@ pub(crate) async fn run_loop(engine: &Engine, token: CancellationToken) {
 /// Claims every slot due up to `horizon` (which may be a little ahead of `now`) and
 /// returns the runs to start, soonest first.
 async fn claim_due(engine: &Engine, now: DateTime<Utc>, horizon: DateTime<Utc>) -> Vec<Claimed> {
-    let _firing = engine.inner.scheduler.firing.lock().await;
+    let mut firing = engine.inner.scheduler.firing.lock().await;
+    let epoch = crate::leader::epoch(engine);
+    // Leading, but the takeover is not done (or a write failed since): it comes first.
+    if epoch.is_some_and(|e| !firing.ready(e)) {
+        let running = super::desired(engine) == crate::model::DesiredState::Running;
+        if let Err(e) = super::recover::take_over_locked(engine, &mut firing, running).await {
+            tracing::error!(error = %crate::error::chain(&e), "cannot take up the leader's work yet; retrying");
+        }
+    }
+    // A follower's cursors move on without claims, and so do a new leader's until its
+    // takeover is done (the takeover places them again from the store).
+    let leads = epoch.is_some_and(|e| firing.ready(e));
     let mut claimed = Vec::new();
     for due in engine.inner.jobs.take_due(now, horizon) {
+        if !leads {
+            continue;
+        }
         // More than one slot due means the loop fell behind: the latest runs now, so the
         // earlier ones are all skipped (for `run_once` the latest *is* the one run).
-        if !due.due.missed.is_empty() {
+        let skipped = if due.due.missed.is_empty() {
+            Ok(true)
+        } else {
             let reason = "missed: the scheduler fell behind; the latest slot ran instead";
-            skip_slots(engine, &due.job, &due.due.missed, reason, now).await;
+            skip_slots(engine, &due.job, &due.due.missed, reason, now).await
+        };
+        let claim = claim(engine, &due.job, due.due.slot, Trigger::Schedule, now).await;
+        // A slot left without its row: the next pass takes over again and records it.
+        if skipped.is_err() || claim.is_err() {
+            firing.failed = true;
         }
-        claimed.extend(claim(engine, &due.job, due.due.slot, Trigger::Schedule, now).await);
+        claimed.extend(claim.ok().flatten());
     }
     claimed.sort_by_key(|c| c.slot);
     claimed
 }
 
-/// Claims `slot`; returns the run to start, if the store's overlap decision says run.
+/// Claims `slot`; returns the run to start, if the store's overlap decision says run. An
+/// error (logged here) means the slot has no row yet.
 async fn claim(
     engine: &Engine,
     job: &Job,
     slot: DateTime<Utc>,
     trigger: Trigger,
     now: DateTime<Utc>,
-) -> Option<Claimed> {
+) -> Result<Option<Claimed>> {
     // Not leading (any more): nothing is claimed; the store would refuse it anyway.
-    let epoch = crate::leader::epoch(engine)?;
+    let Some(epoch) = crate::leader::epoch(engine) else {
+        return Ok(None);
+    };
     let claim = SlotClaim {
         job_id: &job.id,
         slot,
@@ -127,30 +152,36 @@ async fn claim(
         node: &engine.inner.config.node,
         epoch,
     };
-    match engine.inner.store.claim_slot(&claim).await {
+    let claimed = async {
+        fail::fail_point!("claim_slot", |_| Err(crate::EngineError::StoreTimeout(
+            Duration::ZERO
+        )));
+        engine.inner.store.claim_slot(&claim).await
+    };
+    match claimed.await {
         Ok(Claim::Run(run_id)) => {
             fail::fail_point!("after_claim", |_| std::process::abort());
-            Some(Claimed {
+            Ok(Some(Claimed {
                 job: job.clone(),
                 run_id,
                 slot,
-            })
+            }))
         }
         // Queued: the runner starts it when the job's active run ends.
-        Ok(Claim::Queued(_) | Claim::Skipped(_)) => None,
+        Ok(Claim::Queued(_) | Claim::Skipped(_)) => Ok(None),
         // Another claim of this slot won: it runs there, not here.
         Ok(Claim::Taken) => {
             tracing::debug!(job = job.id, %slot, "slot already claimed");
-            None
+            Ok(None)
         }
         Ok(Claim::Fenced) => {
             tracing::warn!(job = job.id, %slot, epoch, "the lease moved on; this node no longer leads");
             crate::leader::step_down(engine, epoch);
-            None
+            Ok(None)
         }
         Err(e) => {
-            tracing::error!(error = %crate::error::chain(&e), job = job.id, %slot, "cannot claim a slot; it is not run");
-            None
+            tracing::error!(error = %crate::error::chain(&e), job = job.id, %slot, "cannot claim a slot yet; the leader's work is taken up again");
+            Err(e)
         }
     }
 }
@@ -163,24 +194,31 @@ pub(crate) async fn record_missed(
     missed: &[DateTime<Utc>],
     why: &str,
     now: DateTime<Utc>,
-) {
+) -> Result<()> {
     let plan = plan::misfire(job.misfire, missed);
     let reason = format!("missed: {why} (misfire = {})", job.misfire.as_str());
-    if !skip_slots(engine, job, &plan.skipped, &reason, now).await {
-        return;
+    if !skip_slots(engine, job, &plan.skipped, &reason, now).await? {
+        return Ok(());
     }
     if let Some(slot) = plan.catch_up {
-        if let Some(c) = claim(engine, job, slot, Trigger::CatchUp, now).await {
+        if let Some(c) = claim(engine, job, slot, Trigger::CatchUp, now).await? {
             c.launch(engine);
         }
     }
+    Ok(())
 }
 
 /// Claims and starts `slot`, which is a little late (see [`plan::LATE_GRACE`]).
-pub(crate) async fn fire_late(engine: &Engine, job: &Job, slot: DateTime<Utc>, now: DateTime<Utc>) {
-    if let Some(c) = claim(engine, job, slot, Trigger::Schedule, now).await {
+pub(crate) async fn fire_late(
+    engine: &Engine,
+    job: &Job,
+    slot: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if let Some(c) = claim(engine, job, slot, Trigger::Schedule, now).await? {
         c.launch(engine);
     }
+    Ok(())
 }
 
 /// Records `slots` as skipped with the reason; false when this node does not lead.
@@ -190,26 +228,20 @@ pub(crate) async fn skip_slots(
     slots: &[DateTime<Utc>],
     reason: &str,
     now: DateTime<Utc>,
-) -> bool {
+) -> Result<bool> {
     let Some(epoch) = crate::leader::epoch(engine) else {
-        return false;
+        return Ok(false);
     };
-    if let Err(e) = engine
-        .inner
-        .store
-        .record_skipped_slots(
-            &job.id,
-            slots,
-            reason,
-            now,
-            &engine.inner.config.node,
-            epoch,
-        )
+    let node = &engine.inner.config.node;
+    let store = &engine.inner.store;
+    if let Err(e) = store
+        .record_skipped_slots(&job.id, slots, reason, now, node, epoch)
         .await
     {
-        tracing::error!(error = %crate::error::chain(&e), job = job.id, "cannot record missed slots");
+        tracing::error!(error = %crate::error::chain(&e), job = job.id, "cannot record missed slots yet; the leader's work is taken up again");
+        return Err(e);
     }
-    true
+    Ok(true)
 }
 
 /// Waits until the clock reads `at`: a timer to within two milliseconds (tokio's timer

@@ -23,6 +23,7 @@ use crate::model::DesiredState;
 use crate::Engine;
 use chrono::{DateTime, Utc};
 use std::sync::Mutex;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// The scheduler's state in memory.
@@ -30,8 +31,9 @@ pub(crate) struct State {
     /// Serialises start/stop/restart (and the watchdog's restarts), which await store
     /// writes; a tokio mutex because it is held across those awaits.
     control: tokio::sync::Mutex<()>,
-    /// Serialises firing, so the loop and a test driving time by hand never interleave.
-    firing: tokio::sync::Mutex<()>,
+    /// Serialises firing, so the loop, a takeover and a test driving time by hand never
+    /// interleave; it guards what the leader knows it recorded.
+    firing: tokio::sync::Mutex<Firing>,
     /// The std mutexes below are held only for short, await-free sections.
     loop_token: Mutex<Option<CancellationToken>>,
     desired: Mutex<DesiredState>,
@@ -40,6 +42,24 @@ pub(crate) struct State {
     loop_lag_ms: Mutex<Option<f64>>,
     /// How many times the watchdog had to restart the loop.
     loop_restarts: Mutex<u64>,
+}
+
+/// What the leader knows it recorded, under the firing lock.
+#[derive(Default)]
+pub(crate) struct Firing {
+    /// The epoch whose takeover is done. The loop claims only under it, so a slot claimed
+    /// by a new leader never hides the gap before it from the takeover that records it.
+    taken: Option<i64>,
+    /// A leader write failed since: the next pass takes over again from the store, so the
+    /// slot it was for gets its row (idempotent: a slot has one row whoever writes it).
+    failed: bool,
+}
+
+impl Firing {
+    /// Whether the loop may claim under `epoch`.
+    fn ready(&self, epoch: i64) -> bool {
+        self.taken == Some(epoch) && !self.failed
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -52,7 +72,7 @@ impl State {
     pub fn new(desired: DesiredState) -> Self {
         State {
             control: tokio::sync::Mutex::new(()),
-            firing: tokio::sync::Mutex::new(()),
+            firing: tokio::sync::Mutex::new(Firing::default()),
             loop_token: Mutex::new(None),
             desired: Mutex::new(desired),
             last_heartbeat: Mutex::new(None),
@@ -106,26 +126,42 @@ pub(crate) async fn lead(engine: &Engine) -> Result<()> {
 async fn supervise(engine: &Engine) {
     let mut leadership = engine.inner.notifier.leadership();
     let shutdown = engine.inner.shutdown.clone();
-    let mut led = leadership.borrow_and_update().is_some();
+    // From "not leading", so leadership that came before this task started is taken up
+    // too (a takeover already done for the epoch is not done again). By epoch: a lease
+    // lost and taken again between two looks is a new term to take up.
+    let mut led: Option<i64> = None;
     loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            changed = leadership.changed() => if changed.is_err() { return },
-        }
-        let leads = leadership.borrow_and_update().is_some();
-        if leads && !led {
-            let running = desired(engine) == DesiredState::Running;
-            if let Err(e) = recover::take_over(engine, running).await {
-                tracing::error!(error = %crate::error::chain(&e), "cannot take up the leader's work");
+        let leads = *leadership.borrow_and_update();
+        if leads.is_some() && leads != led {
+            // Until it is done this node fires nothing, so it is retried while it leads.
+            let mut delay = Duration::from_millis(200);
+            loop {
+                let running = desired(engine) == DesiredState::Running;
+                let Err(e) = recover::take_over(engine, running).await else {
+                    break;
+                };
+                tracing::error!(error = %crate::error::chain(&e), ?delay, "cannot take up the leader's work yet; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                if !engine.inner.notifier.is_leader() {
+                    break;
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
             }
             engine.event(
                 "leadership_taken",
                 serde_json::json!({ "epoch": engine.inner.notifier.epoch() }),
             );
-        } else if !leads && led {
+        } else if leads.is_none() && led.is_some() {
             engine.event("leadership_lost", serde_json::json!({}));
         }
         led = leads;
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = leadership.changed() => if changed.is_err() { return },
+        }
     }
 }
 

@@ -4,20 +4,45 @@
 //! the slots missed while nobody fired follow each job's misfire policy, every one
 //! recorded, so each slot either ran once or has a row that says why not.
 
-use super::{fire, lock, plan};
+use super::{fire, lock, plan, Firing};
 use crate::error::Result;
 use crate::runner;
 use crate::Engine;
 
 /// Takes up the leader's work: rescue, then (with the scheduler running) the missed slots
 /// since each job's last claimed slot. Holds the firing lock, so the loop claims nothing
-/// meanwhile, and leaves every job's cursor at now: what follows is the loop's.
+/// meanwhile, and leaves every job's cursor at now: what follows is the loop's. Done once
+/// per epoch, and again after a leader write failed; an error leaves it to be done again.
 pub(crate) async fn take_over(engine: &Engine, running: bool) -> Result<()> {
+    let mut firing = engine.inner.scheduler.firing.lock().await;
+    take_over_locked(engine, &mut firing, running).await
+}
+
+/// [`take_over`], for a caller holding the firing lock.
+pub(crate) async fn take_over_locked(
+    engine: &Engine,
+    firing: &mut Firing,
+    running: bool,
+) -> Result<()> {
     let inner = &engine.inner;
     let Some(epoch) = crate::leader::epoch(engine) else {
         return Ok(());
     };
-    let _firing = inner.scheduler.firing.lock().await;
+    if firing.ready(epoch) {
+        return Ok(());
+    }
+    // When this node came to lead (or found a write of its own lost): slots due after it
+    // were not missed, only late while the rescue below went on.
+    let led_since = engine.now();
+    let shared = inner.store.shared();
+    let again = firing.taken == Some(epoch);
+    let why = if again {
+        "a write to the store failed"
+    } else if shared {
+        "no node led"
+    } else {
+        "the server was down"
+    };
     rescue(engine, epoch).await;
     let now = engine.now();
     let mut cursors = std::collections::HashMap::new();
@@ -38,28 +63,29 @@ pub(crate) async fn take_over(engine: &Engine, running: bool) -> Result<()> {
                     serde_json::json!({ "job": job.id, "recorded": plan::MAX_CATCH_UP_SLOTS }),
                 );
             }
-            let shared = inner.store.shared();
-            let why = if shared {
-                "no node led"
-            } else {
-                "the server was down"
-            };
             match missed.split_last() {
-                // Just late in a handoff between two nodes: the slot runs now, as itself,
-                // and for `run_once` it is the one run, so all before it are skipped. (A
-                // single server was down at the slot: its misfire policy decides.)
-                Some((&latest, before)) if shared && now - latest <= plan::LATE_GRACE => {
+                // Just late in a handoff between two nodes, or after a failed write: the
+                // slot runs now, as itself, and for `run_once` it is the one run, so all
+                // before it are skipped. (A single server was down at the slot: its
+                // misfire policy decides.)
+                Some((&latest, before))
+                    if (shared || again) && led_since - latest <= plan::LATE_GRACE =>
+                {
                     let reason = format!("missed: {why}; the latest slot ran instead");
-                    fire::skip_slots(engine, &job, before, &reason, now).await;
-                    fire::fire_late(engine, &job, latest, now).await;
+                    fire::skip_slots(engine, &job, before, &reason, now).await?;
+                    fire::fire_late(engine, &job, latest, now).await?;
                 }
-                Some(_) => fire::record_missed(engine, &job, &missed, why, now).await,
+                Some(_) => fire::record_missed(engine, &job, &missed, why, now).await?,
                 None => {}
             }
         }
     }
     inner.jobs.place(&cursors, now);
     *lock(&inner.scheduler.loop_lag_ms) = None;
+    *firing = Firing {
+        taken: Some(epoch),
+        failed: false,
+    };
     Ok(())
 }
 

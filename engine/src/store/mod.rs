@@ -98,9 +98,12 @@ impl Store {
         Ok(Store::Sqlite(sqlite::SqliteStore::open(path).await?))
     }
 
-    /// Connects to PostgreSQL at `url` (sessions named after `node`) and migrates it.
-    pub async fn open_postgres(url: &str, node: &str) -> Result<Self> {
-        Ok(Store::Postgres(postgres::PgStore::open(url, node).await?))
+    /// Connects to PostgreSQL at `url` (sessions named after `node`, timeouts fitted to
+    /// the lease's `ttl`) and migrates it.
+    pub async fn open_postgres(url: &str, node: &str, ttl: std::time::Duration) -> Result<Self> {
+        Ok(Store::Postgres(
+            postgres::PgStore::open(url, node, ttl).await?,
+        ))
     }
 
     /// Whether several nodes may share this store (and so work is announced and logs of

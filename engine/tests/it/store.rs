@@ -54,7 +54,11 @@ impl Backend {
     async fn open(&self) -> Store {
         match &self.kind {
             Kind::Sqlite(_, path) => Store::open_sqlite(path).await.unwrap(),
-            Kind::Postgres(url) => Store::open_postgres(url, "conformance").await.unwrap(),
+            Kind::Postgres(url) => {
+                Store::open_postgres(url, "conformance", std::time::Duration::from_secs(10))
+                    .await
+                    .unwrap()
+            }
         }
     }
 

@@ -11,8 +11,14 @@ use std::time::{Duration, Instant};
 pub const KEY: &str = "test-key-0123456789";
 const START_DEADLINE: Duration = Duration::from_secs(30);
 
+/// The `echopilot` binary the process tests start: this build's, or `ECHOPILOT_TEST_BIN`
+/// (`make chaos` runs the release binary, as operators do).
 pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_echopilot")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("ECHOPILOT_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_echopilot").to_string())
+    })
 }
 
 /// Talks to a server over HTTP, with the key.

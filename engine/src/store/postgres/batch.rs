@@ -1,8 +1,8 @@
 //! Group commit for the hot writes on PostgreSQL: runs queued by "run now" and runs'
 //! ends. Each is one autocommit statement per batch (`unnest` of arrays) with one
-//! announcement, instead of a commit — a WAL flush — per run; a few batches are in flight
-//! at once, so the database's own group commit overlaps them. A caller is answered after
-//! its batch committed, exactly as with a statement of its own.
+//! announcement, instead of a commit — a WAL flush — per run; while one batch of a kind is
+//! in flight the next one fills, so batches grow with the load. A caller is answered after its batch committed, exactly as with a
+//! statement of its own.
 //!
 //! An end is compare-and-set on the row (`status = 'running'`), per row as before; two
 //! ends of one run never share a batch, so each learns whether it was the one recorded.

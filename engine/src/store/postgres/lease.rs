@@ -37,6 +37,11 @@ impl PgStore {
     /// says how long the holder's lease has left, so a follower can try again right then.
     pub async fn acquire_lease(&self, holder: &str, ttl_ms: i64) -> Result<Acquired> {
         let mut tx = self.control.begin().await?;
+        // Waits for the leader writes in flight (each holds the row `FOR KEY SHARE`), so
+        // none of the old epoch commits after the new one begins.
+        sqlx::query("SELECT 1 FROM scheduler_lease WHERE id = 1 FOR UPDATE")
+            .execute(&mut *tx)
+            .await?;
         let row = sqlx::query(
             "WITH now AS (SELECT echopilot_now_ms() AS t)
              UPDATE scheduler_lease SET epoch = epoch + 1, holder = $1, renewed_ms = now.t, expires_ms = now.t + $2

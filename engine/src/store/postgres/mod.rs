@@ -7,7 +7,10 @@
 //! lease and the node heartbeat, so a burst of runs can never starve the elector (River
 //! #695). Every connection names itself (`application_name = echopilot:<node>`) so an
 //! operator — or a chaos test — can find a node's sessions, and carries statement, lock
-//! and idle-in-transaction timeouts so nothing waits on a dead peer for ever.
+//! and idle-in-transaction timeouts and TCP keepalives so nothing waits on a dead peer
+//! for long. The idle-in-transaction timeout is half the lease: every leader write holds
+//! the lease row `FOR KEY SHARE` until it commits, which a takeover waits for, so a leader
+//! frozen mid-transaction (SIGSTOP, a partition) must not hold the next one off longer.
 //!
 //! - [`jobs`], [`runs`], [`reports`]: the interface's operations.
 //! - [`lease`]: the leader's lease and its history.
@@ -61,19 +64,25 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 impl PgStore {
     /// Connects (naming this node in every session), applies the migrations.
-    pub async fn open(url: &str, node: &str) -> Result<Self> {
+    pub async fn open(url: &str, node: &str, ttl: Duration) -> Result<Self> {
         let shown = crate::secrets::mask_url(url);
         let open_err = |source| EngineError::OpenStore {
             path: shown.clone(),
             source,
         };
+        let idle_in_transaction =
+            format!("{}ms", (ttl / 2).max(Duration::from_secs(1)).as_millis());
         let options = PgConnectOptions::from_str(url)
             .map_err(open_err)?
             .application_name(&format!("echopilot:{node}"))
             .options([
                 ("statement_timeout", "30s"),
                 ("lock_timeout", "10s"),
-                ("idle_in_transaction_session_timeout", "30s"),
+                ("idle_in_transaction_session_timeout", &*idle_in_transaction),
+                // The server finds a vanished node's sessions in ~11 s, not hours.
+                ("tcp_keepalives_idle", "5"),
+                ("tcp_keepalives_interval", "2"),
+                ("tcp_keepalives_count", "3"),
             ]);
         // One connection first, so a wrong address or password is reported as itself
         // rather than as a pool that timed out.
@@ -103,7 +112,9 @@ impl PgStore {
         let control = PgPoolOptions::new()
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(2))
-            .connect_with(options.options([("statement_timeout", "3s")]))
+            // A lock wait ends by itself before the elector gives up on the statement
+            // (a cancelled statement leaves the connection busy until it ends).
+            .connect_with(options.options([("statement_timeout", "3s"), ("lock_timeout", "300ms")]))
             .await
             .map_err(open_err)?;
         Ok(PgStore {

@@ -1,6 +1,6 @@
 //! Runs on PostgreSQL: the same state machine as SQLite, safe under several nodes.
 //!
-//! - A leader write (a slot claim, missed slots, the rescue) holds the lease row `FOR
+//! - A leader write (a slot claim, missed slots, the rescue) holds the lease row `FOR KEY
 //!   SHARE` in the same statement and checks holder, epoch and expiry by the database's
 //!   clock: a lease being taken over blocks it, and once taken over it matches nothing.
 //! - The overlap decision of a `skip` or `queue` job, and a start of such a job, take a
@@ -16,8 +16,11 @@ use crate::store::{Claim, NewRun, RunEnd, SlotClaim, SKIPPED_ACTIVE, SKIPPED_QUE
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-/// The lease, held `FOR SHARE` for the statement: `$node` leads with `$epoch`, unexpired.
-/// (Placeholders named by the caller.)
+/// The lease, held `FOR KEY SHARE` until the write commits: `$node` leads with `$epoch`,
+/// unexpired. A takeover locks the row `FOR UPDATE` first, so it waits for the writes in
+/// flight and every later one sees the new epoch; renewals (an update of no key) do not
+/// conflict, so a leader busy writing never starves its own renewal. (Placeholders named
+/// by the caller.)
 macro_rules! lease_cte {
     ($node:literal, $epoch:literal) => {
         concat!(
@@ -25,7 +28,7 @@ macro_rules! lease_cte {
             $node,
             " AND epoch = ",
             $epoch,
-            " AND expires_ms > echopilot_now_ms() FOR SHARE)"
+            " AND expires_ms > echopilot_now_ms() FOR KEY SHARE)"
         )
     };
 }
