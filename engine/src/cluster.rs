@@ -17,12 +17,14 @@
 //!   It reconnects by itself, and on each (re)connect re-reads what it may have missed.
 //! - **The claimer**: runs started with "run now" are queued for any node; each node
 //!   claims them (`SKIP LOCKED`) when told and every second ([`crate::runner::claimer`]).
-//! - **The clock**: each renewal measures this node's offset to the database's clock;
-//!   with `follow_db_clock` the engine reads time as the database's.
+//! - **The clock**: each elector round reads the database's clock on a connection in
+//!   hand (so no wait for the pool skews it); the offset is taken from the quickest of
+//!   the last round trips, and with `follow_db_clock` the engine reads time as the
+//!   database's.
 
 use crate::error::Result;
 use crate::model::NodeInfo;
-use crate::store::postgres::lease::Acquired;
+use crate::store::postgres::lease::{Acquired, Grant};
 use crate::store::postgres::{PgStore, CHANNEL};
 use crate::Engine;
 use std::sync::{Arc, Mutex};
@@ -37,6 +39,9 @@ pub(crate) struct State {
     pub ttl: Duration,
     /// Wakes the elector (a resignation was announced).
     wake: tokio::sync::Notify,
+    /// The epoch this node last came to lead with, and when that term began (the
+    /// database's clock).
+    term: Mutex<Option<(i64, chrono::DateTime<chrono::Utc>)>>,
     /// Set at shutdown, before the lease is resigned: the elector takes it no more.
     leaving: std::sync::atomic::AtomicBool,
     /// Another node changed the jobs or the desired state: read them again. Announcements
@@ -64,6 +69,7 @@ impl State {
             name,
             ttl,
             wake: tokio::sync::Notify::new(),
+            term: Mutex::new(None),
             leaving: std::sync::atomic::AtomicBool::new(false),
             stale: tokio::sync::Notify::new(),
             nodes: Mutex::new(Vec::new()),
@@ -71,6 +77,12 @@ impl State {
             offset_ms: std::sync::atomic::AtomicI64::new(0),
             samples: Mutex::default(),
         }
+    }
+
+    /// When this node's term with `epoch` began, by the database's clock.
+    pub fn term_began(&self, epoch: i64) -> Option<chrono::DateTime<chrono::Utc>> {
+        let term = *self.term.lock().unwrap_or_else(|e| e.into_inner());
+        term.filter(|(e, _)| *e == epoch).map(|(_, t)| t)
     }
 
     /// The registry as last read.
@@ -100,36 +112,40 @@ fn wall_us(engine: &Engine, cluster: &State) -> i64 {
     }
 }
 
-/// Measures this node's clock against the database's once, before the engine reads the
-/// time for anything (the jobs' cursors, the boot recovery).
+/// Measures this node's clock against the database's, a few round trips, before the
+/// engine reads the time for anything (the jobs' cursors, the boot recovery).
 pub(crate) async fn sync_clock(pg: &PgStore, cluster: &State) -> Result<()> {
-    let sent = Instant::now();
-    let sent_wall = match &cluster.db_clock {
-        Some(c) => c.wall().timestamp_micros(),
-        None => return Ok(()),
+    let Some(clock) = &cluster.db_clock else {
+        return Ok(());
     };
-    let db_ms = pg.now_ms().await?;
-    measure(cluster, sent_wall, db_ms, sent.elapsed());
+    for _ in 0..3 {
+        let s = pg.clock_sample(|| clock.wall().timestamp_micros()).await?;
+        measure(cluster, s.sent_wall_us, s.db_ms, s.rtt);
+    }
     Ok(())
+}
+
+/// One more reading of this node's clock against the database's (each elector round).
+async fn sample_clock(engine: &Engine, pg: &PgStore, cluster: &State) {
+    match pg.clock_sample(|| wall_us(engine, cluster)).await {
+        Ok(s) => measure(cluster, s.sent_wall_us, s.db_ms, s.rtt),
+        Err(e) => {
+            tracing::debug!(error = %crate::error::chain(&e), "cannot read the database's clock")
+        }
+    }
 }
 
 /// Registers this node and tries once for the lease, so a first node leads before
 /// `open` returns; then starts the elector and the listener.
 pub(crate) async fn join(engine: &Engine, pg: &PgStore, cluster: &State) -> Result<()> {
-    let sent = Instant::now();
-    let sent_wall = wall_us(engine, cluster);
-    let db_ms = pg
-        .register_node(&me(engine, cluster), ttl_ms(cluster.ttl))
+    pg.register_node(&me(engine, cluster), ttl_ms(cluster.ttl))
         .await?;
-    measure(cluster, sent_wall, db_ms, sent.elapsed());
     let sent = Instant::now();
     if let Acquired::Granted(grant) = pg
         .acquire_lease(&cluster.node_id, ttl_ms(cluster.ttl))
         .await?
     {
-        engine.inner.notifier.set_leader(Some(grant.epoch));
-        *deadline(engine) = Some(sent + cluster.ttl - margin(cluster.ttl));
-        tracing::info!(epoch = grant.epoch, "this node leads");
+        lead(engine, cluster, grant, sent);
     }
     refresh_nodes(pg, cluster).await;
     let e = engine.clone();
@@ -143,6 +159,17 @@ pub(crate) async fn join(engine: &Engine, pg: &PgStore, cluster: &State) -> Resu
     let e = engine.clone();
     engine.spawn(async move { crate::runner::claimer(&e).await });
     Ok(())
+}
+
+/// This node leads from now, with the lease granted for a request sent at `sent`: its
+/// deadline, and when its term began by the database (the takeover counts late slots
+/// from there), are set before the notifier says so.
+fn lead(engine: &Engine, cluster: &State, grant: Grant, sent: Instant) {
+    *deadline(engine) = Some(sent + cluster.ttl - margin(cluster.ttl));
+    let began = chrono::DateTime::from_timestamp_millis(grant.db_now_ms);
+    *cluster.term.lock().unwrap_or_else(|e| e.into_inner()) = began.map(|t| (grant.epoch, t));
+    tracing::info!(epoch = grant.epoch, "this node leads");
+    engine.inner.notifier.set_leader(Some(grant.epoch));
 }
 
 /// This node as the registry records it.
@@ -235,7 +262,6 @@ async fn elector(engine: &Engine, pg: &PgStore) {
         wait = every;
         let leading = engine.inner.notifier.epoch();
         let sent = Instant::now();
-        let sent_wall = wall_us(engine, cluster);
         match leading {
             Some(epoch) => {
                 // The renewal may not outlive the deadline: past it this node stops.
@@ -247,10 +273,7 @@ async fn elector(engine: &Engine, pg: &PgStore) {
                 )
                 .await
                 {
-                    Ok(Ok(Some(grant))) => {
-                        measure(cluster, sent_wall, grant.db_now_ms, sent.elapsed());
-                        *deadline(engine) = Some(sent + ttl - margin(ttl));
-                    }
+                    Ok(Ok(Some(_))) => *deadline(engine) = Some(sent + ttl - margin(ttl)),
                     Ok(Ok(None)) => {
                         tracing::warn!(epoch, "the lease was lost; stepping down");
                         crate::leader::step_down(engine, epoch);
@@ -277,11 +300,7 @@ async fn elector(engine: &Engine, pg: &PgStore) {
                     .await
                     .unwrap_or(Err(crate::EngineError::StoreTimeout(every)))
                 {
-                    Ok(Acquired::Granted(grant)) => {
-                        *deadline(engine) = Some(sent + ttl - margin(ttl));
-                        tracing::info!(epoch = grant.epoch, "this node leads");
-                        engine.inner.notifier.set_leader(Some(grant.epoch));
-                    }
+                    Ok(Acquired::Granted(grant)) => lead(engine, cluster, grant, sent),
                     Ok(Acquired::Held { left_ms }) => {
                         let left = Duration::from_millis(left_ms.max(0) as u64);
                         wait = (left + Duration::from_millis(2)).min(every);
@@ -301,6 +320,7 @@ async fn elector(engine: &Engine, pg: &PgStore) {
         // Bounded, so a database that stopped answering cannot hold the elector here past
         // its next renewal.
         let chores = async {
+            sample_clock(engine, pg, cluster).await;
             beat(engine, pg, cluster).await;
             if let Some(epoch) = crate::leader::epoch(engine) {
                 crate::scheduler::recover::rescue(engine, epoch).await;
@@ -316,8 +336,6 @@ async fn elector(engine: &Engine, pg: &PgStore) {
 /// One registry heartbeat; a node found declared gone gives up its runs and joins again.
 async fn beat(engine: &Engine, pg: &PgStore, cluster: &State) {
     let running = crate::runner::in_flight(engine) as u64;
-    let sent = Instant::now();
-    let sent_wall = wall_us(engine, cluster);
     match pg
         .beat_node(
             &cluster.node_id,
@@ -327,8 +345,7 @@ async fn beat(engine: &Engine, pg: &PgStore, cluster: &State) {
         )
         .await
     {
-        // Every node measures its offset here; the leader also at each renewal.
-        Ok(Some(db_now_ms)) => measure(cluster, sent_wall, db_now_ms, sent.elapsed()),
+        Ok(Some(_)) => {}
         Ok(None) => {
             tracing::error!("this node was declared gone (its heartbeat expired); its runs were rescued; joining again");
             crate::runner::abandon_all(engine);

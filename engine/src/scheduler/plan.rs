@@ -29,10 +29,27 @@ pub fn due(schedule: &Schedule, cursor: DateTime<Utc>, horizon: DateTime<Utc>) -
     })
 }
 
-/// How late a slot may be and still run as itself when a new leader takes over on
-/// several nodes (a graceful handoff takes milliseconds, and may straddle a slot); older
-/// ones were missed and follow the misfire policy.
+/// How long before a leader's term began a slot may have fallen due and still run as
+/// itself when the leader takes over on several nodes (a graceful handoff takes
+/// milliseconds, and may straddle a slot); older ones were missed and follow the misfire
+/// policy.
 pub const LATE_GRACE: chrono::Duration = chrono::Duration::seconds(1);
+
+/// Most slots a takeover runs late, per job; older late ones are skipped.
+pub const MAX_LATE_RUNS: usize = 5;
+
+/// Splits the slots a takeover found missed into the gap (due while no node led: the
+/// misfire policy decides) and the late (due since `LATE_GRACE` before the term began:
+/// this leader's own, late only because taking over took time — they run as
+/// themselves, the latest [`MAX_LATE_RUNS`] of them).
+pub fn split_late(
+    missed: &[DateTime<Utc>],
+    term_began: DateTime<Utc>,
+) -> (&[DateTime<Utc>], &[DateTime<Utc>]) {
+    let first_late = missed.partition_point(|s| *s < term_began - LATE_GRACE);
+    let first_run = first_late.max(missed.len().saturating_sub(MAX_LATE_RUNS));
+    missed.split_at(first_run)
+}
 
 /// The next slot to wait for once `cursor` has been handled: never one before `now`
 /// (a clock stepped back does not make a handled slot due again).
@@ -137,6 +154,22 @@ mod tests {
         let (missed, truncated) = missed_while_down(&every_second, at(0, 0, 0), at(12, 0, 0));
         assert_eq!(missed.len(), MAX_CATCH_UP_SLOTS);
         assert!(truncated);
+    }
+
+    #[test]
+    fn a_takeover_runs_the_slots_due_since_just_before_its_term_and_a_few_at_most() {
+        let missed: Vec<_> = (0..10).map(|s| at(12, 0, s)).collect();
+        // Term began at :05.5: :04.5 and later are late (run), the rest were missed.
+        let (gap, late) = split_late(&missed, at(12, 0, 5) + chrono::Duration::milliseconds(500));
+        assert_eq!(gap, &missed[..5]);
+        assert_eq!(late, &missed[5..]);
+        // Taking over took long: only the latest few run.
+        let (gap, late) = split_late(&missed, at(12, 0, 0));
+        assert_eq!(late, &missed[10 - MAX_LATE_RUNS..]);
+        assert_eq!(gap.len(), 10 - MAX_LATE_RUNS);
+        // All due long before the term: none is late.
+        let (gap, late) = split_late(&missed, at(12, 5, 0));
+        assert_eq!((gap.len(), late.len()), (10, 0));
     }
 
     #[test]

@@ -31,11 +31,17 @@ pub(crate) async fn take_over_locked(
     if firing.ready(epoch) {
         return Ok(());
     }
-    // When this node came to lead (or found a write of its own lost): slots due after it
-    // were not missed, only late while the rescue below went on.
-    let led_since = engine.now();
     let shared = inner.store.shared();
     let again = firing.taken == Some(epoch);
+    // When this node's term began, by the database (or when it found a write of its own
+    // lost): slots due after it were not missed, only late while taking over took time.
+    let began = inner
+        .cluster
+        .as_ref()
+        .and_then(|c| c.term_began(epoch))
+        .filter(|_| !again)
+        .unwrap_or_else(|| engine.now());
+    tracing::info!(epoch, %began, "taking up the leader's work");
     let why = if again {
         "a write to the store failed"
     } else if shared {
@@ -63,20 +69,27 @@ pub(crate) async fn take_over_locked(
                     serde_json::json!({ "job": job.id, "recorded": plan::MAX_CATCH_UP_SLOTS }),
                 );
             }
-            match missed.split_last() {
-                // Just late in a handoff between two nodes, or after a failed write: the
-                // slot runs now, as itself, and for `run_once` it is the one run, so all
-                // before it are skipped. (A single server was down at the slot: its
-                // misfire policy decides.)
-                Some((&latest, before))
-                    if (shared || again) && led_since - latest <= plan::LATE_GRACE =>
-                {
-                    let reason = format!("missed: {why}; the latest slot ran instead");
-                    fire::skip_slots(engine, &job, before, &reason, now).await?;
-                    fire::fire_late(engine, &job, latest, now).await?;
+            // Late in a handoff between two nodes, or after a failed write: those slots
+            // run now, as themselves, and for `run_once` they are the catch-up, so all
+            // before them are skipped. (A single server was down at every slot it missed:
+            // its misfire policy decides.)
+            let (gap, late) = if shared || again {
+                plan::split_late(&missed, began)
+            } else {
+                (&missed[..], &[][..])
+            };
+            if late.is_empty() {
+                if !gap.is_empty() {
+                    fire::record_missed(engine, &job, gap, why, now).await?;
                 }
-                Some(_) => fire::record_missed(engine, &job, &missed, why, now).await?,
-                None => {}
+            } else {
+                if !gap.is_empty() {
+                    let reason = format!("missed: {why}; a later slot ran instead");
+                    fire::skip_slots(engine, &job, gap, &reason, now).await?;
+                }
+                for slot in late {
+                    fire::fire_late(engine, &job, *slot, now).await?;
+                }
             }
         }
     }

@@ -37,21 +37,28 @@ impl PgStore {
     /// says how long the holder's lease has left, so a follower can try again right then.
     pub async fn acquire_lease(&self, holder: &str, ttl_ms: i64) -> Result<Acquired> {
         let mut tx = self.control.begin().await?;
-        // Waits for the leader writes in flight (each holds the row `FOR KEY SHARE`), so
-        // none of the old epoch commits after the new one begins.
-        sqlx::query("SELECT 1 FROM scheduler_lease WHERE id = 1 FOR UPDATE")
-            .execute(&mut *tx)
-            .await?;
-        let row = sqlx::query(
-            "WITH now AS (SELECT echopilot_now_ms() AS t)
-             UPDATE scheduler_lease SET epoch = epoch + 1, holder = $1, renewed_ms = now.t, expires_ms = now.t + $2
-             FROM now WHERE id = 1 AND expires_ms <= now.t
-             RETURNING epoch, expires_ms, now.t AS db_now",
+        // Once the lease ran out, waits for the leader writes in flight (each holds the row
+        // `FOR KEY SHARE`), so none of the old epoch commits after the new one begins. A
+        // lease still held is not locked: a follower's try never stalls the leader. While
+        // this lock is held nobody renews or takes the lease, so the update needs no check.
+        let lapsed = sqlx::query(
+            "SELECT 1 FROM scheduler_lease WHERE id = 1 AND expires_ms <= echopilot_now_ms() FOR UPDATE",
         )
-        .bind(holder)
-        .bind(ttl_ms)
         .fetch_optional(&mut *tx)
         .await?;
+        let row = match lapsed {
+            None => None,
+            Some(_) => sqlx::query(
+                "WITH now AS (SELECT echopilot_now_ms() AS t)
+                 UPDATE scheduler_lease SET epoch = epoch + 1, holder = $1, renewed_ms = now.t, expires_ms = now.t + $2
+                 FROM now WHERE id = 1
+                 RETURNING epoch, expires_ms, now.t AS db_now",
+            )
+            .bind(holder)
+            .bind(ttl_ms)
+            .fetch_optional(&mut *tx)
+            .await?,
+        };
         let Some(row) = row else {
             let left_ms: i64 = sqlx::query_scalar(
                 "SELECT expires_ms - echopilot_now_ms() FROM scheduler_lease WHERE id = 1",

@@ -42,6 +42,14 @@ static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/pos
 /// The channel every change is announced on; the payload says what changed.
 pub const CHANNEL: &str = "echopilot";
 
+/// One reading of the database's clock: see [`PgStore::clock_sample`].
+#[derive(Debug, Clone, Copy)]
+pub struct ClockSample {
+    pub sent_wall_us: i64,
+    pub db_ms: i64,
+    pub rtt: Duration,
+}
+
 /// A cheap, cloneable handle on the database.
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -135,11 +143,21 @@ impl PgStore {
         &self.shown
     }
 
-    /// The database's clock, in ms.
-    pub async fn now_ms(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT echopilot_now_ms()")
-            .fetch_one(&self.control)
-            .await?)
+    /// One reading of the database's clock (ms) against `wall` (µs, read as the query is
+    /// sent): the round trip is timed on a connection already in hand, so a wait for the
+    /// pool does not skew the offset.
+    pub async fn clock_sample(&self, wall: impl Fn() -> i64) -> Result<ClockSample> {
+        let mut conn = self.control.acquire().await?;
+        let sent_wall_us = wall();
+        let sent = std::time::Instant::now();
+        let db_ms = sqlx::query_scalar("SELECT echopilot_now_ms()")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(ClockSample {
+            sent_wall_us,
+            db_ms,
+            rtt: sent.elapsed(),
+        })
     }
 
     pub async fn desired_state(&self) -> Result<Option<DesiredState>> {

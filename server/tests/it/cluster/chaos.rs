@@ -129,11 +129,12 @@ async fn chaos_no_slot_twice_every_slot_accounted_for() {
         "executed twice"
     );
     if let Some(first) = account.unaccounted.first() {
-        let job = first.split(':').next().unwrap_or_default();
+        let (job, at) = first.split_once(':').unwrap_or_default();
+        let at = chrono::DateTime::parse_from_rfc3339(at).map_or(0, |t| t.timestamp_millis());
         panic!(
             "slots with no row: {:?}\n{}",
             account.unaccounted,
-            explain(&c, job).await
+            explain(&c, job, at).await
         );
     }
     assert_eq!(account.skipped_but_executed, Vec::<String>::new());
@@ -224,7 +225,7 @@ async fn failover(c: &Cluster, epoch: i64, since_ms: i64) -> i64 {
             "SELECT format('%s %s %s: %s', application_name, state,
                     wait_event_type || ':' || wait_event, left(query, 120))
              FROM pg_stat_activity WHERE datname = current_database()",
-            None,
+            &[],
         )
         .await;
         panic!(
@@ -350,6 +351,24 @@ async fn inject(c: &mut Cluster, fault: Fault, f: &mut Figures, pids: &std::path
                             .partition(|(_, _, why)| {
                                 why.as_deref().is_none_or(|w| w.starts_with("missed"))
                             });
+                    if let Some((job, slot, _)) = missed.first() {
+                        let logs: Vec<String> = c
+                            .nodes
+                            .iter()
+                            .filter_map(|n| Some((n, n.server.as_ref()?.stderr())))
+                            .flat_map(|(n, log)| {
+                                log.lines()
+                                    .filter(|l| l.contains("lead") || l.contains("lease"))
+                                    .map(|l| format!("{}: {l}", n.name))
+                                    .collect::<Vec<_>>()
+                            })
+                            .collect();
+                        eprintln!(
+                            "missed in a handoff at {at}: {}\n{}",
+                            explain(c, job, *slot).await,
+                            logs.join("\n")
+                        );
+                    }
                     f.handoff_missed.extend(missed);
                     f.handoff_overlaps += overlaps.len();
                 }
@@ -360,11 +379,11 @@ async fn inject(c: &mut Cluster, fault: Fault, f: &mut Figures, pids: &std::path
     }
 }
 
-/// Rows of text from `sql` (one `format(...)` column; `$1` is `arg`), for messages.
-async fn lines(c: &Cluster, sql: &'static str, arg: Option<&str>) -> Vec<String> {
+/// Rows of text from `sql` (one `format(...)` column; `$1`… are `args`), for messages.
+async fn lines(c: &Cluster, sql: &'static str, args: &[&str]) -> Vec<String> {
     let mut query = sqlx::query_scalar(sql);
-    if let Some(arg) = arg {
-        query = query.bind(arg);
+    for arg in args {
+        query = query.bind(*arg);
     }
     query
         .fetch_all(&c.db)
@@ -372,31 +391,40 @@ async fn lines(c: &Cluster, sql: &'static str, arg: Option<&str>) -> Vec<String>
         .unwrap_or_else(|e| vec![format!("({e})")])
 }
 
-/// What the store holds about `job` and the terms: why a slot may have no row.
-async fn explain(c: &Cluster, job: &str) -> String {
+/// What the store holds about `job` (its rows nearest to `around_ms`), the terms and the
+/// nodes: why a slot may have no row, or was missed.
+async fn explain(c: &Cluster, job: &str, around_ms: i64) -> String {
+    let around = around_ms.to_string();
     let stored = lines(
         c,
         "SELECT format('created %s, updated %s, last slot %s', created_ms, updated_ms, last_slot_ms)
          FROM jobs WHERE id = $1",
-        Some(job),
+        &[job],
     )
     .await;
     let rows = lines(
         c,
         "SELECT format('%s %s %s epoch %s on %s recorded %s', scheduled_ms, status, error, epoch,
-                node, recorded_ms) FROM runs WHERE job_id = $1 ORDER BY id LIMIT 20",
-        Some(job),
+                node, recorded_ms) FROM runs WHERE job_id = $1
+         ORDER BY abs(scheduled_ms - $2::BIGINT) LIMIT 12",
+        &[job, &around],
+    )
+    .await;
+    let nodes = lines(
+        c,
+        "SELECT format('%s offset %s ms', id, clock_offset_ms) FROM nodes ORDER BY id",
+        &[],
     )
     .await;
     let terms = lines(
         c,
         "SELECT format('epoch %s %s from %s to %s (%s)', epoch, holder, acquired_ms, ended_ms,
                 ended_how) FROM leader_history ORDER BY epoch LIMIT 12",
-        None,
+        &[],
     )
     .await;
     format!(
-        "{job}: {stored:?}\nits first rows:\n{}\nterms:\n{}",
+        "{job}: {stored:?}\nits first rows:\n{}\nterms:\n{}\nnodes: {nodes:?}",
         rows.join("\n"),
         terms.join("\n")
     )
