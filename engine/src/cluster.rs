@@ -153,6 +153,9 @@ pub(crate) async fn join(engine: &Engine, pg: &PgStore, cluster: &State) -> Resu
     engine.spawn(async move { elector(&e, &store).await });
     let e = engine.clone();
     let store = pg.clone();
+    engine.spawn(async move { chores(&e, &store).await });
+    let e = engine.clone();
+    let store = pg.clone();
     engine.spawn(async move { listener(&e, &store).await });
     let e = engine.clone();
     engine.spawn(async move { follow(&e).await });
@@ -317,9 +320,20 @@ async fn elector(engine: &Engine, pg: &PgStore) {
                 crate::leader::step_down(engine, epoch);
             }
         }
-        // Bounded, so a database that stopped answering cannot hold the elector here past
-        // its next renewal.
-        let chores = async {
+    }
+}
+
+/// Every elector round's other work, in a task of its own so the elector answers a
+/// resignation at once: the clock, the heartbeat, the rescue (leading) and the registry.
+async fn chores(engine: &Engine, pg: &PgStore) {
+    let Some(cluster) = engine.inner.cluster.as_ref() else {
+        return;
+    };
+    let every = (cluster.ttl / 5).max(Duration::from_millis(100));
+    let shutdown = engine.inner.shutdown.clone();
+    loop {
+        // Bounded, so a database that stopped answering cannot hold them past a round.
+        let round = async {
             sample_clock(engine, pg, cluster).await;
             beat(engine, pg, cluster).await;
             if let Some(epoch) = crate::leader::epoch(engine) {
@@ -327,8 +341,12 @@ async fn elector(engine: &Engine, pg: &PgStore) {
             }
             refresh_nodes(pg, cluster).await;
         };
-        if tokio::time::timeout(ttl / 2, chores).await.is_err() {
+        if tokio::time::timeout(cluster.ttl / 2, round).await.is_err() {
             tracing::warn!("the node's heartbeat and rescue did not finish in time");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
         }
     }
 }

@@ -117,8 +117,9 @@ impl PgStore {
                 path: shown.clone(),
                 source,
             })?;
+        // The elector's, and the chores' (clock, heartbeat, registry) beside it.
         let control = PgPoolOptions::new()
-            .max_connections(2)
+            .max_connections(3)
             .acquire_timeout(Duration::from_secs(2))
             // A lock wait ends by itself before the elector gives up on the statement
             // (a cancelled statement leaves the connection busy until it ends).

@@ -106,6 +106,7 @@ async fn chaos_no_slot_twice_every_slot_accounted_for() {
         inject(&mut c, fault, &mut figures, &pids).await;
         *figures.faults.entry(fault).or_default() += 1;
         c.settled(Duration::from_secs(30)).await;
+        c.fires_on_time(Duration::from_secs(30)).await;
         round += 1;
         if long && round % 7 == 0 {
             eprintln!(
@@ -374,6 +375,7 @@ async fn inject(c: &mut Cluster, fault: Fault, f: &mut Figures, pids: &std::path
                 }
                 c.boot(i).await;
                 c.settled(Duration::from_secs(30)).await;
+                c.fires_on_time(Duration::from_secs(30)).await;
             }
         }
     }

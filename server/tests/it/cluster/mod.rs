@@ -232,6 +232,32 @@ impl Cluster {
         }
     }
 
+    /// Waits (up to `within`) until the leader is done taking over — its loop claims
+    /// slots ahead, so they start on their instant (a takeover's late slots start after
+    /// theirs) — so one fault does not fall into the recovery from the last.
+    pub async fn fires_on_time(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let (_, epoch) = self.leader(within).await;
+            let on_time: Option<i64> = sqlx::query_scalar(
+                "SELECT 1::BIGINT FROM runs WHERE epoch = $1 AND trigger = 'schedule'
+                 AND started_ms = scheduled_ms LIMIT 1",
+            )
+            .bind(epoch)
+            .fetch_optional(&self.db)
+            .await
+            .expect("runs are readable");
+            if on_time.is_some() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the leader of epoch {epoch} fires nothing on time"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The database's clock, in ms.
     pub async fn db_now_ms(&self) -> i64 {
         sqlx::query_scalar("SELECT echopilot_now_ms()")
