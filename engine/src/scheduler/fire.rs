@@ -105,11 +105,13 @@ async fn claim_due(engine: &Engine, now: DateTime<Utc>, horizon: DateTime<Utc>) 
     // A follower's cursors move on without claims, and so do a new leader's until its
     // takeover is done (the takeover places them again from the store).
     let leads = epoch.is_some_and(|e| firing.ready(e));
-    let mut claimed = Vec::new();
-    for due in engine.inner.jobs.take_due(now, horizon) {
-        if !leads {
-            continue;
-        }
+    let due = engine.inner.jobs.take_due(now, horizon);
+    if !leads {
+        return Vec::new();
+    }
+    // Each job's claim is its own; all of them at once, so many jobs due together do not
+    // queue behind one another's round trips.
+    let claims = due.iter().map(|due| async move {
         // More than one slot due means the loop fell behind: the latest runs now, so the
         // earlier ones are all skipped (for `run_once` the latest *is* the one run).
         let skipped = if due.due.missed.is_empty() {
@@ -119,11 +121,13 @@ async fn claim_due(engine: &Engine, now: DateTime<Utc>, horizon: DateTime<Utc>) 
             skip_slots(engine, &due.job, &due.due.missed, reason, now).await
         };
         let claim = claim(engine, &due.job, due.due.slot, Trigger::Schedule, now).await;
+        (skipped.is_err() || claim.is_err(), claim.ok().flatten())
+    });
+    let mut claimed = Vec::new();
+    for (failed, c) in futures_util::future::join_all(claims).await {
         // A slot left without its row: the next pass takes over again and records it.
-        if skipped.is_err() || claim.is_err() {
-            firing.failed = true;
-        }
-        claimed.extend(claim.ok().flatten());
+        firing.failed |= failed;
+        claimed.extend(c);
     }
     claimed.sort_by_key(|c| c.slot);
     claimed

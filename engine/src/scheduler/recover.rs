@@ -8,6 +8,10 @@ use super::{fire, lock, plan, Firing};
 use crate::error::Result;
 use crate::runner;
 use crate::Engine;
+use futures_util::StreamExt;
+
+/// Jobs a takeover handles at once.
+const TAKE_OVER_AT_ONCE: usize = 16;
 
 /// Takes up the leader's work: rescue, then (with the scheduler running) the missed slots
 /// since each job's last claimed slot. Holds the firing lock, so the loop claims nothing
@@ -52,48 +56,59 @@ pub(crate) async fn take_over_locked(
     rescue(engine, epoch).await;
     let now = engine.now();
     let mut cursors = std::collections::HashMap::new();
+    let mut work = Vec::new();
     for stored in inner.store.load_jobs().await? {
         cursors.insert(stored.job.id.clone(), stored.last_slot.max(now));
-        if running {
-            let job = stored.job;
-            if !job.enabled {
-                continue;
-            }
-            let Ok(schedule) = crate::model::Schedule::parse(&job.schedule, &job.timezone) else {
-                continue;
-            };
-            let (missed, truncated) = plan::missed_while_down(&schedule, stored.last_slot, now);
-            if truncated {
-                engine.event(
-                    "catch_up_truncated",
-                    serde_json::json!({ "job": job.id, "recorded": plan::MAX_CATCH_UP_SLOTS }),
-                );
-            }
-            // Late in a handoff between two nodes, or after a failed write: those slots
-            // run now, as themselves, and for `run_once` they are the catch-up, so all
-            // before them are skipped. (A single server was down at every slot it missed:
-            // its misfire policy decides.)
-            let (gap, late) = if shared || again {
-                plan::split_late(&missed, began)
-            } else {
-                (&missed[..], &[][..])
-            };
-            if late.is_empty() {
-                if !gap.is_empty() {
-                    fire::record_missed(engine, &job, gap, why, now).await?;
-                }
-            } else {
-                if !gap.is_empty() {
-                    let reason = format!("missed: {why}; a later slot ran instead");
-                    fire::skip_slots(engine, &job, gap, &reason, now).await?;
-                }
-                for slot in late {
-                    fire::fire_late(engine, &job, *slot, now).await?;
-                }
-            }
+        if running && stored.job.enabled {
+            work.push(stored);
         }
     }
+    // Each job's slots are its own: several jobs at once, so a takeover of many jobs is
+    // not their round trips end to end.
+    let each = work.into_iter().map(|stored| async move {
+        let job = stored.job;
+        let Ok(schedule) = crate::model::Schedule::parse(&job.schedule, &job.timezone) else {
+            return Ok(());
+        };
+        let (missed, truncated) = plan::missed_while_down(&schedule, stored.last_slot, now);
+        if truncated {
+            engine.event(
+                "catch_up_truncated",
+                serde_json::json!({ "job": job.id, "recorded": plan::MAX_CATCH_UP_SLOTS }),
+            );
+        }
+        // Late in a handoff between two nodes, or after a failed write: those slots
+        // run now, as themselves, and for `run_once` they are the catch-up, so all
+        // before them are skipped. (A single server was down at every slot it missed:
+        // its misfire policy decides.)
+        let (gap, late) = if shared || again {
+            plan::split_late(&missed, began)
+        } else {
+            (&missed[..], &[][..])
+        };
+        if late.is_empty() {
+            if !gap.is_empty() {
+                fire::record_missed(engine, &job, gap, why, now).await?;
+            }
+        } else {
+            if !gap.is_empty() {
+                let reason = format!("missed: {why}; a later slot ran instead");
+                fire::skip_slots(engine, &job, gap, &reason, now).await?;
+            }
+            for slot in late {
+                fire::fire_late(engine, &job, *slot, now).await?;
+            }
+        }
+        Ok::<(), crate::EngineError>(())
+    });
+    let done: Vec<Result<()>> = futures_util::stream::iter(each)
+        .buffer_unordered(TAKE_OVER_AT_ONCE)
+        .collect()
+        .await;
+    done.into_iter().collect::<Result<()>>()?;
     inner.jobs.place(&cursors, now);
+    // The loop may be asleep until a slot planned before the cursors moved: it plans anew.
+    inner.notifier.jobs_changed();
     *lock(&inner.scheduler.loop_lag_ms) = None;
     *firing = Firing {
         taken: Some(epoch),
