@@ -12,6 +12,8 @@ use engine::{Engine, EngineConfig, JobSpec, Kinds, Overlap, SystemClock, Trigger
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod release_server;
+
 const RUNS: usize = 30_000;
 const CALLERS: usize = 96;
 const NODES: usize = 3;
@@ -128,54 +130,34 @@ async fn lateness_on_the_leader() {
         .unwrap_or(120);
     let dir = tempfile::tempdir().unwrap();
     let url = database(&format!("bench_late_{}", std::process::id())).await;
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/echopilot");
-    let mut child = std::process::Command::new(&bin)
-        .args(["serve", "--bench", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .env("DASHBOARD_KEY", "bench-key-0123456789")
-        .env("ECHOPILOT_DATABASE_URL", &url)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot start {} (run `make build` first): {e}",
-                bin.display()
-            )
-        });
-    use std::io::BufRead;
-    let base = std::io::BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.strip_prefix("EchoPilot is running on ")
-                .map(|r| r.split_whitespace().next().unwrap().to_string())
-        })
-        .expect("server announces its URL");
+    let data = dir.path().join("data").display().to_string();
+    let (mut child, base) = release_server::start(
+        &["--bench", "--data-dir", &data],
+        &[("ECHOPILOT_DATABASE_URL", &url)],
+    );
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     // The first seconds warm up (connections, the first takeover).
     tokio::time::sleep(Duration::from_secs(5)).await;
     let since = chrono::Utc::now().timestamp_millis();
     tokio::time::sleep(Duration::from_secs(secs)).await;
-    let ticks: Vec<serde_json::Value> = client
-        .get(format!("{base}/api/bench/ticks?since_ms={since}"))
-        .header("X-Dash-Key", "bench-key-0123456789")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let status: serde_json::Value = client
-        .get(format!("{base}/api/automations/status"))
-        .header("X-Dash-Key", "bench-key-0123456789")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let get = |path: String| {
+        let request = client
+            .get(format!("{base}{path}"))
+            .header("X-Dash-Key", release_server::KEY);
+        async move {
+            request
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let ticks = get(format!("/api/bench/ticks?since_ms={since}")).await;
+    let ticks = ticks.as_array().expect("ticks are a list").clone();
+    let status = get("/api/automations/status".into()).await;
     assert_eq!(status["leader"], true, "the bench server leads: {status}");
     let mut late: Vec<f64> = ticks
         .iter()

@@ -12,6 +12,8 @@ use engine::testing::{Options, TestEngine};
 use engine::{JobSpec, Overlap, RunQuery, RunStatus, Trigger};
 use std::time::{Duration, Instant};
 
+mod release_server;
+
 const RUNS: usize = 64_000;
 const HISTORY: i64 = 1_000_000;
 const QUERIES: usize = 400;
@@ -120,29 +122,7 @@ db.commit()
     assert!(status.success());
     let seeded = seed_start.elapsed().as_secs_f64();
 
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/echopilot");
-    let mut child = std::process::Command::new(&bin)
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env("DASHBOARD_KEY", "bench-key-0123456789")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot start {} (run `make build` first): {e}",
-                bin.display()
-            )
-        });
-    use std::io::BufRead;
-    let url = std::io::BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.strip_prefix("EchoPilot is running on ")
-                .map(|r| r.split_whitespace().next().unwrap().to_string())
-        })
-        .expect("server announces its URL");
+    let (mut child, url) = release_server::start(&["--data-dir", &data.display().to_string()], &[]);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let paths = [
@@ -159,7 +139,7 @@ db.commit()
             let t = Instant::now();
             let r = client
                 .get(format!("{url}{path}"))
-                .header("X-Dash-Key", "bench-key-0123456789")
+                .header("X-Dash-Key", release_server::KEY)
                 .send()
                 .await
                 .unwrap();
@@ -199,7 +179,7 @@ async fn overview_render(client: &reqwest::Client, url: &str) {
     let login = no_redirects
         .post(format!("{url}/api/session"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body("key=bench-key-0123456789")
+        .body(format!("key={}", release_server::KEY))
         .send()
         .await
         .unwrap();

@@ -364,6 +364,21 @@ async fn sigterm_with_runs_in_flight_gives_them_the_grace_then_interrupts_and_ex
     }
 }
 
+/// Deletes the built-in jobs, so only the test's own job may reach a fail point.
+#[cfg(feature = "failpoints")]
+async fn only_test_jobs(app: &crate::support::TestServer) {
+    for builtin in [
+        "self-heal",
+        "metrics-summary",
+        "retention-cleanup",
+        "finance-metrics",
+        "ceo-brief",
+    ] {
+        app.send(Method::DELETE, &format!("/api/jobs/{builtin}"), None)
+            .await;
+    }
+}
+
 /// RELIABILITY 2: the process dies at a fault-injection point; after a restart the run
 /// it was handling is visible as interrupted, never missing.
 #[cfg(feature = "failpoints")]
@@ -376,17 +391,7 @@ async fn crash_at(point: &str) {
         ..Opts::default()
     })
     .unwrap();
-    // Only this test's job may reach the fail point.
-    for builtin in [
-        "self-heal",
-        "metrics-summary",
-        "retention-cleanup",
-        "finance-metrics",
-        "ceo-brief",
-    ] {
-        app.send(Method::DELETE, &format!("/api/jobs/{builtin}"), None)
-            .await;
-    }
+    only_test_jobs(&app).await;
     app.send(
         Method::POST,
         "/api/jobs",
@@ -634,17 +639,7 @@ async fn a_slot_whose_claim_failed_runs_late_on_the_next_pass_and_none_is_lost()
         ..Opts::default()
     })
     .unwrap();
-    // Only this test's job may reach the fail point.
-    for builtin in [
-        "self-heal",
-        "metrics-summary",
-        "retention-cleanup",
-        "finance-metrics",
-        "ceo-brief",
-    ] {
-        app.send(Method::DELETE, &format!("/api/jobs/{builtin}"), None)
-            .await;
-    }
+    only_test_jobs(&app).await;
     let (status, _) = app
         .send(
             Method::POST,

@@ -12,7 +12,7 @@
 //! chaos` runs until at least `ECHOPILOT_CHAOS_FAULTS` faults and
 //! `ECHOPILOT_CHAOS_SLOTS` slots (200 and 100,000) with `ECHOPILOT_CHAOS_JOBS` jobs.
 
-use super::{within, Cluster};
+use super::{gone, within, Cluster};
 use reqwest::Method;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -203,24 +203,11 @@ async fn children_of(c: &Cluster, node: &str, pids: &std::path::Path) -> Vec<i32
         .collect()
 }
 
-fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z')),
-    }
-}
-
 /// Waits for the first fire under an epoch newer than `epoch`; ms since `since_ms`.
 async fn failover(c: &Cluster, epoch: i64, since_ms: i64) -> i64 {
     let Some(fired) = within(Duration::from_secs(TTL + 10), || c.first_fire_after(epoch)).await
     else {
-        let logs: Vec<String> = c
-            .nodes
-            .iter()
-            .filter_map(|n| Some(format!("{}: {}", n.name, n.server.as_ref()?.stderr())))
-            .collect();
+        let logs = c.log_lines(|_| true);
         let sessions = lines(
             c,
             "SELECT format('%s %s %s: %s', application_name, state,
@@ -353,17 +340,7 @@ async fn inject(c: &mut Cluster, fault: Fault, f: &mut Figures, pids: &std::path
                                 why.as_deref().is_none_or(|w| w.starts_with("missed"))
                             });
                     if let Some((job, slot, _)) = missed.first() {
-                        let logs: Vec<String> = c
-                            .nodes
-                            .iter()
-                            .filter_map(|n| Some((n, n.server.as_ref()?.stderr())))
-                            .flat_map(|(n, log)| {
-                                log.lines()
-                                    .filter(|l| l.contains("lead") || l.contains("lease"))
-                                    .map(|l| format!("{}: {l}", n.name))
-                                    .collect::<Vec<_>>()
-                            })
-                            .collect();
+                        let logs = c.log_lines(|l| l.contains("lead") || l.contains("lease"));
                         eprintln!(
                             "missed in a handoff at {at}: {}\n{}",
                             explain(c, job, *slot).await,

@@ -287,6 +287,20 @@ impl Cluster {
         .expect("runs are readable")
     }
 
+    /// The lines of the running nodes' logs that `keep` keeps, each after its node's name.
+    pub fn log_lines(&self, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter_map(|n| Some((n, n.server.as_ref()?.stderr())))
+            .flat_map(|(n, log)| {
+                log.lines()
+                    .filter(|l| keep(l))
+                    .map(|l| format!("{}: {l}", n.name))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// Any node that is up, to talk to.
     pub fn any(&self) -> &TestServer {
         self.nodes
@@ -302,6 +316,16 @@ impl Cluster {
                 self.terminate(i);
             }
         }
+    }
+}
+
+/// Whether `pid` is gone (or a zombie no one reaped yet: it runs no more either way).
+pub fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
     }
 }
 

@@ -4,7 +4,7 @@
 //! database and recovery without a restart, a refused start naming the database, and
 //! shell children that die with a `kill -9`'d server.
 
-use super::{within, Cluster};
+use super::{gone, within, Cluster};
 use crate::support::{read_events, spawn, Opts};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -248,16 +248,6 @@ async fn a_bad_or_unreachable_database_url_refuses_to_start_naming_it() {
             !err.contains("hunter2"),
             "the password is never printed: {err}"
         );
-    }
-}
-
-/// Whether `pid` is gone (or a zombie no one reaped yet: it runs no more either way).
-fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z')),
     }
 }
 
