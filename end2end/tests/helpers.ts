@@ -39,6 +39,7 @@ export const PAGES: [string, string, string][] = [
   ['finance', '/finance', 'finance-chart'],
   ['metrics', '/metrics', 'metrics'],
   ['audit', '/audit', 'audit'],
+  ['nodes', '/nodes', 'nodes'],
 ];
 
 /** Runs the built-ins that give every page something to show: a brief, a finance

@@ -190,7 +190,7 @@ impl Engine {
         let inner = &self.inner;
         self.event("server_stopping", serde_json::json!({}));
         // At once: another node takes over while this one's runs finish.
-        inner.election.resign(self, false).await;
+        scheduler::resign(self).await;
         inner.shutdown.cancel();
         scheduler::stop_loop(self);
         inner.tracker.close();

@@ -231,6 +231,24 @@ pub(crate) async fn restart(engine: &Engine) -> Result<()> {
     Ok(())
 }
 
+/// Gives leadership up (at shutdown) once the claims in flight are done, and before the
+/// loop begins another: a claim fenced by this node's own resignation would leave its slot
+/// to the next leader, as missed. Bounded by the lease's TTL: a claim stuck on a database
+/// that does not answer is fenced by then anyway.
+pub(crate) async fn resign(engine: &Engine) {
+    let bound = engine
+        .inner
+        .cluster
+        .as_ref()
+        .map_or(Duration::from_secs(1), |c| c.ttl);
+    let firing = tokio::time::timeout(bound, engine.inner.scheduler.firing.lock()).await;
+    if firing.is_err() {
+        tracing::warn!(?bound, "claims still in flight; resigning without them");
+    }
+    engine.inner.election.resign(engine, false).await;
+    drop(firing);
+}
+
 /// Stops firing for shutdown, leaving the stored intent as it is.
 pub(crate) fn stop_loop(engine: &Engine) {
     cancel_loop(engine);

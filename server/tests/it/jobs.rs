@@ -366,7 +366,7 @@ async fn sigterm_with_runs_in_flight_gives_them_the_grace_then_interrupts_and_ex
 
 /// Deletes the built-in jobs, so only the test's own job may reach a fail point.
 #[cfg(feature = "failpoints")]
-async fn only_test_jobs(app: &crate::support::TestServer) {
+pub(crate) async fn only_test_jobs(app: &crate::support::TestServer) {
     for builtin in [
         "self-heal",
         "metrics-summary",

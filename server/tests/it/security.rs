@@ -46,6 +46,7 @@ async fn every_page_escapes_hostile_text_in_every_field() {
         "/finance".into(),
         "/metrics".into(),
         "/audit".into(),
+        "/nodes".into(),
     ] {
         let (status, html) = app.page(&cookie, &path).await;
         assert_eq!(status, 200, "{path}");
