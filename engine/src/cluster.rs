@@ -16,7 +16,7 @@
 //!   (a burst of changes costs one re-read, and never delays a resignation behind it).
 //!   It reconnects by itself, and on each (re)connect re-reads what it may have missed.
 //! - **The claimer**: runs started with "run now" are queued for any node; each node
-//!   claims them (`SKIP LOCKED`) when told and every second ([`crate::runner::claimer`]).
+//!   claims them (`SKIP LOCKED`) when told and every second ([`crate::runner::claim::claimer`]).
 //! - **The clock**: each elector round reads the database's clock on a connection in
 //!   hand (so no wait for the pool skews it); the offset is taken from the quickest of
 //!   the last round trips, and with `follow_db_clock` the engine reads time as the
@@ -27,6 +27,7 @@ use crate::model::NodeInfo;
 use crate::store::postgres::lease::{Acquired, Grant};
 use crate::store::postgres::{PgStore, CHANNEL};
 use crate::Engine;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,10 @@ pub(crate) struct State {
     pub ttl: Duration,
     /// Wakes the elector (a resignation was announced).
     wake: tokio::sync::Notify,
+    /// Whether this node hears announcements now (its LISTEN connection is up). While it
+    /// does not, a follower tries for the lease more often: a resignation it cannot hear
+    /// must not wait for the next round.
+    listening: std::sync::atomic::AtomicBool,
     /// The epoch this node last came to lead with, and when that term began (the
     /// database's clock).
     term: Mutex<Option<(i64, chrono::DateTime<chrono::Utc>)>>,
@@ -69,6 +74,7 @@ impl State {
             name,
             ttl,
             wake: tokio::sync::Notify::new(),
+            listening: std::sync::atomic::AtomicBool::new(false),
             term: Mutex::new(None),
             leaving: std::sync::atomic::AtomicBool::new(false),
             stale: tokio::sync::Notify::new(),
@@ -91,7 +97,7 @@ impl State {
     }
 
     pub fn offset_ms(&self) -> i64 {
-        self.offset_ms.load(std::sync::atomic::Ordering::Relaxed)
+        self.offset_ms.load(Ordering::Relaxed)
     }
 }
 
@@ -160,7 +166,7 @@ pub(crate) async fn join(engine: &Engine, pg: &PgStore, cluster: &State) -> Resu
     let e = engine.clone();
     engine.spawn(async move { follow(&e).await });
     let e = engine.clone();
-    engine.spawn(async move { crate::runner::claimer(&e).await });
+    engine.spawn(async move { crate::runner::claim::claimer(&e).await });
     Ok(())
 }
 
@@ -221,9 +227,7 @@ fn measure(cluster: &State, sent_wall_us: i64, db_ms: i64, rtt: Duration) {
             .map_or(sample, |s| s.1);
         (best as f64 / 1000.0).round() as i64
     };
-    let before = cluster
-        .offset_ms
-        .swap(offset, std::sync::atomic::Ordering::Relaxed);
+    let before = cluster.offset_ms.swap(offset, Ordering::Relaxed);
     if let Some(c) = &cluster.db_clock {
         c.set_offset_ms(offset);
     }
@@ -237,6 +241,10 @@ fn measure(cluster: &State, sent_wall_us: i64, db_ms: i64, rtt: Duration) {
 
 /// Round trips the clock offset is chosen from.
 const CLOCK_SAMPLES: usize = 8;
+
+/// How often a follower that hears no announcements (its LISTEN connection is down) tries
+/// for the lease: a cheap read on the lease pool, so a resignation is taken up at once.
+const DEAF_ROUND: Duration = Duration::from_millis(50);
 
 async fn refresh_nodes(pg: &PgStore, cluster: &State) {
     match pg.list_nodes().await {
@@ -260,7 +268,7 @@ async fn elector(engine: &Engine, pg: &PgStore) {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
-            () = cluster.wake.notified() => {}
+            () = cluster.wake.notified() => tracing::info!("the lease was announced; trying it now"),
         }
         wait = every;
         let leading = engine.inner.notifier.epoch();
@@ -297,7 +305,7 @@ async fn elector(engine: &Engine, pg: &PgStore) {
                 }
             }
             // Read after `leading`: a node resigning set this before it stopped leading.
-            None if cluster.leaving.load(std::sync::atomic::Ordering::SeqCst) => return,
+            None if cluster.leaving.load(Ordering::SeqCst) => return,
             None => {
                 match tokio::time::timeout(every, pg.acquire_lease(&cluster.node_id, ttl_ms(ttl)))
                     .await
@@ -306,7 +314,12 @@ async fn elector(engine: &Engine, pg: &PgStore) {
                     Ok(Acquired::Granted(grant)) => lead(engine, cluster, grant, sent),
                     Ok(Acquired::Held { left_ms }) => {
                         let left = Duration::from_millis(left_ms.max(0) as u64);
-                        wait = (left + Duration::from_millis(2)).min(every);
+                        let round = if cluster.listening.load(Ordering::SeqCst) {
+                            every
+                        } else {
+                            DEAF_ROUND.min(every)
+                        };
+                        wait = (left + Duration::from_millis(2)).min(round);
                     }
                     Err(e) => {
                         tracing::debug!(error = %crate::error::chain(&e), "cannot try for the lease")
@@ -427,14 +440,17 @@ async fn listener(engine: &Engine, pg: &PgStore) {
             }
         };
         delay = Duration::from_millis(100);
-        // Whatever was announced while nobody listened: read again.
+        // Whatever was announced while nobody listened: read again, and look at the lease.
+        cluster.listening.store(true, Ordering::SeqCst);
         cluster.stale.notify_one();
+        cluster.wake.notify_one();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 got = listen.recv() => match got {
                     Ok(n) => heard(engine, cluster, n.payload()),
                     Err(e) => {
+                        cluster.listening.store(false, Ordering::SeqCst);
                         tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
                         break;
                     }
@@ -449,7 +465,9 @@ async fn wait_or_stop(shutdown: &tokio_util::sync::CancellationToken, delay: &mu
         () = shutdown.cancelled() => {}
         () = tokio::time::sleep(*delay) => {}
     }
-    *delay = (*delay * 2).min(Duration::from_secs(5));
+    // A second at most: until it is back this node hears nothing (the lease is polled for
+    // meanwhile, the rest waits for its own polls).
+    *delay = (*delay * 2).min(Duration::from_secs(1));
 }
 
 fn heard(engine: &Engine, cluster: &State, what: &str) {
@@ -478,9 +496,7 @@ pub(crate) async fn leave(engine: &Engine, pg: &PgStore, runs_done: bool) {
     let Some(cluster) = engine.inner.cluster.as_ref() else {
         return;
     };
-    cluster
-        .leaving
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    cluster.leaving.store(true, Ordering::SeqCst);
     if let Some(epoch) = engine.inner.notifier.epoch() {
         let resigned = tokio::time::timeout(cluster.ttl, pg.resign_lease(&cluster.node_id, epoch))
             .await

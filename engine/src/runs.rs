@@ -45,7 +45,7 @@ impl Engine {
     /// Starts a run of `job_id` now, whatever the scheduler's state.
     pub async fn run_now(&self, job_id: &str, trigger: Trigger) -> Result<Run> {
         let job = self.job(job_id)?;
-        runner::run_now(self, job, trigger).await
+        runner::claim::run_now(self, job, trigger).await
     }
 
     pub async fn get_run(&self, id: i64) -> Result<Run> {

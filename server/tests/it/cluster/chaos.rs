@@ -87,6 +87,16 @@ async fn chaos_no_slot_twice_every_slot_accounted_for() {
     let min_faults = env_usize("ECHOPILOT_CHAOS_FAULTS").unwrap_or(FAULTS.len());
     let min_slots = env_usize("ECHOPILOT_CHAOS_SLOTS").unwrap_or(0);
     let jobs = env_usize("ECHOPILOT_CHAOS_JOBS").unwrap_or(if long { 80 } else { 12 });
+    // Some faults only (`ECHOPILOT_CHAOS_ONLY=RestartPostgres,RollingRestart`), to look
+    // closer at them.
+    let faults: Vec<Fault> = match std::env::var("ECHOPILOT_CHAOS_ONLY") {
+        Ok(only) => FAULTS
+            .into_iter()
+            .filter(|f| only.split(',').any(|name| format!("{f:?}") == name.trim()))
+            .collect(),
+        Err(_) => FAULTS.to_vec(),
+    };
+    assert!(!faults.is_empty(), "ECHOPILOT_CHAOS_ONLY names no fault");
     let mut c = Cluster::start(3, TTL, &[0, 0, SKEW_MS]).await;
     c.settled(Duration::from_secs(20)).await;
     let pids = c.dir.path().join("pids");
@@ -102,7 +112,7 @@ async fn chaos_no_slot_twice_every_slot_accounted_for() {
         if round >= min_faults && slots >= min_slots as i64 {
             break;
         }
-        let fault = FAULTS[round % FAULTS.len()];
+        let fault = faults[round % faults.len()];
         inject(&mut c, fault, &mut figures, &pids).await;
         *figures.faults.entry(fault).or_default() += 1;
         c.settled(Duration::from_secs(30)).await;
@@ -330,7 +340,15 @@ async fn inject(c: &mut Cluster, fault: Fault, f: &mut Figures, pids: &std::path
                 c.terminate(i);
                 if step == 0 {
                     let (_, newer) = c.leader_after(before.1, Duration::from_secs(10)).await;
-                    f.handoff_ms.push(handoff_ms(c, before.1, newer).await);
+                    let took = handoff_ms(c, before.1, newer).await;
+                    if took > 100 {
+                        let logs = c.log_lines(|l| {
+                            ["LISTEN", "lease", "leads"].iter().any(|w| l.contains(w))
+                        });
+                        let tail = &logs[logs.len().saturating_sub(12)..];
+                        eprintln!("slow handoff at {at}: {took} ms\n{}", tail.join("\n"));
+                    }
+                    f.handoff_ms.push(took);
                     tokio::time::sleep(Duration::from_millis(2500)).await;
                     let (missed, overlaps): (Vec<_>, Vec<_>) =
                         skipped_between(c, at - 1000, at + 2000)

@@ -130,7 +130,7 @@ impl Cluster {
             env: [
                 ("ECHOPILOT_DATABASE_URL".into(), url.to_string()),
                 ("ECHOPILOT_CLOCK_SKEW_MS".into(), node.skew_ms.to_string()),
-                ("RUST_LOG".into(), "warn".into()),
+                ("RUST_LOG".into(), "warn,engine::cluster=info".into()),
             ]
             .into_iter()
             .chain(node.env.iter().cloned())
@@ -254,18 +254,21 @@ impl Cluster {
     /// yet) — so one fault does not fall into the recovery from the last.
     pub async fn fires_on_time(&self, within: Duration) {
         let deadline = Instant::now() + within;
+        // A slot after the fault: one before it says nothing of the recovery.
+        let since = self.db_now_ms().await;
         loop {
             let (_, epoch) = self.leader(within).await;
             let on_time: Option<i64> = sqlx::query_scalar(
                 "SELECT r.scheduled_ms FROM runs r JOIN jobs j ON j.id = r.job_id
                  WHERE r.epoch = $1 AND r.trigger = 'schedule' AND r.started_ms = r.scheduled_ms
-                   AND j.schedule = '* * * * * *'
+                   AND r.scheduled_ms > $2 AND j.schedule = '* * * * * *'
                  GROUP BY r.scheduled_ms
                  HAVING count(*) = (SELECT count(*) FROM jobs
                                     WHERE schedule = '* * * * * *' AND enabled)
                  LIMIT 1",
             )
             .bind(epoch)
+            .bind(since)
             .fetch_optional(&self.db)
             .await
             .expect("runs are readable");
