@@ -268,7 +268,7 @@ async fn elector(engine: &Engine, pg: &PgStore) {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
-            () = cluster.wake.notified() => tracing::info!("the lease was announced; trying it now"),
+            () = cluster.wake.notified() => tracing::debug!("the lease was announced; trying it now"),
         }
         wait = every;
         let leading = engine.inner.notifier.epoch();
@@ -489,9 +489,10 @@ async fn catch_up(engine: &Engine) {
 }
 
 /// Leaves the cluster at shutdown: the lease is resigned (another node takes over at
-/// once) and, with no runs left here, the node leaves the registry. The leader goes on
-/// firing until its resignation is committed — its later claims fail the lease's fence —
-/// so the next leader's first slot follows its last one.
+/// once) and, with no runs left here, the node leaves the registry. The caller holds the
+/// firing lock ([`crate::scheduler::resign`]): the claims in flight are done and none
+/// begins until this node stops leading, so the next leader's takeover starts from the
+/// last slot this one recorded.
 pub(crate) async fn leave(engine: &Engine, pg: &PgStore, runs_done: bool) {
     let Some(cluster) = engine.inner.cluster.as_ref() else {
         return;

@@ -130,7 +130,7 @@ impl Cluster {
             env: [
                 ("ECHOPILOT_DATABASE_URL".into(), url.to_string()),
                 ("ECHOPILOT_CLOCK_SKEW_MS".into(), node.skew_ms.to_string()),
-                ("RUST_LOG".into(), "warn,engine::cluster=info".into()),
+                ("RUST_LOG".into(), "warn,engine::cluster=debug".into()),
             ]
             .into_iter()
             .chain(node.env.iter().cloned())
