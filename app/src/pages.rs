@@ -302,7 +302,7 @@ fn JobFormView(form: JobForm, original: String) -> impl IntoView {
             <div class="field">
                 <label for="id">"Id"</label>
                 <input id="id" name="id" value=form.id.clone() required readonly=editing
-                    pattern="[a-z0-9][a-z0-9_-]*" aria-describedby="id-help" />
+                    pattern="[a-z0-9][a-z0-9_\\-]*" aria-describedby="id-help" />
                 <small id="id-help" class="muted">"Lowercase letters, digits, - and _."</small>
             </div>
             <div class="field">

@@ -1,7 +1,7 @@
-import { test, expect, type Page } from '@playwright/test';
+import { type Page } from '@playwright/test';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
-import { login, waitHydrated, PAGES, seedPages } from './helpers';
+import { test, expect, login, waitHydrated, PAGES, seedPages } from './helpers';
 
 // The dashboard's WASM is split per page (cargo leptos build --split). Each page must
 // hydrate on a first visit (empty cache) with the chunks the server preloads for it, and a

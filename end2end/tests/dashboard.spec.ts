@@ -1,5 +1,5 @@
-import { test, expect, type Page } from '@playwright/test';
-import { KEY, login, waitHydrated, runJob } from './helpers';
+import { type Page } from '@playwright/test';
+import { test, expect, expectConsoleError, KEY, login, waitHydrated, runJob } from './helpers';
 
 // The operator's flows through every page, against the real server of scripts/e2e.sh.
 
@@ -15,11 +15,19 @@ test.describe.configure({ mode: 'serial' });
 test('a job with an invalid cron is refused in place and nothing is saved; fixed, it saves', async ({ page, request }) => {
   await login(page);
   await go(page, '/jobs/new');
-  await page.getByLabel('Id').fill(JOB);
+  // The browser checks the id as it is typed (its pattern must compile under the `v`
+  // flag Chromium uses, or it is ignored with a console error).
+  const id = page.getByLabel('Id');
+  await id.fill('Not An Id!');
+  expect(await id.evaluate((e: HTMLInputElement) => e.validity.patternMismatch)).toBe(true);
+  await id.fill(JOB);
+  expect(await id.evaluate((e: HTMLInputElement) => e.validity.valid)).toBe(true);
   await page.getByLabel('Name').fill('E2E slow no-op');
   await page.getByLabel('Kind').selectOption('noop');
   const schedule = page.getByTestId('schedule');
   await schedule.fill('0 0 25 * * *');
+  // The save is refused with 422, which the browser logs; nothing else may be.
+  expectConsoleError(/save_job: .*status of 422/);
   // Checked as it is typed, before any save.
   await expect(page.getByTestId('schedule-error')).toContainText('hour: 25 is out of range 0-23');
   await page.getByTestId('save').click();

@@ -1,4 +1,49 @@
-import { expect, type Page, type APIRequestContext } from '@playwright/test';
+import {
+  test as base,
+  expect,
+  type Page,
+  type APIRequestContext,
+  type BrowserContext,
+} from '@playwright/test';
+
+/** Console messages a test expects (a refused login's 401, say); reset for every test. */
+let expected: RegExp[] = [];
+
+/** Lets the current test's pages log errors matching `pattern` (and only those). */
+export function expectConsoleError(pattern: RegExp) {
+  expected.push(pattern);
+}
+
+/** Every test fails on an error in the browser's console, or an uncaught page error, on
+ *  any page it opened (also in contexts of its own): what a user would see in devtools
+ *  is a bug, unless the test said it expects it. */
+export const test = base.extend<{ consoleErrors: void }>({
+  consoleErrors: [
+    async ({ page, browser }, use) => {
+      expected = [];
+      const errors: string[] = [];
+      const watch = (context: BrowserContext) => {
+        context.on('console', (m) => {
+          if (m.type() === 'error') errors.push(`${m.location().url}: ${m.text()}`);
+        });
+        context.on('weberror', (e) => errors.push(`uncaught: ${e.error().message}`));
+      };
+      watch(page.context());
+      const newContext = browser.newContext.bind(browser);
+      browser.newContext = async (options) => {
+        const context = await newContext(options);
+        watch(context);
+        return context;
+      };
+      await use();
+      browser.newContext = newContext;
+      const unexpected = errors.filter((e) => !expected.some((p) => p.test(e)));
+      expect(unexpected, 'errors in the browser console').toEqual([]);
+    },
+    { auto: true },
+  ],
+});
+export { expect };
 
 export const KEY = process.env.DASHBOARD_KEY ?? '';
 

@@ -1,5 +1,4 @@
-import { test, expect } from '@playwright/test';
-import { api, login, waitHydrated, KEY } from './helpers';
+import { test, expect, api, login, waitHydrated, KEY } from './helpers';
 
 test.beforeEach(async ({ request }) => {
   await api(request, 'start');

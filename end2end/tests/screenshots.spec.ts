@@ -1,5 +1,4 @@
-import { test, expect } from '@playwright/test';
-import { login, waitHydrated, PAGES, seedPages } from './helpers';
+import { test, expect, login, waitHydrated, PAGES, seedPages } from './helpers';
 
 // Saves a screenshot of every page, light and dark, at desktop and a phone's 375 px, as
 // test output (end2end/test-results/screenshots/) for people to look at.

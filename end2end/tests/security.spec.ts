@@ -1,5 +1,4 @@
-import { test, expect } from '@playwright/test';
-import { KEY, login, waitHydrated, runJob, PAGES } from './helpers';
+import { test, expect, KEY, login, waitHydrated, runJob, PAGES } from './helpers';
 
 // Stored XSS (probe finding 2), in a real Chromium: text that closes the params textarea
 // and opens a script, or an image whose error handler runs, must stay text on every page.
