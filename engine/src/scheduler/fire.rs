@@ -160,6 +160,9 @@ async fn claim(
         fail::fail_point!("claim_slot", |_| Err(crate::EngineError::StoreTimeout(
             Duration::ZERO
         )));
+        if let Some(ms) = injected_claim_delay() {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         engine.inner.store.claim_slot(&claim).await
     };
     match claimed.await {
@@ -188,6 +191,13 @@ async fn claim(
             Err(e)
         }
     }
+}
+
+/// How long a fault-injection test makes every claim take (`claim_slot_delay=return(ms)`),
+/// waited for without holding up a thread.
+fn injected_claim_delay() -> Option<u64> {
+    fail::fail_point!("claim_slot_delay", |ms| ms.and_then(|ms| ms.parse().ok()));
+    None
 }
 
 /// Records slots missed while nobody fired (down, or no leader) per the misfire policy:

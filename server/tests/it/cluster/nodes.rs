@@ -340,7 +340,7 @@ async fn a_killed_nodes_shell_children_die_with_it_and_its_runs_are_rescued() {
 async fn a_resigning_leader_records_the_slot_it_was_claiming() {
     let mut c = Cluster::start_with(2, TTL, &[], |i| {
         if i == 0 {
-            vec![("FAILPOINTS".into(), "claim_slot=sleep(2500)".into())]
+            vec![("FAILPOINTS".into(), "claim_slot_delay=return(2500)".into())]
         } else {
             Vec::new()
         }
