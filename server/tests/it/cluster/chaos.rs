@@ -10,7 +10,8 @@
 //!
 //! `make test` runs one round of every fault (`ECHOPILOT_CHAOS_FAULTS` unset); `make
 //! chaos` runs until at least `ECHOPILOT_CHAOS_FAULTS` faults and
-//! `ECHOPILOT_CHAOS_SLOTS` slots (200 and 100,000) with `ECHOPILOT_CHAOS_JOBS` jobs.
+//! `ECHOPILOT_CHAOS_SLOTS` slots (200 and 100,000) with `ECHOPILOT_CHAOS_JOBS` jobs;
+//! `ECHOPILOT_CHAOS_ONLY` (fault names, comma-separated) keeps to some faults.
 
 use super::{gone, within, Cluster};
 use reqwest::Method;
