@@ -36,11 +36,13 @@ test:
 
 ## Every Rust test, on a private PostgreSQL (started and stopped by the script): the
 ## workspace once (engine tests on SQLite, the store conformance suite and the chaos
-## rounds on both), then the engine's integration tests again on PostgreSQL.
+## rounds on both), then the engine's integration tests again on PostgreSQL. The chaos
+## round runs by itself: it restarts PostgreSQL, which would cut the other tests' sessions.
 test-rust:
 	cargo fmt --all -- --check
 	scripts/with-postgres.sh bash -c '\
-	  cargo test --workspace --exclude frontend --features echopilot/failpoints && \
+	  cargo test --workspace --exclude frontend --features echopilot/failpoints -- --skip cluster::chaos && \
+	  cargo test -p echopilot --features echopilot/failpoints --test it -- cluster::chaos && \
 	  ECHOPILOT_TEST_BACKEND=postgres cargo test -p engine --test it'
 
 test-e2e:
