@@ -105,6 +105,11 @@ fn ttl_ms(ttl: Duration) -> i64 {
     ttl.as_millis() as i64
 }
 
+/// How often the elector renews or tries for the lease, and the chores run: TTL/5.
+fn round_of(ttl: Duration) -> Duration {
+    (ttl / 5).max(Duration::from_millis(100))
+}
+
 /// How early a leader stops acting before its lease would lapse.
 fn margin(ttl: Duration) -> Duration {
     (ttl / 5).min(Duration::from_secs(1))
@@ -260,7 +265,7 @@ async fn elector(engine: &Engine, pg: &PgStore) {
         return;
     };
     let ttl = cluster.ttl;
-    let every = (ttl / 5).max(Duration::from_millis(100));
+    let every = round_of(ttl);
     let shutdown = engine.inner.shutdown.clone();
     // A follower tries again when the holder's lease runs out, not a round later.
     let mut wait = every;
@@ -317,7 +322,7 @@ async fn elector(engine: &Engine, pg: &PgStore) {
                         let round = if cluster.listening.load(Ordering::SeqCst) {
                             every
                         } else {
-                            DEAF_ROUND.min(every)
+                            DEAF_ROUND
                         };
                         wait = (left + Duration::from_millis(2)).min(round);
                     }
@@ -342,7 +347,7 @@ async fn chores(engine: &Engine, pg: &PgStore) {
     let Some(cluster) = engine.inner.cluster.as_ref() else {
         return;
     };
-    let every = (cluster.ttl / 5).max(Duration::from_millis(100));
+    let every = round_of(cluster.ttl);
     let shutdown = engine.inner.shutdown.clone();
     loop {
         // Bounded, so a database that stopped answering cannot hold them past a round.

@@ -182,10 +182,11 @@ impl Engine {
     }
 
     /// Shuts the engine down, in order, within `grace` for the runs: leadership is given
-    /// up (a leader fires until another node may take over), firing stops, runs in flight
-    /// get the grace period, whatever is still running after it is cancelled and recorded
-    /// as interrupted, and the store is flushed and closed. The stored intent is not changed: a server that was running resumes by
-    /// itself when started again. Call once; nothing else stops the engine.
+    /// up (once the leader's claims in flight are done), firing stops, runs in flight get
+    /// the grace period, whatever is still running after it is cancelled and recorded as
+    /// interrupted, and the store is flushed and closed. The stored intent is not changed:
+    /// a server that was running resumes by itself when started again. Call once; nothing
+    /// else stops the engine.
     pub async fn shutdown(&self, grace: Duration) {
         let inner = &self.inner;
         self.event("server_stopping", serde_json::json!({}));

@@ -343,9 +343,7 @@ async fn inject(c: &mut Cluster, fault: Fault, f: &mut Figures, pids: &std::path
                     let (_, newer) = c.leader_after(before.1, Duration::from_secs(10)).await;
                     let took = handoff_ms(c, before.1, newer).await;
                     if took > 100 {
-                        let logs = c.log_lines(|l| {
-                            ["LISTEN", "lease", "leads"].iter().any(|w| l.contains(w))
-                        });
+                        let logs = handoff_logs(c);
                         let tail = &logs[logs.len().saturating_sub(12)..];
                         eprintln!("slow handoff at {at}: {took} ms\n{}", tail.join("\n"));
                     }
@@ -359,7 +357,7 @@ async fn inject(c: &mut Cluster, fault: Fault, f: &mut Figures, pids: &std::path
                                 why.as_deref().is_none_or(|w| w.starts_with("missed"))
                             });
                     if let Some((job, slot, _)) = missed.first() {
-                        let logs = c.log_lines(|l| l.contains("lead") || l.contains("lease"));
+                        let logs = handoff_logs(c);
                         eprintln!(
                             "missed in a handoff at {at}: {}\n{}",
                             explain(c, job, *slot).await,
@@ -375,6 +373,11 @@ async fn inject(c: &mut Cluster, fault: Fault, f: &mut Figures, pids: &std::path
             }
         }
     }
+}
+
+/// The nodes' log lines about leadership and announcements, to explain a handoff.
+fn handoff_logs(c: &Cluster) -> Vec<String> {
+    c.log_lines(|l| ["lead", "lease", "LISTEN"].iter().any(|w| l.contains(w)))
 }
 
 /// Rows of text from `sql` (one `format(...)` column; `$1`… are `args`), for messages.
