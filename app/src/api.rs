@@ -216,6 +216,7 @@ pub async fn list_runs(
             status: Some(status),
             limit: 25,
             before,
+            after: None,
         })
         .await
         .map_err(fail)?;

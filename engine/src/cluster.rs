@@ -483,7 +483,12 @@ fn heard(engine: &Engine, cluster: &State, what: &str) {
         "ended" => notifier.run_ended(),
         "jobs" | "desired" => cluster.stale.notify_one(),
         "lease" => cluster.wake.notify_one(),
-        _ => {}
+        other => {
+            // An operator cancelled a run: its work stops if it executes here.
+            if let Some(id) = other.strip_prefix("cancel ").and_then(|id| id.parse().ok()) {
+                crate::runner::stop(engine, id);
+            }
+        }
     }
 }
 

@@ -132,6 +132,11 @@ impl Engine {
             .desired_state()
             .await?
             .unwrap_or(DesiredState::Running);
+        let pause = store
+            .scheduler_pause()
+            .await?
+            .as_deref()
+            .and_then(crate::model::Pause::from_text);
         let engine = Engine {
             inner: Arc::new(Inner {
                 pid: std::process::id(),
@@ -146,7 +151,7 @@ impl Engine {
                 cluster,
                 leader_deadline: std::sync::Mutex::new(None),
                 jobs: JobTable::default(),
-                scheduler: scheduler::State::new(desired),
+                scheduler: scheduler::State::new(desired, pause),
                 runner: runner::State::new().map_err(EngineError::Threads)?,
                 reads: reads::Cache::default(),
                 tracker: TaskTracker::new(),
@@ -313,6 +318,7 @@ impl Engine {
             leader: inner.notifier.is_leader(),
             epoch: inner.notifier.epoch(),
             nodes: self.nodes(now),
+            paused: self.scheduler_paused(),
         }
     }
 

@@ -184,6 +184,22 @@ impl JobTable {
         true
     }
 
+    /// Sets (or clears) a job's pause here, as the store now holds it.
+    pub fn set_pause(&self, id: &str, pause: Option<crate::model::Pause>) {
+        self.changed();
+        if let Some(entry) = self.map().get_mut(id) {
+            entry.job.paused = pause;
+        }
+    }
+
+    /// The earliest end of a job's pause.
+    pub fn next_pause_end(&self) -> Option<DateTime<Utc>> {
+        self.map()
+            .values()
+            .filter_map(|e| e.job.paused.as_ref()?.until)
+            .min()
+    }
+
     /// The earliest slot any job waits for.
     pub fn earliest(&self) -> Option<DateTime<Utc>> {
         self.map().values().filter_map(|e| e.next).min()
@@ -323,6 +339,9 @@ impl Engine {
             Job::from_spec(spec, None)?
         };
         self.check_kind(&job)?;
+        // Pausing has its own calls; an edit keeps the pause as it is.
+        let mut job = job;
+        job.paused = current.paused.clone();
         let now = self.now();
         let timing_changed = job.schedule != current.schedule
             || job.timezone != current.timezone

@@ -37,6 +37,7 @@ pub mod live_log;
 pub mod model;
 pub mod notify;
 pub mod outbound;
+pub mod pause;
 pub mod reads;
 pub mod runner;
 pub mod runs;
@@ -53,10 +54,11 @@ pub use error::{EngineError, ErrorKind, Result};
 pub use kinds::{JobContext, JobFailure, JobResult, Kinds};
 pub use live_log::{Follow, RunLog};
 pub use model::{
-    describe as describe_schedule, Job, JobSpec, LeaderTerm, Misfire, NodeStatus, Overlap,
-    PreviewSlot, Run, RunQuery, RunStatus, Schedule, ScheduleError, SchedulerState, Status,
-    Trigger, ValidationError,
+    describe as describe_schedule, Job, JobSpec, LeaderTerm, Misfire, NodeStatus, Overlap, Pause,
+    PauseRequest, PreviewSlot, Run, RunQuery, RunStatus, Schedule, ScheduleError, SchedulerState,
+    Status, Trigger, ValidationError,
 };
 pub use outbound::{Outbound, Resolver};
 pub use reads::{DayFigures, JobSummary, Overview, SchedulePreview};
-pub use runs::{RunDetail, RunsPage, RunsRequest, MAX_WAIT};
+pub use runner::RunRequest;
+pub use runs::{Bulk, BulkDone, RunDetail, RunsPage, RunsRequest, MAX_WAIT};

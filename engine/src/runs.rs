@@ -4,8 +4,7 @@
 use crate::error::{EngineError, Result};
 use crate::live_log::Follow;
 use crate::model::{Run, RunQuery, RunStatus, Trigger, ValidationError};
-use crate::runner;
-use crate::store::RunEnd;
+use crate::runner::{self, RunRequest};
 use crate::Engine;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -25,6 +24,8 @@ pub struct RunsRequest {
     pub limit: u32,
     /// The cursor: only runs older than this id.
     pub before: Option<i64>,
+    /// Only runs newer than this id.
+    pub after: Option<i64>,
 }
 
 /// One page of runs, newest first, and the cursor of the next (older) page.
@@ -44,16 +45,152 @@ pub struct RunDetail {
 impl Engine {
     /// Starts a run of `job_id` now, whatever the scheduler's state.
     pub async fn run_now(&self, job_id: &str, trigger: Trigger) -> Result<Run> {
-        let job = self.job(job_id)?;
-        runner::claim::run_now(self, job, trigger).await
+        self.run_with(job_id, trigger, None).await
     }
 
-    pub async fn get_run(&self, id: i64) -> Result<Run> {
+    /// Starts a run of `job_id` now with `overrides` merged over its params for this run
+    /// only: each must name a param the job has, and the merged params must pass the
+    /// kind's check (`Invalid` naming `params.<key>` otherwise; nothing is started).
+    pub async fn run_with(
+        &self,
+        job_id: &str,
+        trigger: Trigger,
+        overrides: Option<serde_json::Value>,
+    ) -> Result<Run> {
+        let job = self.job(job_id)?;
+        let params = match overrides {
+            Some(o) => Some(self.check_overrides(&job, o)?),
+            None => None,
+        };
+        let req = RunRequest {
+            trigger,
+            params,
+            rerun_of: None,
+        };
+        Ok(runner::claim::run_now(self, job, req).await?.shown())
+    }
+
+    /// Starts an ended run again as a new run of its job, with the params it ran with
+    /// (`trigger: rerun`, `rerun_of` the original). `Conflict` while it is still queued or
+    /// running.
+    pub async fn rerun(&self, id: i64) -> Result<Run> {
+        let original = self.stored_run(id).await?;
+        if !original.status.is_finished() {
+            return Err(EngineError::Conflict(format!(
+                "run {id} is still {}; cancel it or wait for it to end",
+                original.status.as_str()
+            )));
+        }
+        let job = self.job(&original.job_id)?;
+        let req = RunRequest {
+            trigger: Trigger::Rerun,
+            params: original.params,
+            rerun_of: Some(id),
+        };
+        Ok(runner::claim::run_now(self, job, req).await?.shown())
+    }
+
+    /// Overrides checked against the job: an object, each key a param the job has, the
+    /// merged params valid for its kind; secrets sent back masked keep their values.
+    fn check_overrides(
+        &self,
+        job: &crate::model::Job,
+        o: serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        let invalid = |field: String, message: String| -> EngineError {
+            ValidationError { field, message }.into()
+        };
+        let Some(map) = o.as_object() else {
+            return Err(invalid(
+                "params".into(),
+                "must be a JSON object of the params to override".into(),
+            ));
+        };
+        let known = job.params.as_object();
+        for key in map.keys() {
+            if !known.is_some_and(|k| k.contains_key(key)) {
+                let has: Vec<&str> = known
+                    .map(|k| k.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
+                return Err(invalid(
+                    format!("params.{key}"),
+                    format!(
+                        "job {:?} has no param {key:?} to override (it has: {})",
+                        job.id,
+                        if has.is_empty() {
+                            "none".to_string()
+                        } else {
+                            has.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+        let o = crate::secrets::restore_params(o, &job.params);
+        let merged = runner::with_overrides(job.clone(), Some(&o));
+        self.inner.kinds.check(&job.kind, &merged.params)?;
+        Ok(o)
+    }
+
+    /// Cancels a queued or running run: it ends `cancelled` saying by whom and why, and
+    /// its work stops wherever it executes. `NotFound` for no such run, `Conflict` (saying
+    /// its status) once it has ended.
+    pub async fn cancel_run(&self, id: i64, reason: Option<&str>, by: &str) -> Result<Run> {
+        let run = self.stored_run(id).await?;
+        let ended = |status: RunStatus| {
+            EngineError::Conflict(format!("run {id} has already ended: {}", status.as_str()))
+        };
+        if run.status.is_finished() {
+            return Err(ended(run.status));
+        }
+        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+        if reason.is_some_and(|r| r.chars().count() > 500) {
+            return Err(ValidationError {
+                field: "reason".into(),
+                message: "longer than 500 characters".into(),
+            }
+            .into());
+        }
+        let error = match reason {
+            Some(r) => format!("cancelled by {by}: {r}"),
+            None => format!("cancelled by {by}"),
+        };
+        if !self.cancel(id, &error).await? {
+            return Err(ended(self.stored_run(id).await?.status));
+        }
+        self.event(
+            "run_cancelled",
+            serde_json::json!({ "run": id, "job": run.job_id, "by": by }),
+        );
+        self.get_run(id).await
+    }
+
+    /// Ends a queued or running run as `cancelled` with `error` and stops its work; false
+    /// when it had already ended (its own end then stands).
+    pub(crate) async fn cancel(&self, id: i64, error: &str) -> Result<bool> {
+        let cancelled = self.inner.store.cancel_run(id, error, self.now()).await?;
+        if cancelled {
+            // Here at once; on other nodes when they hear of it (several nodes).
+            runner::stop(self, id);
+            self.inner.notifier.run_ended();
+        }
+        Ok(cancelled)
+    }
+
+    /// A run as stored: params in clear (for running it again).
+    async fn stored_run(&self, id: i64) -> Result<Run> {
         self.inner
             .store
             .get_run(id)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("no run with id {id}")))
+    }
+
+    /// One run as callers see it: its reruns listed, secret params masked.
+    pub async fn get_run(&self, id: i64) -> Result<Run> {
+        let mut run = self.stored_run(id).await?.shown();
+        run.reruns = Some(self.inner.store.reruns_of(id).await?);
+        Ok(run)
     }
 
     /// A run and its stored log (empty while it runs: follow it live with
@@ -67,6 +204,16 @@ impl Engine {
     /// Runs newest first, filtered as asked; the filters are checked here (an unknown
     /// status, a limit out of 1-500: `Invalid` naming the field).
     pub async fn runs_page(&self, req: RunsRequest) -> Result<RunsPage> {
+        let q = self.run_query(req)?;
+        let runs = self.list_runs(&q).await?;
+        let next = (runs.len() == q.limit as usize)
+            .then(|| runs.last().map(|r| r.id))
+            .flatten();
+        Ok(RunsPage { runs, next })
+    }
+
+    /// A runs filter checked once for every edge and use.
+    fn run_query(&self, req: RunsRequest) -> Result<RunQuery> {
         let status = match req.status.as_deref().filter(|s| !s.is_empty()) {
             Some(s) => Some(RunStatus::parse(s).ok_or_else(|| ValidationError {
                 field: "status".into(),
@@ -81,22 +228,79 @@ impl Engine {
             }
             .into());
         }
-        let q = RunQuery {
+        if let Some(job) = req.job.as_deref().filter(|j| !j.is_empty()) {
+            crate::model::validate_id(job).map_err(|e| ValidationError {
+                field: "job".into(),
+                message: e.message,
+            })?;
+        }
+        Ok(RunQuery {
             job: req.job.filter(|j| !j.is_empty()),
             status,
             before: req.before,
+            after: req.after,
             limit: req.limit,
-        };
-        let runs = self.inner.store.list_runs(&q).await?;
-        let next = (runs.len() == req.limit as usize)
-            .then(|| runs.last().map(|r| r.id))
-            .flatten();
-        Ok(RunsPage { runs, next })
+        })
     }
 
-    /// Runs matching `q`, newest first (at most 500).
+    /// Runs matching `q`, newest first (at most 500), secret params masked.
     pub async fn list_runs(&self, q: &RunQuery) -> Result<Vec<Run>> {
-        self.inner.store.list_runs(q).await
+        let runs = self.inner.store.list_runs(q).await?;
+        Ok(runs.into_iter().map(Run::shown).collect())
+    }
+
+    /// Cancels (`action = Cancel`) every queued or running run matching the filter, or
+    /// reruns every ended one (`Rerun`), at most [`MAX_PAGE`] of them; with `dry_run`,
+    /// only answers which runs that would be (to show the count and confirm first). A
+    /// filter that does not check out changes nothing.
+    pub async fn bulk(
+        &self,
+        action: Bulk,
+        req: RunsRequest,
+        dry_run: bool,
+        by: &str,
+    ) -> Result<BulkDone> {
+        let mut req = req;
+        req.limit = MAX_PAGE;
+        let q = self.run_query(req)?;
+        let runs = self.inner.store.list_runs(&q).await?;
+        let more = runs.len() == MAX_PAGE as usize;
+        let chosen: Vec<Run> = runs
+            .into_iter()
+            .filter(|r| match action {
+                Bulk::Cancel => !r.status.is_finished(),
+                Bulk::Rerun => r.status.is_finished(),
+            })
+            .collect();
+        if dry_run {
+            return Ok(BulkDone {
+                count: chosen.len(),
+                runs: chosen.into_iter().map(Run::shown).collect(),
+                more,
+            });
+        }
+        let mut done = Vec::new();
+        for run in chosen {
+            let acted = match action {
+                Bulk::Cancel => self
+                    .cancel(run.id, &format!("cancelled by {by} (bulk)"))
+                    .await?
+                    .then_some(run),
+                Bulk::Rerun => Some(self.rerun(run.id).await?),
+            };
+            done.extend(acted);
+        }
+        if action == Bulk::Cancel && !done.is_empty() {
+            self.event(
+                "runs_cancelled",
+                serde_json::json!({ "count": done.len(), "by": by }),
+            );
+        }
+        Ok(BulkDone {
+            count: done.len(),
+            runs: done.into_iter().map(Run::shown).collect(),
+            more,
+        })
     }
 
     /// Waits until run `id` has finished or `within` (at most [`MAX_WAIT`]) has passed;
@@ -105,7 +309,7 @@ impl Engine {
         let mut ended = self.inner.notifier.ended();
         let deadline = tokio::time::Instant::now() + within.min(MAX_WAIT);
         loop {
-            let run = self.get_run(id).await?;
+            let run = self.stored_run(id).await?.shown();
             if run.status.is_finished() {
                 return Ok(run);
             }
@@ -139,25 +343,10 @@ impl Engine {
         self.inner.store.stuck_runs(self.now(), grace).await
     }
 
-    /// Ends a running run as `cancelled` with `reason`; false when it had already ended
-    /// (its own end then stands).
-    pub async fn cancel_run(&self, id: i64, reason: &str) -> Result<bool> {
-        let cancelled = self
-            .inner
-            .store
-            .finish_run(&RunEnd {
-                id,
-                status: RunStatus::Cancelled,
-                at: self.now(),
-                output: None,
-                error: Some(reason),
-                log: None,
-            })
-            .await?;
-        if cancelled {
-            self.inner.notifier.run_ended();
-        }
-        Ok(cancelled)
+    /// Ends a stuck run as `cancelled` with `reason`, stopping its work; false when it
+    /// had already ended (its own end then stands).
+    pub async fn cancel_stuck(&self, id: i64, reason: &str) -> Result<bool> {
+        self.cancel(id, reason).await
     }
 
     /// Deletes ended runs and audit entries older than `cutoff` (keeping the newest
@@ -184,6 +373,23 @@ impl Engine {
             log_files,
         })
     }
+}
+
+/// What a bulk action does to the runs a filter matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bulk {
+    Cancel,
+    Rerun,
+}
+
+/// What a bulk action did (or, dry, would do).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BulkDone {
+    pub count: usize,
+    /// The runs acted on (cancelled), or started (reruns).
+    pub runs: Vec<Run>,
+    /// More runs matched than one action takes ([`MAX_PAGE`]): do it again.
+    pub more: bool,
 }
 
 /// What [`Engine::prune_history`] deleted.

@@ -48,6 +48,9 @@ pub struct Job {
     pub params: serde_json::Value,
     /// Computed by the scheduler, not stored by callers.
     pub next_run_at: Option<DateTime<Utc>>,
+    /// The pause in force, if any (set by pause and resume, never by edits).
+    #[serde(default)]
+    pub paused: Option<super::Pause>,
 }
 
 /// The fields a caller sets when creating a job (everything but `id` has a default).
@@ -69,6 +72,9 @@ pub struct JobSpec {
     /// Accepted and ignored, so a job read from the API can be sent back as is.
     #[serde(default)]
     pub next_run_at: Option<serde_json::Value>,
+    /// Accepted and ignored likewise: pausing has its own call.
+    #[serde(default)]
+    pub paused: Option<serde_json::Value>,
 }
 
 /// A field the caller must fix, and why.
@@ -223,6 +229,7 @@ impl Job {
             misfire: spec.misfire.or(base.map(|b| b.misfire)).unwrap_or_default(),
             params,
             next_run_at: None,
+            paused: None,
         };
         Ok((job, parsed))
     }

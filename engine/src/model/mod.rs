@@ -21,6 +21,7 @@ macro_rules! text_enum {
 }
 
 pub mod job;
+pub mod pause;
 pub mod report;
 pub mod run;
 pub mod schedule;
@@ -30,6 +31,7 @@ pub use job::{
     validate_id, Job, JobSpec, Misfire, Overlap, ValidationError, DEFAULT_TIMEOUT_SECS,
     MAX_RETRY_BACKOFF_SECS,
 };
+pub use pause::{Pause, PauseRequest};
 pub use report::{AuditEntry, HourCount, JobStats};
 pub use run::{Run, RunQuery, RunStatus, Trigger};
 pub use schedule::{describe, PreviewSlot, Schedule, ScheduleError};

@@ -13,6 +13,8 @@ pub enum Trigger {
     Cli,
     Retry,
     CatchUp,
+    /// An ended run started again with the same params (`rerun_of` says which).
+    Rerun,
 }
 
 /// Where a run is in its life.
@@ -35,7 +37,7 @@ impl RunStatus {
     }
 }
 
-text_enum!(Trigger { Schedule => "schedule", Manual => "manual", Api => "api", Cli => "cli", Retry => "retry", CatchUp => "catch_up" });
+text_enum!(Trigger { Schedule => "schedule", Manual => "manual", Api => "api", Cli => "cli", Retry => "retry", CatchUp => "catch_up", Rerun => "rerun" });
 text_enum!(RunStatus {
     Queued => "queued", Running => "running", Succeeded => "succeeded", Failed => "failed",
     TimedOut => "timed_out", Cancelled => "cancelled", Interrupted => "interrupted", Skipped => "skipped",
@@ -55,6 +57,16 @@ pub struct Run {
     pub output: serde_json::Value,
     pub error: Option<String>,
     pub node: String,
+    /// The params merged over its job's for this run only (secrets masked on reads);
+    /// `None`: it ran with its job's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<serde_json::Value>,
+    /// The run this one reruns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<i64>,
+    /// The reruns of this one, oldest first (on reads of one run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reruns: Option<Vec<i64>>,
 }
 
 /// Filters and paging for run listings.
@@ -64,5 +76,17 @@ pub struct RunQuery {
     pub status: Option<RunStatus>,
     /// Only runs with an id below this (the cursor of the previous page).
     pub before: Option<i64>,
+    /// Only runs with an id above this.
+    pub after: Option<i64>,
     pub limit: u32,
+}
+
+impl Run {
+    /// The run as reads show it: secret params masked.
+    pub fn shown(mut self) -> Run {
+        if let Some(p) = &self.params {
+            self.params = Some(crate::secrets::mask_params(p));
+        }
+        self
+    }
 }

@@ -84,6 +84,8 @@ pub struct Status {
     pub epoch: Option<i64>,
     /// The nodes sharing the store (SQLite: this one), newest first.
     pub nodes: Vec<NodeStatus>,
+    /// The pause of everything in force, if any: slots are recorded skipped meanwhile.
+    pub paused: Option<super::Pause>,
 }
 
 /// A node as status shows it.

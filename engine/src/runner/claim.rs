@@ -2,9 +2,9 @@
 //! on several (PostgreSQL) it is a queued row without a node, and every node claims such
 //! rows (`SKIP LOCKED`) when told and every second, while it has room.
 
-use super::{in_flight, launch_stored, start};
+use super::{in_flight, launch_stored, start, RunRequest};
 use crate::error::Result;
-use crate::model::{Job, Run, RunStatus, Trigger};
+use crate::model::{Job, Run, RunStatus};
 use crate::store::NewRun;
 use crate::Engine;
 use std::time::Duration;
@@ -12,25 +12,28 @@ use std::time::Duration;
 /// Run now. On one node (SQLite) the run starts here at once. On several (PostgreSQL) it
 /// is queued for whichever node claims it first: this one is woken at once, the others
 /// by the announcement, so the work spreads over the nodes with room.
-pub(crate) async fn run_now(engine: &Engine, job: Job, trigger: Trigger) -> Result<Run> {
+pub(crate) async fn run_now(engine: &Engine, job: Job, req: RunRequest) -> Result<Run> {
     let Some(pg) = engine.inner.store.postgres() else {
-        return start(engine, job, trigger, None).await;
+        return start(engine, job, req, None).await;
     };
+    let params = req.params.as_ref().map(|p| p.to_string());
     let id = pg
         .enqueue_run(&NewRun {
             job_id: &job.id,
             overlap: job.overlap,
-            trigger,
+            trigger: req.trigger,
             attempt: 1,
             started_at: engine.now(),
             node: crate::store::postgres::UNCLAIMED,
+            params: params.as_deref(),
+            rerun_of: req.rerun_of,
         })
         .await?;
     engine.inner.runner.claims.notify_one();
     Ok(Run {
         id,
         job_id: job.id,
-        trigger,
+        trigger: req.trigger,
         status: RunStatus::Queued,
         scheduled_at: None,
         started_at: None,
@@ -39,6 +42,9 @@ pub(crate) async fn run_now(engine: &Engine, job: Job, trigger: Trigger) -> Resu
         output: serde_json::json!({}),
         error: None,
         node: String::new(),
+        params: req.params,
+        rerun_of: req.rerun_of,
+        reruns: None,
     })
 }
 

@@ -27,12 +27,15 @@ const INTERRUPTED: &str = "the server shut down before the run finished";
 
 /// Runs `kind` in a task of its own on the jobs' runtime (`jobs`) — so a panic is caught
 /// as a `JoinError`, a hung job can be abandoned, and a job that blocks its thread blocks
-/// only the jobs' — under `timeout`, until `abandon` (the end of the shutdown grace).
+/// only the jobs' — under `timeout`, until `abandon` (the end of the shutdown grace) or
+/// `stop` (an operator cancelled the run: its task is aborted, which drops a request in
+/// flight and kills a shell job's process group).
 pub(crate) async fn run(
     kind: KindFn,
     ctx: JobContext,
     timeout: Duration,
     abandon: &CancellationToken,
+    stop: &CancellationToken,
     jobs: &tokio::runtime::Handle,
 ) -> Outcome {
     let cancel = ctx.cancel.clone();
@@ -52,6 +55,10 @@ pub(crate) async fn run(
         () = abandon.cancelled() => {
             task.abort();
             Outcome::failed(RunStatus::Interrupted, INTERRUPTED.into())
+        }
+        () = stop.cancelled(), if !abandon.is_cancelled() => {
+            task.abort();
+            Outcome::failed(RunStatus::Cancelled, "cancelled by an operator".into())
         }
     };
     // A kind that noticed the shutdown's cancellation first still ends as interrupted.

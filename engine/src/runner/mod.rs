@@ -42,6 +42,10 @@ pub(crate) struct State {
     in_flight: AtomicUsize,
     /// Wakes the claimer: a run no node has was announced (several nodes).
     pub claims: tokio::sync::Notify,
+    /// Each run in flight here by id: cancelled when an operator cancels the run, which
+    /// stops its work (the kind's task is aborted: a request dropped, a process group
+    /// killed).
+    stops: std::sync::Mutex<std::collections::HashMap<i64, CancellationToken>>,
 }
 
 impl State {
@@ -52,6 +56,7 @@ impl State {
             logs: LiveLogs::default(),
             in_flight: AtomicUsize::new(0),
             claims: tokio::sync::Notify::new(),
+            stops: Default::default(),
         })
     }
 }
@@ -147,12 +152,55 @@ fn abandon_token(engine: &Engine) -> CancellationToken {
         .clone()
 }
 
+/// Stops the work of run `id` if it is in flight here (it was cancelled); false if not.
+pub(crate) fn stop(engine: &Engine, id: i64) -> bool {
+    let stops = engine
+        .inner
+        .runner
+        .stops
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    stops.get(&id).map(CancellationToken::cancel).is_some()
+}
+
+/// How a run outside any slot starts: why, with which overrides, rerunning what.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub trigger: Trigger,
+    /// Params merged over the job's (top-level keys replaced) for this run only.
+    pub params: Option<serde_json::Value>,
+    pub rerun_of: Option<i64>,
+}
+
+impl RunRequest {
+    pub fn new(trigger: Trigger) -> Self {
+        RunRequest {
+            trigger,
+            params: None,
+            rerun_of: None,
+        }
+    }
+}
+
+/// The job as this run executes it: its params with the run's overrides merged over.
+pub(crate) fn with_overrides(mut job: Job, overrides: Option<&serde_json::Value>) -> Job {
+    if let (Some(over), Some(params)) = (
+        overrides.and_then(|o| o.as_object()),
+        job.params.as_object_mut(),
+    ) {
+        for (k, v) in over {
+            params.insert(k.clone(), v.clone());
+        }
+    }
+    job
+}
+
 /// Executes a run the store already started here (a queued run taken over).
 pub(crate) fn launch_stored(engine: &Engine, run: Run) {
     match engine.job(&run.job_id) {
         Ok(job) => launch(
             engine,
-            job,
+            with_overrides(job, run.params.as_ref()),
             run.id,
             RunMeta {
                 attempt: run.attempt,
@@ -184,27 +232,30 @@ pub(crate) fn launch_stored(engine: &Engine, run: Run) {
 pub(crate) async fn start(
     engine: &Engine,
     job: Job,
-    trigger: Trigger,
+    req: RunRequest,
     meta: Option<RunMeta>,
 ) -> Result<Run> {
     let now = engine.now();
     let attempt = meta.map_or(1, |m| m.attempt);
+    let params = req.params.as_ref().map(|p| p.to_string());
     let id = engine
         .inner
         .store
         .start_run(&NewRun {
             job_id: &job.id,
             overlap: job.overlap,
-            trigger,
+            trigger: req.trigger,
             attempt,
             started_at: now,
             node: &engine.inner.config.node,
+            params: params.as_deref(),
+            rerun_of: req.rerun_of,
         })
         .await?;
     let run = Run {
         id,
         job_id: job.id.clone(),
-        trigger,
+        trigger: req.trigger,
         status: RunStatus::Running,
         scheduled_at: None,
         started_at: Some(now),
@@ -213,7 +264,11 @@ pub(crate) async fn start(
         output: serde_json::json!({}),
         error: None,
         node: engine.inner.config.node.clone(),
+        params: req.params.clone(),
+        rerun_of: req.rerun_of,
+        reruns: None,
     };
+    let job = with_overrides(job, req.params.as_ref());
     launch(engine, job, id, meta.unwrap_or(RunMeta::first(id, None)));
     // What was just committed; no need to read it back.
     Ok(run)
@@ -225,13 +280,26 @@ pub(crate) fn launch(engine: &Engine, job: Job, run_id: i64, meta: RunMeta) {
     state.in_flight.fetch_add(1, Ordering::Relaxed);
     // Opened before the task starts, so the run is followable as soon as it exists.
     let log = state.logs.open(run_id, Redactor::for_params(&job.params));
+    let stop = abandon_token(engine).child_token();
+    state
+        .stops
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(run_id, stop.clone());
     let e = engine.clone();
-    engine.spawn(async move { execute(&e, job, run_id, meta, log).await });
+    engine.spawn(async move { execute(&e, job, run_id, meta, log, stop).await });
 }
 
 /// Runs the kind under the guard, records the outcome, starts whatever was queued behind
 /// it, and schedules a retry if the policy says so.
-async fn execute(engine: &Engine, job: Job, run_id: i64, meta: RunMeta, log: RunLog) {
+async fn execute(
+    engine: &Engine,
+    job: Job,
+    run_id: i64,
+    meta: RunMeta,
+    log: RunLog,
+    stop: CancellationToken,
+) {
     let inner = &engine.inner;
     let state = &inner.runner;
     let abandon = abandon_token(engine);
@@ -260,14 +328,14 @@ async fn execute(engine: &Engine, job: Job, run_id: i64, meta: RunMeta, log: Run
                 attempt,
                 scheduled_at: meta.scheduled_at,
                 first_run: meta.first_run,
-                cancel: abandon.child_token(),
+                cancel: stop.child_token(),
                 log: log.clone(),
                 engine: engine.clone(),
             };
             let timeout = Duration::from_secs(job.timeout_secs);
-            let run = guard::run(kind, ctx, timeout, &abandon, &state.jobs.handle);
+            let run = guard::run(kind, ctx, timeout, &abandon, &stop, &state.jobs.handle);
             if inner.store.shared() {
-                share_log_while(engine, run_id, &log, run).await
+                share_log_while(engine, run_id, &log, &stop, run).await
             } else {
                 run.await
             }
@@ -275,6 +343,11 @@ async fn execute(engine: &Engine, job: Job, run_id: i64, meta: RunMeta, log: Run
     };
     // No longer executing here, whatever its record says next (status reads this).
     state.in_flight.fetch_sub(1, Ordering::Relaxed);
+    state
+        .stops
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&run_id);
     // What a run prints never keeps its job's secrets.
     let redactor = log.redactor();
     let output = outcome.output.map(|o| redactor.value(&o));
@@ -310,7 +383,10 @@ async fn execute(engine: &Engine, job: Job, run_id: i64, meta: RunMeta, log: Run
         Some(true) => {}
         Some(false) => {
             // Someone ended it first (cancelled it, or recovery interrupted it): theirs
-            // stands, and nothing follows from this one.
+            // stands, and nothing follows from this one but its log (kept if cancelled).
+            if let Err(e) = inner.store.keep_log(run_id, &text).await {
+                tracing::warn!(error = %crate::error::chain(&e), run_id, "cannot keep the log of a cancelled run");
+            }
             tracing::info!(
                 run_id,
                 job = job.id,
@@ -340,11 +416,13 @@ async fn execute(engine: &Engine, job: Job, run_id: i64, meta: RunMeta, log: Run
 const SHARE_LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs `run` to its end, meanwhile keeping the run's log so far in the store whenever it
-/// grew (several nodes: a follower on another node reads it there).
+/// grew (several nodes: a follower on another node reads it there), and looking whether
+/// it was cancelled (should the announcement have been missed: its work stops then).
 async fn share_log_while(
     engine: &Engine,
     run_id: i64,
     log: &RunLog,
+    stop: &CancellationToken,
     run: impl std::future::Future<Output = guard::Outcome>,
 ) -> guard::Outcome {
     tokio::pin!(run);
@@ -360,6 +438,11 @@ async fn share_log_while(
                     shared = text.len();
                     if let Err(e) = engine.inner.store.save_log(run_id, &text).await {
                         tracing::debug!(error = %crate::error::chain(&e), run_id, "cannot share a run's log yet");
+                    }
+                }
+                if let Ok(Some(r)) = engine.inner.store.get_run(run_id).await {
+                    if r.status == RunStatus::Cancelled {
+                        stop.cancel();
                     }
                 }
             }
@@ -417,7 +500,7 @@ fn schedule_retry(engine: &Engine, job: Job, meta: RunMeta) {
             () = e.inner.shutdown.cancelled() => return,
         }
         let id = job.id.clone();
-        if let Err(err) = start(&e, job, Trigger::Retry, Some(meta)).await {
+        if let Err(err) = start(&e, job, RunRequest::new(Trigger::Retry), Some(meta)).await {
             tracing::error!(error = %crate::error::chain(&err), job = id, "cannot record a retry");
         }
     });

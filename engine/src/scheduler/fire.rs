@@ -64,11 +64,20 @@ pub(crate) async fn run_loop(engine: &Engine, token: CancellationToken) {
                 c.launch(engine);
             }
         }
-        let slot_at = inner.jobs.earliest().map(|t| {
-            let wait = (t - lead - engine.now()).to_std().unwrap_or(Duration::ZERO);
+        // A pause that ended is resumed by the leader (its catch-up run with it).
+        let pause_end = crate::pause::next_end(engine);
+        if pause_end.is_some_and(|end| end <= engine.now()) {
+            crate::pause::resume_ended(engine).await;
+        }
+        let at = |t: DateTime<Utc>| {
+            let wait = (t - engine.now()).to_std().unwrap_or(Duration::ZERO);
             tokio::time::Instant::now() + wait
-        });
-        let wake = slot_at.map_or(next_beat, |s| s.min(next_beat));
+        };
+        let slot_at = inner.jobs.earliest().map(|t| at(t - lead));
+        let wake = [slot_at, pause_end.map(at)]
+            .into_iter()
+            .flatten()
+            .fold(next_beat, std::cmp::min);
         tokio::select! {
             () = token.cancelled() => break,
             changed = jobs_changed.changed() => {
@@ -146,6 +155,16 @@ async fn claim(
     let Some(epoch) = crate::leader::epoch(engine) else {
         return Ok(None);
     };
+    // A pause swallows it: recorded skipped, saying which pause.
+    if let Some(reason) = crate::pause::swallowed(engine, job, slot) {
+        let node = &engine.inner.config.node;
+        engine
+            .inner
+            .store
+            .record_skipped_slots(&job.id, &[slot], &reason, now, node, epoch)
+            .await?;
+        return Ok(None);
+    }
     let claim = SlotClaim {
         job_id: &job.id,
         slot,
@@ -235,7 +254,8 @@ pub(crate) async fn fire_late(
     Ok(())
 }
 
-/// Records `slots` as skipped with the reason; false when this node does not lead.
+/// Records `slots` as skipped with the reason — or, for those a pause swallows, the
+/// pause's; false when this node does not lead.
 pub(crate) async fn skip_slots(
     engine: &Engine,
     job: &Job,
@@ -248,12 +268,23 @@ pub(crate) async fn skip_slots(
     };
     let node = &engine.inner.config.node;
     let store = &engine.inner.store;
-    if let Err(e) = store
-        .record_skipped_slots(&job.id, slots, reason, now, node, epoch)
-        .await
-    {
-        tracing::error!(error = %crate::error::chain(&e), job = job.id, "cannot record missed slots yet; the leader's work is taken up again");
-        return Err(e);
+    // Runs of slots with one reason, in order (a pause began or ended among them).
+    let mut groups: Vec<(String, Vec<DateTime<Utc>>)> = Vec::new();
+    for slot in slots {
+        let why = crate::pause::swallowed(engine, job, *slot).unwrap_or_else(|| reason.to_string());
+        match groups.last_mut() {
+            Some((r, s)) if *r == why => s.push(*slot),
+            _ => groups.push((why, vec![*slot])),
+        }
+    }
+    for (why, slots) in groups {
+        if let Err(e) = store
+            .record_skipped_slots(&job.id, &slots, &why, now, node, epoch)
+            .await
+        {
+            tracing::error!(error = %crate::error::chain(&e), job = job.id, "cannot record missed slots yet; the leader's work is taken up again");
+            return Err(e);
+        }
     }
     Ok(true)
 }

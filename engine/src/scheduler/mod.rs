@@ -37,6 +37,8 @@ pub(crate) struct State {
     /// The std mutexes below are held only for short, await-free sections.
     loop_token: Mutex<Option<CancellationToken>>,
     desired: Mutex<DesiredState>,
+    /// The scheduler-wide pause, as the store holds it.
+    pause: Mutex<Option<crate::model::Pause>>,
     last_heartbeat: Mutex<Option<DateTime<Utc>>>,
     /// How late the loop woke for its last slot, in ms (the watchdog's measure).
     loop_lag_ms: Mutex<Option<f64>>,
@@ -69,8 +71,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl State {
-    pub fn new(desired: DesiredState) -> Self {
+    pub fn new(desired: DesiredState, pause: Option<crate::model::Pause>) -> Self {
         State {
+            pause: Mutex::new(pause),
             control: tokio::sync::Mutex::new(()),
             firing: tokio::sync::Mutex::new(Firing::default()),
             loop_token: Mutex::new(None),
@@ -165,6 +168,18 @@ async fn supervise(engine: &Engine) {
     }
 }
 
+/// The scheduler-wide pause in force, as this node knows it.
+pub(crate) fn pause(engine: &Engine) -> Option<crate::model::Pause> {
+    lock(&engine.inner.scheduler.pause).clone()
+}
+
+/// Sets the scheduler-wide pause here, as the store now holds it, and wakes the loop (to
+/// plan for its end).
+pub(crate) fn set_pause(engine: &Engine, pause: Option<crate::model::Pause>) {
+    *lock(&engine.inner.scheduler.pause) = pause;
+    engine.inner.notifier.jobs_changed();
+}
+
 fn desired(engine: &Engine) -> DesiredState {
     *lock(&engine.inner.scheduler.desired)
 }
@@ -172,6 +187,7 @@ fn desired(engine: &Engine) -> DesiredState {
 /// Follows the operator's intent as another node recorded it (PostgreSQL): the loop
 /// starts or stops here too, without writing the intent again.
 pub(crate) async fn follow_desired(engine: &Engine) {
+    engine.follow_pause().await;
     let stored = match engine.inner.store.desired_state().await {
         Ok(Some(d)) => d,
         Ok(None) => return,

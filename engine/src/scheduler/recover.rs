@@ -107,6 +107,8 @@ pub(crate) async fn take_over_locked(
         .await;
     done.into_iter().collect::<Result<()>>()?;
     inner.jobs.place(&cursors, now);
+    // Pauses that ended while nobody led end now (their slots were recorded above).
+    crate::pause::resume_ended(engine).await;
     // The loop may be asleep until a slot planned before the cursors moved: it plans anew.
     inner.notifier.jobs_changed();
     *lock(&inner.scheduler.loop_lag_ms) = None;

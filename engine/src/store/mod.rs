@@ -64,6 +64,10 @@ pub struct NewRun<'a> {
     pub attempt: u32,
     pub started_at: DateTime<Utc>,
     pub node: &'a str,
+    /// Params merged over the job's for this run only (JSON text of the overrides).
+    pub params: Option<&'a str>,
+    /// The run this one reruns.
+    pub rerun_of: Option<i64>,
 }
 
 /// The end of a run, as its runner (or whoever ends it) records it.
@@ -230,6 +234,25 @@ interface! {
     fn list_nodes(&self) -> Result<Vec<NodeInfo>>;
     /// The last `limit` leaders' terms, newest first (SQLite: none, one leader for good).
     fn leader_history(&self, limit: u32) -> Result<Vec<LeaderTerm>>;
+
+    // ---- the operator's controls: compare-and-set, announced to every node ---------
+
+    /// Ends a queued or running run as `cancelled` with `error`; false when it had ended
+    /// already (its own end then stands). Announced, so the node running it stops it.
+    fn cancel_run(&self, id: i64, error: &str, at: DateTime<Utc>) -> Result<bool>;
+    /// Keeps the whole log of a run cancelled while it ran here (its runner's record of
+    /// the end was refused).
+    fn keep_log(&self, id: i64, log: &str) -> Result<()>;
+    /// The ids of the reruns of run `id`, oldest first.
+    fn reruns_of(&self, id: i64) -> Result<Vec<i64>>;
+    /// Replaces a job's pause (JSON text; `None`: not paused) only if it still is `from`;
+    /// false otherwise, or when there is no such job. Announced as a change of the jobs.
+    fn swap_job_pause(&self, job_id: &str, from: Option<&str>, to: Option<&str>, now: DateTime<Utc>) -> Result<bool>;
+    /// The scheduler-wide pause (JSON text), if one is in force.
+    fn scheduler_pause(&self) -> Result<Option<String>>;
+    /// Replaces the scheduler-wide pause only if it still is `from`; false otherwise.
+    /// Announced as a change of the operator's intent.
+    fn swap_scheduler_pause(&self, from: Option<&str>, to: Option<&str>) -> Result<bool>;
 
     // ---- reading runs --------------------------------------------------------------
 

@@ -8,9 +8,9 @@ use crate::store::StoredJob;
 use chrono::DateTime;
 
 /// The job columns, in the order the backends select them.
-pub const JOB_COLUMNS: &str = "id, name, kind, schedule, timezone, enabled, timeout_secs, retries, retry_backoff_secs, overlap, misfire, params, last_slot_ms";
+pub const JOB_COLUMNS: &str = "id, name, kind, schedule, timezone, enabled, timeout_secs, retries, retry_backoff_secs, overlap, misfire, params, last_slot_ms, pause";
 /// The run columns, in the order the backends select them.
-pub const RUN_COLUMNS: &str = "id, job_id, trigger, status, scheduled_ms, started_ms, finished_ms, attempt, output, error, node";
+pub const RUN_COLUMNS: &str = "id, job_id, trigger, status, scheduled_ms, started_ms, finished_ms, attempt, output, error, node, params, rerun_of";
 
 /// The run columns prefixed with a table alias (`r.id, r.job_id, ...`).
 pub fn run_columns_of(alias: &str) -> String {
@@ -36,6 +36,7 @@ pub struct JobRow {
     misfire: String,
     params: String,
     last_slot_ms: i64,
+    pause: Option<String>,
 }
 
 impl TryFrom<JobRow> for StoredJob {
@@ -57,6 +58,7 @@ impl TryFrom<JobRow> for StoredJob {
             retries: r.retries.max(0) as u32,
             retry_backoff_secs: r.retry_backoff_secs.max(0) as u64,
             next_run_at: None,
+            paused: r.pause.as_deref().and_then(crate::model::Pause::from_text),
         };
         Ok(StoredJob {
             job,
@@ -79,6 +81,8 @@ pub struct RunRow {
     output: Option<String>,
     error: Option<String>,
     node: String,
+    params: Option<String>,
+    rerun_of: Option<i64>,
 }
 
 impl TryFrom<RunRow> for Run {
@@ -104,6 +108,9 @@ impl TryFrom<RunRow> for Run {
             job_id: r.job_id,
             error: r.error,
             node: r.node,
+            params: r.params.and_then(|p| serde_json::from_str(&p).ok()),
+            rerun_of: r.rerun_of,
+            reruns: None,
         })
     }
 }

@@ -1,15 +1,16 @@
 //! Jobs: `GET|POST /api/jobs`, `GET|PUT|PATCH|DELETE /api/jobs/{id}`, `POST
-//! /api/jobs/{id}/run[?wait=true]`, and the seed's `POST /api/self-heal` and `POST
+//! /api/jobs/{id}/run[?wait=true]` (with `{"params": {…}}` overrides), `POST
+//! /api/jobs/{id}/pause|resume`, and the seed's `POST /api/self-heal` and `POST
 //! /api/exec/brief`.
 
 use super::{ApiJson, ApiResult};
-use crate::auth;
+use crate::auth::{self, Actor};
 use crate::startup::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use engine::{Job, JobSpec, Trigger};
+use axum::{Extension, Json};
+use engine::{Job, JobSpec, PauseRequest, Trigger};
 use serde::Deserialize;
 
 pub async fn list_jobs(State(state): State<AppState>) -> Json<Vec<Job>> {
@@ -84,9 +85,10 @@ pub async fn run_job_now(
     state: &AppState,
     job: &str,
     trigger: Trigger,
+    overrides: Option<serde_json::Value>,
     wait: bool,
 ) -> ApiResult<Response> {
-    let run = state.engine.run_now(job, trigger).await?;
+    let run = state.engine.run_with(job, trigger, overrides).await?;
     if !wait {
         return Ok((
             StatusCode::ACCEPTED,
@@ -103,13 +105,42 @@ pub async fn run_job_now(
     Ok((status, Json(serde_json::json!({ "run": run }))).into_response())
 }
 
+/// The optional body of run now: params merged over the job's for this run only.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RunBody {
+    params: Option<serde_json::Value>,
+}
+
 pub async fn run_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<WaitQuery>,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    run_job_now(&state, &id, trigger_of(&headers), q.wait).await
+    let body: RunBody = super::optional_json(&body)?.unwrap_or_default();
+    run_job_now(&state, &id, trigger_of(&headers), body.params, q.wait).await
+}
+
+/// `POST /api/jobs/{id}/pause` `{reason, until? | for?, cancel_running?}`: the job, with
+/// `paused: {reason, by, since, until}`.
+pub async fn pause_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Extension(Actor(by)): Extension<Actor>,
+    ApiJson(req): ApiJson<PauseRequest>,
+) -> ApiResult<Json<Job>> {
+    Ok(Json(state.engine.pause_job(&id, &req, &by).await?))
+}
+
+/// `POST /api/jobs/{id}/resume`: the job, its pause ended (409 when it was not paused).
+pub async fn resume_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Extension(Actor(by)): Extension<Actor>,
+) -> ApiResult<Json<Job>> {
+    Ok(Json(state.engine.resume_job(&id, &by).await?))
 }
 
 /// `POST /api/self-heal` (kept from the seed): runs the self-heal job now.
@@ -122,6 +153,7 @@ pub async fn self_heal(
         &state,
         engine::automations::self_heal::KIND,
         trigger_of(&headers),
+        None,
         q.wait,
     )
     .await
@@ -137,6 +169,7 @@ pub async fn exec_brief(
         &state,
         engine::automations::brief::KIND,
         trigger_of(&headers),
+        None,
         q.wait,
     )
     .await

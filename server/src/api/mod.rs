@@ -154,6 +154,24 @@ pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
+/// An optional JSON body: none when empty; otherwise parsed, its faults answered like
+/// [`ApiJson`]'s (400 with the position, 422 naming the field).
+pub(crate) fn optional_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<Option<T>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body).map(Some).map_err(|e| {
+        if e.is_data() {
+            ApiError::Invalid {
+                field: "body".into(),
+                message: e.to_string(),
+            }
+        } else {
+            ApiError::BadRequest(format!("malformed JSON: {e}"))
+        }
+    })
+}
+
 /// `Json` whose rejections are our JSON errors (400 with the position, 413, 422).
 #[derive(axum::extract::FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]

@@ -1,23 +1,43 @@
 //! The scheduler's controls, kept from the seed: `GET /api/automations/status`, `POST
-//! /api/automations/start|stop|restart`, each answering the status after the change; and
-//! `GET /api/leaders`, who led (several nodes), newest term first.
+//! /api/automations/start|stop|restart`, each answering the status after the change (a
+//! stop with `{reason, until? | for?}` pauses everything instead: slots are recorded
+//! skipped, and start resumes); and `GET /api/leaders`, who led (several nodes), newest
+//! term first.
 
 use super::ApiResult;
+use crate::auth::Actor;
 use crate::startup::AppState;
 use axum::extract::State;
-use axum::Json;
-use engine::Status;
+use axum::{Extension, Json};
+use engine::{PauseRequest, Status};
 
 pub async fn status(State(state): State<AppState>) -> Json<Status> {
     Json(state.engine.status())
 }
 
-pub async fn start(State(state): State<AppState>) -> ApiResult<Json<Status>> {
+/// Starts the scheduler, ending a pause of everything if one is in force.
+pub async fn start(
+    State(state): State<AppState>,
+    Extension(Actor(by)): Extension<Actor>,
+) -> ApiResult<Json<Status>> {
+    state.engine.resume_all(&by).await?;
     Ok(Json(state.engine.start().await?))
 }
 
-pub async fn stop(State(state): State<AppState>) -> ApiResult<Json<Status>> {
-    Ok(Json(state.engine.stop().await?))
+/// Stops the scheduler; with a body `{reason, until? | for?, cancel_running?}`, pauses
+/// everything instead (the status then says `paused`).
+pub async fn stop(
+    State(state): State<AppState>,
+    Extension(Actor(by)): Extension<Actor>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Status>> {
+    match super::optional_json::<PauseRequest>(&body)? {
+        Some(req) => {
+            state.engine.pause_all(&req, &by).await?;
+            Ok(Json(state.engine.status()))
+        }
+        None => Ok(Json(state.engine.stop().await?)),
+    }
 }
 
 /// `GET /api/leaders`: `{"leaders": [{epoch, holder, acquired_at, ended_at, ended_how}]}`,

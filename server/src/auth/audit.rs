@@ -10,6 +10,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 
+/// Who a request comes from (the credential: `key`, or a session's tag), for handlers
+/// that record it (a pause's owner, who cancelled a run).
+#[derive(Debug, Clone)]
+pub struct Actor(pub String);
+
 /// One audit entry to record.
 pub struct Audit {
     pub actor: String,
@@ -50,6 +55,8 @@ pub(super) async fn audited(
     request: Request,
     next: Next,
 ) -> Response {
+    let mut request = request;
+    request.extensions_mut().insert(Actor(actor.clone()));
     if !mutating {
         return next.run(request).await;
     }

@@ -12,7 +12,7 @@ pub mod key;
 pub mod session;
 pub mod throttle;
 
-pub use audit::{record, Audit};
+pub use audit::{record, Actor, Audit};
 pub use hosts::AllowedHosts;
 pub use key::{DashKey, KeyError};
 pub use session::{cross_site, session_cookie, session_id, session_tag, Sessions};

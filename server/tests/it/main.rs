@@ -8,6 +8,7 @@
 //! - [`security`]: the outside probe's findings, each performed as the attack.
 
 mod cluster;
+mod controls;
 mod jobs;
 mod security;
 mod server;

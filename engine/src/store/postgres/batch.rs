@@ -30,6 +30,8 @@ struct Queued {
     job_id: String,
     trigger: &'static str,
     attempt: i64,
+    params: Option<String>,
+    rerun_of: Option<i64>,
     reply: Reply<i64>,
 }
 
@@ -69,6 +71,8 @@ impl Batcher {
             job_id: r.job_id.to_string(),
             trigger: r.trigger.as_str(),
             attempt: i64::from(r.attempt),
+            params: r.params.map(str::to_string),
+            rerun_of: r.rerun_of,
             reply,
         };
         self.queue.send(row).await.map_err(|_| gone())?;
@@ -131,14 +135,17 @@ async fn insert_queued(pool: &sqlx::PgPool, rows: Vec<Queued>) {
     let jobs: Vec<&str> = rows.iter().map(|r| r.job_id.as_str()).collect();
     let triggers: Vec<&str> = rows.iter().map(|r| r.trigger).collect();
     let attempts: Vec<i64> = rows.iter().map(|r| r.attempt).collect();
+    let params: Vec<Option<&str>> = rows.iter().map(|r| r.params.as_deref()).collect();
+    let reruns: Vec<Option<i64>> = rows.iter().map(|r| r.rerun_of).collect();
     // Ids come from the sequence in the order of the rows (ORDER BY n), so the batch's
     // ids sorted are its rows' ids in order.
     let inserted = bounded(
         sqlx::query_scalar::<_, i64>(
             "WITH run AS (
-                 INSERT INTO runs (job_id, trigger, status, attempt, node)
-                 SELECT j, t, 'queued', a, $4
-                 FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[]) WITH ORDINALITY AS u(j, t, a, n)
+                 INSERT INTO runs (job_id, trigger, status, attempt, node, params, rerun_of)
+                 SELECT j, t, 'queued', a, $4, p, o
+                 FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[], $6::TEXT[], $7::BIGINT[])
+                     WITH ORDINALITY AS u(j, t, a, p, o, n)
                  ORDER BY n
                  RETURNING id)
              SELECT id FROM run, pg_notify($5, 'work')",
@@ -148,6 +155,8 @@ async fn insert_queued(pool: &sqlx::PgPool, rows: Vec<Queued>) {
         .bind(&attempts)
         .bind(UNCLAIMED)
         .bind(super::CHANNEL)
+        .bind(&params)
+        .bind(&reruns)
         .fetch_all(pool),
     )
     .await;

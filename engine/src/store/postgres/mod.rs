@@ -17,6 +17,7 @@
 //! - [`nodes`]: the node registry and the rescue of dead nodes' runs.
 
 mod batch;
+mod controls;
 mod jobs;
 pub mod lease;
 pub mod nodes;

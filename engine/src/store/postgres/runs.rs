@@ -180,14 +180,16 @@ impl PgStore {
             lock_job(&mut tx, r.job_id).await?;
         }
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO runs (job_id, trigger, status, started_ms, attempt, node)
-             VALUES ($1, $2, 'running', $3, $4, $5) RETURNING id",
+            "INSERT INTO runs (job_id, trigger, status, started_ms, attempt, node, params, rerun_of)
+             VALUES ($1, $2, 'running', $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(r.job_id)
         .bind(r.trigger.as_str())
         .bind(to_ms(r.started_at))
         .bind(i64::from(r.attempt))
         .bind(r.node)
+        .bind(r.params)
+        .bind(r.rerun_of)
         .fetch_one(&mut *tx)
         .await?;
         notify(&mut *tx, "runs").await?;
@@ -364,12 +366,13 @@ impl PgStore {
     /// One statement per filter shape, each on its own index.
     pub async fn list_runs(&self, q: &RunQuery) -> Result<Vec<Run>> {
         let before = q.before.unwrap_or(i64::MAX);
+        let after = q.after.unwrap_or(0);
         let limit = i64::from(q.limit.clamp(1, 500));
         let filter = match (&q.job, q.status) {
             (None, None) => "",
-            (Some(_), None) => "job_id = $3 AND",
-            (None, Some(_)) => "status = $3 AND",
-            (Some(_), Some(_)) => "job_id = $3 AND status = $4 AND",
+            (Some(_), None) => "job_id = $4 AND",
+            (None, Some(_)) => "status = $4 AND",
+            (Some(_), Some(_)) => "job_id = $4 AND status = $5 AND",
         };
         // Spelled out for the planner, whose generic plan cannot see the bound status: the
         // history indexes hold ended runs only, runs in flight are in runs_active_by_node.
@@ -379,11 +382,12 @@ impl PgStore {
             Some(_) => "status IN ('queued', 'running') AND",
         };
         let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE {filter} {phase} id < $1 ORDER BY id DESC LIMIT $2"
+            "SELECT {RUN_COLUMNS} FROM runs WHERE {filter} {phase} id < $1 AND id > $3 ORDER BY id DESC LIMIT $2"
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(before)
-            .bind(limit);
+            .bind(limit)
+            .bind(after);
         if let Some(job) = &q.job {
             query = query.bind(job.as_str());
         }

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 macro_rules! select_runs {
     ($tail:literal) => {
         concat!(
-            "SELECT id, job_id, trigger, status, scheduled_ms, started_ms, finished_ms, attempt, output, error, node FROM runs",
+            "SELECT id, job_id, trigger, status, scheduled_ms, started_ms, finished_ms, attempt, output, error, node, params, rerun_of FROM runs",
             $tail
         )
     };
@@ -41,6 +41,8 @@ impl SqliteStore {
             attempt: r.attempt,
             started_at: r.started_at,
             node: r.node.to_string(),
+            params: r.params.map(str::to_string),
+            rerun_of: r.rerun_of,
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.submit(Op::Start(row, reply), answer).await
@@ -218,31 +220,29 @@ impl SqliteStore {
     /// each uses its own index rather than a plan that fits all shapes badly.
     pub async fn list_runs(&self, q: &RunQuery) -> Result<Vec<Run>> {
         let before = q.before.unwrap_or(i64::MAX);
+        let after = q.after.unwrap_or(0);
         let limit = i64::from(q.limit.clamp(1, 500));
         let query = match (&q.job, q.status) {
-            (None, None) => sqlx::query(select_runs!(" WHERE id < ?1 ORDER BY id DESC LIMIT ?2"))
-                .bind(before)
-                .bind(limit),
-            (Some(job), None) => sqlx::query(select_runs!(
-                " WHERE job_id = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
-            ))
-            .bind(before)
-            .bind(limit)
-            .bind(job.as_str()),
-            (None, Some(status)) => sqlx::query(select_runs!(
-                " WHERE status = ?3 AND id < ?1 ORDER BY id DESC LIMIT ?2"
-            ))
-            .bind(before)
-            .bind(limit)
-            .bind(status.as_str()),
-            (Some(job), Some(status)) => sqlx::query(select_runs!(
-                " WHERE job_id = ?3 AND status = ?4 AND id < ?1 ORDER BY id DESC LIMIT ?2"
-            ))
-            .bind(before)
-            .bind(limit)
-            .bind(job.as_str())
-            .bind(status.as_str()),
+            (None, None) => sqlx::query(select_runs!(
+                " WHERE id < ?1 AND id > ?2 ORDER BY id DESC LIMIT ?3"
+            )),
+            (Some(_), None) => sqlx::query(select_runs!(
+                " WHERE job_id = ?4 AND id < ?1 AND id > ?2 ORDER BY id DESC LIMIT ?3"
+            )),
+            (None, Some(_)) => sqlx::query(select_runs!(
+                " WHERE status = ?4 AND id < ?1 AND id > ?2 ORDER BY id DESC LIMIT ?3"
+            )),
+            (Some(_), Some(_)) => sqlx::query(select_runs!(
+                " WHERE job_id = ?4 AND status = ?5 AND id < ?1 AND id > ?2 ORDER BY id DESC LIMIT ?3"
+            )),
         };
+        let mut query = query.bind(before).bind(after).bind(limit);
+        if let Some(job) = &q.job {
+            query = query.bind(job.as_str());
+        }
+        if let Some(status) = q.status {
+            query = query.bind(status.as_str());
+        }
         let rows = query.fetch_all(&self.reader).await?;
         rows.iter().map(rows::run).collect()
     }

@@ -43,6 +43,8 @@ pub(super) struct StartRow {
     pub attempt: u32,
     pub started_at: DateTime<Utc>,
     pub node: String,
+    pub params: Option<String>,
+    pub rerun_of: Option<i64>,
 }
 
 pub(super) enum Op {
@@ -205,8 +207,8 @@ async fn insert_started(
     rows: &[&StartRow],
 ) -> Result<i64, sqlx::Error> {
     let sql = format!(
-        "INSERT INTO runs (job_id, trigger, status, started_ms, attempt, node) VALUES {}",
-        rows_of(rows.len(), "(?, ?, 'running', ?, ?, ?)")
+        "INSERT INTO runs (job_id, trigger, status, started_ms, attempt, node, params, rerun_of) VALUES {}",
+        rows_of(rows.len(), "(?, ?, 'running', ?, ?, ?, ?, ?)")
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for row in rows {
@@ -215,7 +217,9 @@ async fn insert_started(
             .bind(row.trigger)
             .bind(to_ms(row.started_at))
             .bind(i64::from(row.attempt))
-            .bind(&row.node);
+            .bind(&row.node)
+            .bind(&row.params)
+            .bind(row.rerun_of);
     }
     let done = q.execute(&mut **tx).await?;
     Ok(done.last_insert_rowid() - rows.len() as i64 + 1)
