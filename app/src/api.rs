@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 
 #[cfg(feature = "ssr")]
-use crate::ssr::{engine, fail, invalid};
+use crate::ssr::{actor, engine, fail, invalid};
 
 #[server(prefix = "/api/fn", endpoint = "get_status", input = GetUrl)]
 pub async fn get_status() -> Result<SchedulerStatus, ServerFnError> {
@@ -177,8 +177,16 @@ pub async fn save_job(
     Ok(job.id)
 }
 
+/// Enables or disables job `id`; disabling needs a reason (it lands in the audit log).
 #[server(prefix = "/api/fn", endpoint = "set_job_enabled")]
-pub async fn set_job_enabled(id: String, enabled: bool) -> Result<(), ServerFnError> {
+pub async fn set_job_enabled(
+    id: String,
+    enabled: bool,
+    #[server(default)] reason: String,
+) -> Result<(), ServerFnError> {
+    if !enabled {
+        engine::model::pause::valid_reason(Some(&reason)).map_err(|e| invalid(e.to_string()))?;
+    }
     let spec = engine::JobSpec {
         enabled: Some(enabled),
         ..Default::default()
@@ -197,9 +205,125 @@ pub async fn run_job_now(id: String) -> Result<i64, ServerFnError> {
     Ok(run.id)
 }
 
+/// Deletes job `id` (its runs stay); needs a reason, which lands in the audit log.
 #[server(prefix = "/api/fn", endpoint = "delete_job")]
-pub async fn delete_job(id: String) -> Result<(), ServerFnError> {
+pub async fn delete_job(
+    id: String,
+    #[server(default)] reason: String,
+) -> Result<(), ServerFnError> {
+    engine::model::pause::valid_reason(Some(&reason)).map_err(|e| invalid(e.to_string()))?;
     engine()?.delete_job(&id).await.map_err(fail)
+}
+
+/// Starts a run of job `id` now with `params` (a JSON object) over its own; answers the
+/// run's id.
+#[server(prefix = "/api/fn", endpoint = "run_with_params")]
+pub async fn run_with_params(id: String, params: String) -> Result<i64, ServerFnError> {
+    let overrides: serde_json::Value =
+        serde_json::from_str(&params).map_err(|e| invalid(format!("params: not JSON ({e})")))?;
+    let run = engine()?
+        .run_with(&id, engine::Trigger::Manual, Some(overrides))
+        .await
+        .map_err(fail)?;
+    Ok(run.id)
+}
+
+/// The pauses in force, for the banner on every page.
+#[server(prefix = "/api/fn", endpoint = "get_pauses", input = GetUrl)]
+pub async fn get_pauses() -> Result<Pauses, ServerFnError> {
+    let engine = engine()?;
+    Ok(Pauses {
+        all: engine.scheduler_paused().map(PauseNote::from),
+        jobs: engine
+            .list_jobs()
+            .into_iter()
+            .filter_map(|j| j.paused.map(|p| (j.id, PauseNote::from(p))))
+            .collect(),
+    })
+}
+
+/// Pauses job `id` — or everything, when `id` is empty — for `for_` (`2h`; empty: until
+/// resumed), saying why; `cancel_running` cancels the runs in flight too.
+#[server(prefix = "/api/fn", endpoint = "pause")]
+pub async fn pause(
+    id: String,
+    reason: String,
+    #[server(default)] for_: String,
+    #[server(default)] cancel_running: bool,
+) -> Result<(), ServerFnError> {
+    let req = engine::PauseRequest {
+        reason: Some(reason),
+        until: None,
+        for_: Some(for_).filter(|f| !f.trim().is_empty()),
+        cancel_running,
+    };
+    let engine = engine()?;
+    if id.is_empty() {
+        engine.pause_all(&req, &actor()).await.map_err(fail)?;
+    } else {
+        engine.pause_job(&id, &req, &actor()).await.map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// Ends the pause of job `id` — or of everything, when `id` is empty — now.
+#[server(prefix = "/api/fn", endpoint = "resume")]
+pub async fn resume(id: String) -> Result<(), ServerFnError> {
+    let engine = engine()?;
+    if id.is_empty() {
+        engine.resume_all(&actor()).await.map_err(fail)?;
+    } else {
+        engine.resume_job(&id, &actor()).await.map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// Cancels run `id`, saying why (optional); its work is stopped.
+#[server(prefix = "/api/fn", endpoint = "cancel_run")]
+pub async fn cancel_run(id: i64, #[server(default)] reason: String) -> Result<(), ServerFnError> {
+    let reason = Some(reason).filter(|r| !r.trim().is_empty());
+    engine()?
+        .cancel_run(id, reason.as_deref(), &actor())
+        .await
+        .map_err(fail)?;
+    Ok(())
+}
+
+/// Starts ended run `id` again with the same params; answers the new run's id.
+#[server(prefix = "/api/fn", endpoint = "rerun_run")]
+pub async fn rerun_run(id: i64) -> Result<i64, ServerFnError> {
+    Ok(engine()?.rerun(id).await.map_err(fail)?.id)
+}
+
+/// Cancels (`action = "cancel"`) or reruns (`"rerun"`) every run the runs filter matches;
+/// with `dry_run`, only counts them (to confirm first).
+#[server(prefix = "/api/fn", endpoint = "bulk_runs")]
+pub async fn bulk_runs(
+    action: String,
+    job: String,
+    status: String,
+    dry_run: bool,
+) -> Result<BulkCount, ServerFnError> {
+    let action = match action.as_str() {
+        "cancel" => engine::Bulk::Cancel,
+        "rerun" => engine::Bulk::Rerun,
+        other => return Err(invalid(format!("action: {other:?} is not cancel or rerun"))),
+    };
+    let req = engine::RunsRequest {
+        job: Some(job),
+        status: Some(status),
+        limit: engine::runs::MAX_PAGE,
+        before: None,
+        after: None,
+    };
+    let done = engine()?
+        .bulk(action, req, dry_run, &actor())
+        .await
+        .map_err(fail)?;
+    Ok(BulkCount {
+        count: done.count,
+        more: done.more,
+    })
 }
 
 /// Runs newest first, filtered by job and status (empty: any), 25 a page before `before`.

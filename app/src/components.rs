@@ -1,6 +1,7 @@
 //! Small pieces the pages are built from.
 
-use crate::wire::{Bar, HourBar, Month, RunRow, SchedulerState, SchedulerStatus, Table};
+use crate::api::{get_pauses, CancelRun, RerunRun, Resume};
+use crate::wire::{Bar, HourBar, Month, Pauses, RunRow, SchedulerState, SchedulerStatus, Table};
 use leptos::prelude::*;
 use leptos_router::components::A;
 use wasm_bindgen::{closure::Closure, JsCast};
@@ -60,7 +61,72 @@ pub fn use_hydrated() -> impl Fn() -> Option<&'static str> + Copy + Send + Sync 
     move || hydrated.get().then_some("true")
 }
 
-/// Page chrome: header with navigation and log-out, then the page.
+/// Bumped whenever a pause changes from this page, so the banner reloads.
+#[derive(Clone, Copy)]
+pub struct PausesVersion(RwSignal<u32>);
+
+pub fn provide_pauses() {
+    provide_context(PausesVersion(RwSignal::new(0)));
+}
+
+/// Reloads the banner each time `version` (an action's) moves on.
+pub fn pauses_follow(version: impl Get<Value = usize> + Send + Sync + 'static) {
+    Effect::new(move |prev: Option<usize>| {
+        let v = version.get();
+        if prev.is_some_and(|p| p != v) {
+            if let Some(PausesVersion(n)) = use_context::<PausesVersion>() {
+                n.update(|n| *n += 1);
+            }
+        }
+        v
+    });
+}
+
+/// While anything is paused: what, why, by whom and until when — on every page.
+#[component]
+fn PauseBanner() -> impl IntoView {
+    let version = use_context::<PausesVersion>().map(|v| v.0);
+    let resume = ServerAction::<Resume>::new();
+    toast_on(resume.value(), |_| "Resumed".to_string());
+    pauses_follow(resume.version());
+    let pauses = data(
+        move || (version.map(|v| v.get()), resume.version().get()),
+        |_| get_pauses(),
+    );
+    let shown = move |p: Pauses| {
+        if p.all.is_none() && p.jobs.is_empty() {
+            return None;
+        }
+        let until = |u: Option<String>| {
+            u.map(|u| format!("until {u}"))
+                .unwrap_or_else(|| "until resumed".into())
+        };
+        Some(view! {
+            <div class="pause-banner" role="status" data-testid="pause-banner">
+                {p.all.map(|a| view! {
+                    <p><strong>"Everything is paused: "</strong>{a.reason}
+                        <span class="muted">{format!(" · by {} · {}", a.by, until(a.until))}</span>" "
+                        <button data-testid="resume-all" on:click=move |_| { resume.dispatch(Resume { id: String::new() }); }>"Resume now"</button>
+                    </p>
+                })}
+                {(!p.jobs.is_empty()).then(|| view! {
+                    <p><strong>{format!("{} paused: ", if p.jobs.len() == 1 { "1 job".to_string() } else { format!("{} jobs", p.jobs.len()) })}</strong>
+                        {p.jobs.into_iter().map(|(id, n)| view! {
+                            <span class="banner-job"><a href="/jobs"><code>{id}</code></a>{format!(" — {} ({}, {})", n.reason, n.by, until(n.until))}</span>
+                        }).collect_view()}
+                    </p>
+                })}
+            </div>
+        })
+    };
+    view! {
+        <Transition fallback=|| ()>
+            {move || pauses.get().and_then(Result::ok).and_then(shown)}
+        </Transition>
+    }
+}
+
+/// Page chrome: header with navigation and log-out, the pause banner, then the page.
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
     let hydrated = use_hydrated();
@@ -82,6 +148,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                     <button type="submit" class="ghost">"Log out"</button>
                 </form>
             </header>
+            <PauseBanner />
             <main>{children()}</main>
         </div>
     }
@@ -315,18 +382,40 @@ pub fn RunStatusPill(status: String) -> impl IntoView {
     view! { <span class=format!("pill pill-{status}") data-testid="run-status">{status.replace('_', " ")}</span> }
 }
 
-/// Runs as a table; each links to its detail page.
+/// What can be done to a listed run: cancel it while it is queued or running, run it
+/// again once it ended.
+#[derive(Clone, Copy)]
+pub struct RunActions {
+    pub cancel: ServerAction<CancelRun>,
+    pub rerun: ServerAction<RerunRun>,
+}
+
+/// Whether a run of this status is still queued or running.
+pub fn in_flight(status: &str) -> bool {
+    matches!(status, "queued" | "running")
+}
+
+/// Runs as a table; each links to its detail page; with `actions`, each can be cancelled
+/// or rerun from its row.
 #[component]
-pub fn RunsTable(runs: Vec<RunRow>) -> impl IntoView {
+pub fn RunsTable(
+    runs: Vec<RunRow>,
+    #[prop(optional)] actions: Option<RunActions>,
+) -> impl IntoView {
     if runs.is_empty() {
         return view! { <p class="muted">"No runs."</p> }.into_any();
     }
+    let cols = if actions.is_some() { "6" } else { "5" };
     view! {
         <div class="table-wrap">
             <table class="runs">
-                <thead><tr><th>"Run"</th><th>"Job"</th><th>"Status"</th><th>"When"</th><th>"Took"</th><th>"Trigger"</th></tr></thead>
+                <thead><tr><th>"Run"</th><th>"Job"</th><th>"Status"</th><th>"When"</th><th>"Took"</th><th>"Trigger"</th>
+                    {actions.map(|_| view! { <th><span class="sr-only">"Actions"</span></th> })}</tr></thead>
                 <tbody>
-                    {runs.into_iter().map(|r| view! {
+                    {runs.into_iter().map(|r| {
+                        let id = r.id;
+                        let live = in_flight(&r.status);
+                        view! {
                         <tr data-testid="run-row" data-run=r.id data-job=r.job.clone() data-status=r.status.clone()>
                             <td><a href=format!("/runs/{}", r.id)>{format!("#{}", r.id)}</a></td>
                             <td><code>{r.job.clone()}</code></td>
@@ -334,9 +423,16 @@ pub fn RunsTable(runs: Vec<RunRow>) -> impl IntoView {
                             <td>{r.when}</td>
                             <td>{r.duration.unwrap_or_default()}</td>
                             <td>{r.trigger}{(r.attempt > 1).then(|| format!(" (attempt {})", r.attempt))}</td>
+                            {actions.map(|a| view! {
+                                <td class="row-actions">{if live {
+                                    view! { <button data-testid="cancel-run" on:click=move |_| { a.cancel.dispatch(CancelRun { id, reason: String::new() }); }>"Cancel"</button> }.into_any()
+                                } else {
+                                    view! { <button data-testid="rerun-run" on:click=move |_| { a.rerun.dispatch(RerunRun { id }); }>"Rerun"</button> }.into_any()
+                                }}</td>
+                            })}
                         </tr>
-                        {r.error.map(|e| view! { <tr class="error-row"><td></td><td colspan="5" class="error">{e}</td></tr> })}
-                    }).collect_view()}
+                        {r.error.map(|e| view! { <tr class="error-row"><td></td><td colspan=cols class="error">{e}</td></tr> })}
+                    }}).collect_view()}
                 </tbody>
             </table>
         </div>

@@ -49,6 +49,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     components::provide_toasts();
+    components::provide_pauses();
     view! {
         <Stylesheet id="leptos" href="/pkg/echopilot.css" />
         <Title text="EchoPilot" />

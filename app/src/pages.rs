@@ -155,16 +155,22 @@ pub fn OverviewPage() -> impl IntoView {
     }
 }
 
-/// Every job, with its schedule in words, next run, last outcome and controls.
+/// Every job, with its schedule in words, next run, last outcome, pause and controls.
 #[component]
 pub fn JobsPage() -> impl IntoView {
     let refresh = use_auto_refresh();
     let run = ServerAction::<RunJobNow>::new();
     let enable = ServerAction::<SetJobEnabled>::new();
     let delete = ServerAction::<DeleteJob>::new();
+    let pause = ServerAction::<Pause>::new();
+    let resume = ServerAction::<Resume>::new();
     toast_on(run.value(), |id| format!("Run #{id} started"));
     toast_on(enable.value(), |_| "Job updated".to_string());
     toast_on(delete.value(), |_| "Job deleted".to_string());
+    toast_on(pause.value(), |_| "Paused".to_string());
+    toast_on(resume.value(), |_| "Resumed".to_string());
+    pauses_follow(pause.version());
+    pauses_follow(resume.version());
     let jobs = data(
         move || {
             (
@@ -172,23 +178,37 @@ pub fn JobsPage() -> impl IntoView {
                 run.version().get(),
                 enable.version().get(),
                 delete.version().get(),
+                pause.version().get(),
+                resume.version().get(),
             )
         },
         |_| list_jobs(),
     );
+    let actions = JobActions {
+        run,
+        enable,
+        delete,
+        pause,
+        resume,
+    };
+    let pausing_all = RwSignal::new(false);
     view! {
         <Title text="Jobs · EchoPilot" />
         <Layout>
             <section class="card">
                 <LiveHead title="Jobs" refresh>
+                    <button data-testid="pause-all" on:click=move |_| pausing_all.update(|p| *p = !*p)>"Pause everything…"</button>
                     <a class="button primary" href="/jobs/new" data-testid="new-job">"New job"</a>
                 </LiveHead>
+                <Show when=move || pausing_all.get()>
+                    <PauseForm id=String::new() pause done=pausing_all />
+                </Show>
                 {loaded(jobs, move |page| view! {
                     <div class="table-wrap">
                         <table class="jobs">
                             <thead><tr><th>"Job"</th><th>"Schedule"</th><th>"Next run"</th><th>"Last"</th><th>"Enabled"</th><th><span class="sr-only">"Actions"</span></th></tr></thead>
                             <tbody>
-                                {page.jobs.into_iter().map(|j| view! { <JobLine job=j run enable delete /> }).collect_view()}
+                                {page.jobs.into_iter().map(|j| view! { <JobLine job=j actions /> }).collect_view()}
                             </tbody>
                         </table>
                     </div>
@@ -198,24 +218,46 @@ pub fn JobsPage() -> impl IntoView {
     }
 }
 
-#[component]
-fn JobLine(
-    job: JobRow,
+/// The jobs page's actions, shared by its rows.
+#[derive(Clone, Copy)]
+struct JobActions {
     run: ServerAction<RunJobNow>,
     enable: ServerAction<SetJobEnabled>,
     delete: ServerAction<DeleteJob>,
-) -> impl IntoView {
-    let confirming = RwSignal::new(false);
+    pause: ServerAction<Pause>,
+    resume: ServerAction<Resume>,
+}
+
+/// What a job row asks before acting: why (and, to pause, for how long).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    Pause,
+    Disable,
+    Delete,
+}
+
+#[component]
+fn JobLine(job: JobRow, actions: JobActions) -> impl IntoView {
+    let JobActions {
+        run,
+        enable,
+        delete,
+        pause,
+        resume,
+    } = actions;
+    let asking = RwSignal::new(None::<Ask>);
     let id = job.id.clone();
-    let (id1, id2, id3) = (id.clone(), id.clone(), id.clone());
+    let (id1, id2, id3, id4) = (id.clone(), id.clone(), id.clone(), id.clone());
+    let paused = job.paused.is_some();
     view! {
-        <tr data-testid="job-row" data-job=id.clone()>
+        <tr data-testid="job-row" data-job=id.clone() data-paused=paused.to_string()>
             <td>
                 <a href=format!("/jobs/{id}")><strong>{job.name}</strong></a>
                 <div class="muted"><code>{id.clone()}</code>" · "{job.kind}</div>
+                {job.paused.map(|p| view! { <PauseLine note=p /> })}
             </td>
             <td>{job.words}<div class="muted"><code>{job.schedule}</code>" "{job.timezone}</div></td>
-            <td>{job.next_run.unwrap_or_else(|| "—".into())}</td>
+            <td>{if paused { "paused".to_string() } else { job.next_run.unwrap_or_else(|| "—".into()) }}</td>
             <td>{match (job.last_status, job.last_run) {
                 (Some(s), Some(r)) => view! { <a href=format!("/runs/{r}")><RunStatusPill status=s /></a> }.into_any(),
                 _ => view! { <span class="muted">"never"</span> }.into_any(),
@@ -223,23 +265,131 @@ fn JobLine(
             <td>
                 <input type="checkbox" role="switch" checked=job.enabled data-testid="enabled"
                     aria-label=format!("{id} enabled")
-                    on:change=move |ev| { enable.dispatch(SetJobEnabled { id: id1.clone(), enabled: event_target_checked(&ev) }); } />
+                    on:change=move |ev| {
+                        if event_target_checked(&ev) {
+                            enable.dispatch(SetJobEnabled { id: id1.clone(), enabled: true, reason: String::new() });
+                        } else {
+                            // Not yet: disabling asks why first.
+                            event_target::<web_sys::HtmlInputElement>(&ev).set_checked(true);
+                            asking.set(Some(Ask::Disable));
+                        }
+                    } />
             </td>
             <td class="row-actions">
                 <button data-testid="run-now" on:click=move |_| { run.dispatch(RunJobNow { id: id2.clone() }); }>"Run now"</button>
-                <Show when=move || confirming.get()
-                    fallback=move || view! { <button class="danger-outline" on:click=move |_| confirming.set(true)>"Delete"</button> }>
-                    {
-                        let id3 = id3.clone();
-                        view! {
-                            <button class="danger" data-testid="confirm-delete"
-                                on:click=move |_| { delete.dispatch(DeleteJob { id: id3.clone() }); }>"Delete for good"</button>
-                            <button on:click=move |_| confirming.set(false)>"Keep"</button>
-                        }
-                    }
-                </Show>
+                {if paused {
+                    view! { <button data-testid="resume" on:click=move |_| { resume.dispatch(Resume { id: id3.clone() }); }>"Resume"</button> }.into_any()
+                } else {
+                    view! { <button data-testid="pause" on:click=move |_| asking.set(Some(Ask::Pause))>"Pause"</button> }.into_any()
+                }}
+                <button class="danger-outline" on:click=move |_| asking.set(Some(Ask::Delete))>"Delete"</button>
             </td>
         </tr>
+        {move || asking.get().map(|ask| {
+            let id = id4.clone();
+            view! {
+                <tr class="ask-row" data-testid="ask-row">
+                    <td colspan="6">
+                        {match ask {
+                            Ask::Pause => {
+                                let done = RwSignal::new(true);
+                                Effect::new(move |_| if !done.get() { asking.set(None) });
+                                view! { <PauseForm id pause done /> }.into_any()
+                            }
+                            Ask::Disable => view! {
+                                <ReasonForm what="Disable" testid="confirm-disable" danger=false
+                                    on_confirm=Callback::new(move |reason: String| {
+                                        enable.dispatch(SetJobEnabled { id: id.clone(), enabled: false, reason });
+                                        asking.set(None);
+                                    })
+                                    on_keep=Callback::new(move |()| asking.set(None)) />
+                            }.into_any(),
+                            Ask::Delete => view! {
+                                <ReasonForm what="Delete for good" testid="confirm-delete" danger=true
+                                    on_confirm=Callback::new(move |reason: String| {
+                                        delete.dispatch(DeleteJob { id: id.clone(), reason });
+                                        asking.set(None);
+                                    })
+                                    on_keep=Callback::new(move |()| asking.set(None)) />
+                            }.into_any(),
+                        }}
+                    </td>
+                </tr>
+            }
+        })}
+    }
+}
+
+/// Asks why before a change that needs a reason; `on_confirm` gets it.
+#[component]
+fn ReasonForm(
+    what: &'static str,
+    testid: &'static str,
+    danger: bool,
+    on_confirm: Callback<String>,
+    on_keep: Callback<()>,
+) -> impl IntoView {
+    let reason = RwSignal::new(String::new());
+    view! {
+        <form class="ask" on:submit=move |ev| {
+            ev.prevent_default();
+            on_confirm.run(reason.get_untracked());
+        }>
+            <label>"Why? "
+                <input type="text" required maxlength="500" data-testid="reason" placeholder="recorded in the audit log"
+                    bind:value=reason />
+            </label>
+            <button type="submit" class=if danger { "danger" } else { "primary" } data-testid=testid>{what}</button>
+            <button type="button" on:click=move |_| on_keep.run(())>"Keep"</button>
+        </form>
+    }
+}
+
+/// Pause job `id` (or everything, when empty): why, for how long, and whether to cancel
+/// the runs in flight (they finish otherwise). Sets `done` to false when sent or kept.
+#[component]
+fn PauseForm(id: String, pause: ServerAction<Pause>, done: RwSignal<bool>) -> impl IntoView {
+    let reason = RwSignal::new(String::new());
+    let for_ = RwSignal::new(String::new());
+    let cancel_running = RwSignal::new(false);
+    let all = id.is_empty();
+    view! {
+        <form class="ask" data-testid="pause-form" on:submit=move |ev| {
+            ev.prevent_default();
+            pause.dispatch(Pause {
+                id: id.clone(),
+                reason: reason.get_untracked(),
+                for_: for_.get_untracked(),
+                cancel_running: cancel_running.get_untracked(),
+            });
+            done.set(false);
+        }>
+            <strong>{if all { "Pause everything" } else { "Pause" }}</strong>
+            <label>"Why? "
+                <input type="text" required maxlength="500" data-testid="pause-reason" placeholder="shown to everyone" bind:value=reason />
+            </label>
+            <label>"For "
+                <input type="text" data-testid="pause-for" placeholder="2h, 30m, 1d — empty: until resumed" size="24" bind:value=for_ />
+            </label>
+            <label class="check">
+                <input type="checkbox" data-testid="pause-cancel-running" bind:checked=cancel_running />
+                " cancel runs in flight (otherwise they finish)"
+            </label>
+            <button type="submit" class="primary" data-testid="confirm-pause">"Pause"</button>
+            <button type="button" on:click=move |_| done.set(false)>"Keep running"</button>
+        </form>
+    }
+}
+
+/// A pause's reason, owner and end.
+#[component]
+fn PauseLine(note: crate::wire::PauseNote) -> impl IntoView {
+    view! {
+        <div class="paused-note" data-testid="paused-note">
+            <span class="pill pill-paused">"paused"</span>" "{note.reason}
+            <span class="muted">{format!(" · by {} · since {} · {}", note.by, note.since,
+                note.until.map(|u| format!("until {u}")).unwrap_or_else(|| "until resumed".into()))}</span>
+        </div>
     }
 }
 
@@ -257,7 +407,39 @@ pub fn JobEditPage() -> impl IntoView {
                 {move || view! { <h2>{if id().is_empty() { "New job".to_string() } else { format!("Edit {}", id()) }}</h2> }}
                 {loaded(form, move |f| view! { <JobFormView form=f original=id() /> })}
             </section>
+            {move || (!id().is_empty()).then(|| view! { <RunWithParams id=id() /> })}
         </Layout>
+    }
+}
+
+/// Run a job now with params over its own, for this run only (secrets never shown back).
+#[component]
+fn RunWithParams(id: String) -> impl IntoView {
+    let run = ServerAction::<RunWithParams>::new();
+    let params = RwSignal::new("{}".to_string());
+    Effect::new(move |_| {
+        if let Some(Ok(new)) = run.value().get() {
+            let navigate = leptos_router::hooks::use_navigate();
+            navigate(&format!("/runs/{new}"), Default::default());
+        }
+    });
+    let error = move || match run.value().get() {
+        Some(Err(e)) => Some(error_text(&e)),
+        _ => None,
+    };
+    view! {
+        <section class="card">
+            <h2>"Run now with params"</h2>
+            <p class="muted">"A JSON object of params merged over the job's for this run only, e.g. {\"url\": \"https://example.com/other\"}. Each must be a param the job has."</p>
+            <form on:submit=move |ev| {
+                ev.prevent_default();
+                run.dispatch(RunWithParams { id: id.clone(), params: params.get_untracked() });
+            }>
+                <textarea rows="4" data-testid="override-params" aria-label="Params for this run" bind:value=params></textarea>
+                {move || error().map(|e| view! { <p class="error" role="alert" data-testid="override-error">{e}</p> })}
+                <button type="submit" class="primary" data-testid="run-with-params">"Run with these params"</button>
+            </form>
+        </section>
     }
 }
 
@@ -417,17 +599,28 @@ pub fn RunsPage() -> impl IntoView {
     let query = use_query_map();
     let get = move |k: &str| query.read().get(k).unwrap_or_default();
     let refresh = use_auto_refresh();
+    let cancel = ServerAction::<CancelRun>::new();
+    let rerun = ServerAction::<RerunRun>::new();
+    let bulk = ServerAction::<BulkRuns>::new();
+    toast_on(cancel.value(), |_| "Run cancelled".to_string());
+    toast_on(rerun.value(), |id| format!("Run #{id} started"));
     let page = data(
         move || {
             (
                 get("job"),
                 get("status"),
                 get("before").parse::<i64>().ok(),
-                refresh.tick.get(),
+                (
+                    refresh.tick.get(),
+                    cancel.version().get(),
+                    rerun.version().get(),
+                    bulk.version().get(),
+                ),
             )
         },
         |(job, status, before, _)| list_runs(job, status, before),
     );
+    let actions = RunActions { cancel, rerun };
     view! {
         <Title text="Runs · EchoPilot" />
         <Layout>
@@ -457,7 +650,8 @@ pub fn RunsPage() -> impl IntoView {
                             </label>
                             <button type="submit">"Filter"</button>
                         </Form>
-                        <RunsTable runs=p.runs />
+                        <BulkBar job=job.clone() status=status.clone() bulk />
+                        <RunsTable runs=p.runs actions />
                         <nav class="pager" aria-label="Pages">
                             {paged.then(|| view! { <a href=format!("/runs?job={job}&status={status}")>"← Newest"</a> })}
                             {older.map(|o| view! { <a href=o>"Older →"</a> })}
@@ -466,6 +660,58 @@ pub fn RunsPage() -> impl IntoView {
                 })}
             </section>
         </Layout>
+    }
+}
+
+/// Cancel or rerun every run the filter matches: counted first, then confirmed.
+#[component]
+fn BulkBar(job: String, status: String, bulk: ServerAction<BulkRuns>) -> impl IntoView {
+    // The action asked about and how many runs it would touch.
+    let asked = RwSignal::new(None::<(String, usize, bool)>);
+    let count = ServerAction::<BulkRuns>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(c)) = count.value().get() {
+            let action = count
+                .input()
+                .get_untracked()
+                .map(|i| i.action)
+                .unwrap_or_default();
+            asked.set(Some((action, c.count, c.more)));
+        }
+    });
+    Effect::new(move |_| match bulk.value().get() {
+        Some(Ok(c)) => {
+            toast(format!("{} runs done", c.count), true);
+            asked.set(None);
+        }
+        Some(Err(e)) => toast(error_text(&e), false),
+        None => {}
+    });
+    let (j1, s1, j2, s2, j3, s3) = (
+        job.clone(),
+        status.clone(),
+        job.clone(),
+        status.clone(),
+        job,
+        status,
+    );
+    view! {
+        <div class="bulk" data-testid="bulk">
+            <button data-testid="bulk-cancel" on:click=move |_| { count.dispatch(BulkRuns { action: "cancel".into(), job: j1.clone(), status: s1.clone(), dry_run: true }); }>"Cancel all matching…"</button>
+            <button data-testid="bulk-rerun" on:click=move |_| { count.dispatch(BulkRuns { action: "rerun".into(), job: j2.clone(), status: s2.clone(), dry_run: true }); }>"Rerun all matching…"</button>
+            {move || asked.get().map(|(action, n, more)| {
+                let (job, status, act) = (j3.clone(), s3.clone(), action.clone());
+                let verb = if action == "cancel" { "Cancel" } else { "Rerun" };
+                view! {
+                    <span class="ask" data-testid="bulk-confirm">
+                        {format!("{verb} {n} run{}{}?", if n == 1 { "" } else { "s" }, if more { " (the first 500; repeat for the rest)" } else { "" })}
+                        <button class="danger" data-testid="bulk-go" disabled=n == 0
+                            on:click=move |_| { bulk.dispatch(BulkRuns { action: act.clone(), job: job.clone(), status: status.clone(), dry_run: false }); }>{format!("{verb} {n}")}</button>
+                        <button on:click=move |_| asked.set(None)>"Keep"</button>
+                    </span>
+                }
+            })}
+        </div>
     }
 }
 
@@ -481,17 +727,49 @@ pub fn RunPage() -> impl IntoView {
             .unwrap_or(0)
     };
     let ended = RwSignal::new(0u32);
-    let detail = data(move || (id(), ended.get()), |(id, _)| get_run(id));
+    let cancel = ServerAction::<CancelRun>::new();
+    let rerun = ServerAction::<RerunRun>::new();
+    toast_on(cancel.value(), |_| "Run cancelled".to_string());
+    toast_on(rerun.value(), |id| format!("Run #{id} started"));
+    // A rerun opens the new run.
+    Effect::new(move |_| {
+        if let Some(Ok(new)) = rerun.value().get() {
+            let navigate = leptos_router::hooks::use_navigate();
+            navigate(&format!("/runs/{new}"), Default::default());
+        }
+    });
+    let detail = data(
+        move || (id(), ended.get(), cancel.version().get()),
+        |(id, _, _)| get_run(id),
+    );
     view! {
         <Title text="Run · EchoPilot" />
         <Layout>
             {loaded(detail, move |d| {
                 let r = d.run;
+                let run_id = r.id;
+                let live = in_flight(&r.status);
+                let reason = RwSignal::new(String::new());
                 view! {
                     <section class="card">
                         <div class="card-head">
                             <h2>{format!("Run #{} of ", r.id)}<a href=format!("/jobs/{}", r.job)><code>{r.job.clone()}</code></a></h2>
-                            <RunStatusPill status=r.status.clone() />
+                            <div class="head-actions">
+                                <RunStatusPill status=r.status.clone() />
+                                {if live {
+                                    view! {
+                                        <form class="ask" on:submit=move |ev| {
+                                            ev.prevent_default();
+                                            cancel.dispatch(CancelRun { id: run_id, reason: reason.get_untracked() });
+                                        }>
+                                            <input type="text" maxlength="500" placeholder="why (optional)" data-testid="cancel-reason" bind:value=reason />
+                                            <button type="submit" class="danger" data-testid="cancel-run">"Cancel run"</button>
+                                        </form>
+                                    }.into_any()
+                                } else {
+                                    view! { <button data-testid="rerun-run" on:click=move |_| { rerun.dispatch(RerunRun { id: run_id }); }>"Rerun"</button> }.into_any()
+                                }}
+                            </div>
                         </div>
                         <dl class="facts">
                             <div><dt>"Trigger"</dt><dd>{r.trigger}</dd></div>
@@ -501,7 +779,12 @@ pub fn RunPage() -> impl IntoView {
                             <div><dt>"Ended"</dt><dd>{d.ended.unwrap_or_else(|| "—".into())}</dd></div>
                             <div><dt>"Took"</dt><dd>{r.duration.unwrap_or_else(|| "—".into())}</dd></div>
                             <div><dt>"Node"</dt><dd>{d.node}</dd></div>
+                            {d.rerun_of.map(|o| view! { <div><dt>"Rerun of"</dt><dd><a href=format!("/runs/{o}") data-testid="rerun-of">{format!("#{o}")}</a></dd></div> })}
+                            {(!d.reruns.is_empty()).then(|| view! {
+                                <div><dt>"Reruns"</dt><dd data-testid="reruns">{d.reruns.iter().map(|n| view! { <a href=format!("/runs/{n}")>{format!("#{n} ")}</a> }).collect_view()}</dd></div>
+                            })}
                         </dl>
+                        {d.params.map(|p| view! { <p class="muted">"Ran with params over its job's:"</p><pre class="output" data-testid="run-params">{p}</pre> })}
                         {r.error.map(|e| view! { <p class="error" role="alert" data-testid="run-error">{e}</p> })}
                     </section>
                     <section class="card">

@@ -100,8 +100,27 @@ impl From<engine::Status> for SchedulerStatus {
             },
             loop_lag_ms: s.loop_lag_ms.map(|l| format!("{l:.2} ms")),
             active_runs: s.active_runs,
+            paused: s.paused.map(PauseNote::from),
         }
     }
+}
+
+impl From<engine::Pause> for PauseNote {
+    fn from(p: engine::Pause) -> Self {
+        PauseNote {
+            reason: p.reason,
+            by: p.by,
+            since: time(p.since),
+            until: p.until.map(time),
+        }
+    }
+}
+
+/// Who the request comes from, as the server's guard put it on the request.
+pub fn actor() -> String {
+    use_context::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<engine::Actor>().map(|a| a.0.clone()))
+        .unwrap_or_else(|| "dashboard".into())
 }
 
 impl From<engine::Overview> for Overview {
@@ -152,6 +171,7 @@ impl From<engine::JobSummary> for JobRow {
             schedule: j.schedule,
             timezone: j.timezone,
             enabled: j.enabled,
+            paused: j.paused.map(PauseNote::from),
         }
     }
 }
@@ -241,6 +261,12 @@ impl From<engine::RunDetail> for RunDetail {
             ended: r.finished_at.map(time),
             output: serde_json::to_string_pretty(&r.output).unwrap_or_default(),
             tables: tables(&r.output),
+            params: r
+                .params
+                .as_ref()
+                .map(|p| serde_json::to_string_pretty(p).unwrap_or_default()),
+            rerun_of: r.rerun_of,
+            reruns: r.reruns.clone().unwrap_or_default(),
         }
     }
 }

@@ -45,6 +45,34 @@ pub struct SchedulerStatus {
     pub role: String,
     pub loop_lag_ms: Option<String>,
     pub active_runs: usize,
+    /// The pause of everything in force, if any.
+    pub paused: Option<PauseNote>,
+}
+
+/// A pause as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseNote {
+    pub reason: String,
+    pub by: String,
+    pub since: String,
+    /// Empty: until resumed.
+    pub until: Option<String>,
+}
+
+/// Everything paused now, for the banner on every page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Pauses {
+    pub all: Option<PauseNote>,
+    /// Paused jobs by id.
+    pub jobs: Vec<(String, PauseNote)>,
+}
+
+/// What a bulk action over the runs filter would do, or did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkCount {
+    pub count: usize,
+    /// More matched than one action takes.
+    pub more: bool,
 }
 
 /// A run as listed.
@@ -91,6 +119,10 @@ pub struct RunDetail {
     /// The stored log (complete once the run has finished).
     pub log: String,
     pub tables: Vec<Table>,
+    /// The params it ran with over its job's (pretty JSON, secrets masked), if any.
+    pub params: Option<String>,
+    pub rerun_of: Option<i64>,
+    pub reruns: Vec<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +137,7 @@ pub struct JobRow {
     pub next_run: Option<String>,
     pub last_status: Option<String>,
     pub last_run: Option<i64>,
+    pub paused: Option<PauseNote>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

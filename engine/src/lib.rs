@@ -54,9 +54,9 @@ pub use error::{EngineError, ErrorKind, Result};
 pub use kinds::{JobContext, JobFailure, JobResult, Kinds};
 pub use live_log::{Follow, RunLog};
 pub use model::{
-    describe as describe_schedule, Job, JobSpec, LeaderTerm, Misfire, NodeStatus, Overlap, Pause,
-    PauseRequest, PreviewSlot, Run, RunQuery, RunStatus, Schedule, ScheduleError, SchedulerState,
-    Status, Trigger, ValidationError,
+    describe as describe_schedule, Actor, Job, JobSpec, LeaderTerm, Misfire, NodeStatus, Overlap,
+    Pause, PauseRequest, PreviewSlot, Run, RunQuery, RunStatus, Schedule, ScheduleError,
+    SchedulerState, Status, Trigger, ValidationError,
 };
 pub use outbound::{Outbound, Resolver};
 pub use reads::{DayFigures, JobSummary, Overview, SchedulePreview};

@@ -1,8 +1,9 @@
-//! Client commands against a running server: `echopilot scheduler start|stop|restart|status`.
-//! They print the status JSON. Exit codes: 0 success (for `status`: running), 3 stopped or
-//! stalled, 1 any error — with a one-line message naming the URL.
+//! Client commands against a running server: `echopilot scheduler start|stop|restart|status`
+//! (printing the status JSON), `run JOB [--param k=v]`, `runs cancel|rerun ID`, `jobs
+//! pause|resume JOB`. Exit codes: 0 success (for `status`: running), 3 stopped or stalled,
+//! 2 a waited-for run did not succeed, 1 any error — with a one-line message naming the URL.
 
-use crate::config::{ClientArgs, RunArgs, SchedulerCommand};
+use crate::config::{ClientArgs, JobsCommand, RunArgs, RunsCommand, SchedulerCommand};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -10,13 +11,22 @@ use std::time::Duration;
 const EXIT_NOT_RUNNING: u8 = 3;
 
 pub async fn scheduler(cmd: SchedulerCommand) -> ExitCode {
-    let (method, route, args) = match cmd {
-        SchedulerCommand::Start(a) => (reqwest::Method::POST, "start", a),
-        SchedulerCommand::Stop(a) => (reqwest::Method::POST, "stop", a),
-        SchedulerCommand::Restart(a) => (reqwest::Method::POST, "restart", a),
-        SchedulerCommand::Status(a) => (reqwest::Method::GET, "status", a),
+    let (method, route, args, body) = match cmd {
+        SchedulerCommand::Start(a) => (reqwest::Method::POST, "start", a, None),
+        SchedulerCommand::Stop {
+            reason,
+            for_,
+            until,
+            client,
+        } => {
+            let body =
+                reason.map(|r| serde_json::json!({ "reason": r, "for": for_, "until": until }));
+            (reqwest::Method::POST, "stop", client, body)
+        }
+        SchedulerCommand::Restart(a) => (reqwest::Method::POST, "restart", a, None),
+        SchedulerCommand::Status(a) => (reqwest::Method::GET, "status", a, None),
     };
-    match call(&args, method, &format!("/api/automations/{route}")).await {
+    match call(&args, method, &format!("/api/automations/{route}"), body).await {
         Ok(body) => {
             println!(
                 "{}",
@@ -46,7 +56,14 @@ pub async fn run(args: RunArgs) -> ExitCode {
         args.job,
         if args.wait { "?wait=true" } else { "" }
     );
-    match call(&args.client, reqwest::Method::POST, &path).await {
+    let body = match overrides(&args.params) {
+        Ok(b) => b,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match call(&args.client, reqwest::Method::POST, &path, body).await {
         Ok(body) => {
             println!(
                 "{}",
@@ -69,11 +86,71 @@ pub async fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-/// Sends one request and returns the JSON body, or a one-line error.
+/// `--param k=v` as the run-now body `{"params": {k: v}}` (a value that is JSON as such,
+/// else as text); none without params.
+fn overrides(params: &[String]) -> Result<Option<serde_json::Value>, String> {
+    if params.is_empty() {
+        return Ok(None);
+    }
+    let mut map = serde_json::Map::new();
+    for p in params {
+        let (k, v) = p
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| format!("--param {p:?}: expected KEY=VALUE"))?;
+        let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.into()));
+        map.insert(k.to_string(), value);
+    }
+    Ok(Some(serde_json::json!({ "params": map })))
+}
+
+/// `echopilot runs cancel|rerun ID`: prints the run.
+pub async fn runs(cmd: RunsCommand) -> ExitCode {
+    let (client, path, body) = match cmd {
+        RunsCommand::Cancel { id, reason, client } => (
+            client,
+            format!("/api/runs/{id}/cancel"),
+            Some(serde_json::json!({ "reason": reason })),
+        ),
+        RunsCommand::Rerun { id, client } => (client, format!("/api/runs/{id}/rerun"), None),
+    };
+    print_answer(call(&client, reqwest::Method::POST, &path, body).await)
+}
+
+/// `echopilot jobs pause|resume JOB`: prints the job.
+pub async fn jobs(cmd: JobsCommand) -> ExitCode {
+    let (client, path, body) = match cmd {
+        JobsCommand::Pause { job, pause, client } => {
+            (client, format!("/api/jobs/{job}/pause"), Some(pause.body()))
+        }
+        JobsCommand::Resume { job, client } => (client, format!("/api/jobs/{job}/resume"), None),
+    };
+    print_answer(call(&client, reqwest::Method::POST, &path, body).await)
+}
+
+fn print_answer(answer: Result<serde_json::Value, String>) -> ExitCode {
+    match answer {
+        Ok(body) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&body).unwrap_or_else(|_| body.to_string())
+            );
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sends one request (with a JSON body, if any) and returns the JSON body, or a one-line
+/// error.
 async fn call(
     args: &ClientArgs,
     method: reqwest::Method,
     path: &str,
+    body: Option<serde_json::Value>,
 ) -> Result<serde_json::Value, String> {
     let base = args.url.trim_end_matches('/');
     let key = key(args)?;
@@ -83,18 +160,19 @@ async fn call(
         .user_agent(concat!("echopilot-cli/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
-    let response = client
+    let mut request = client
         .request(method, format!("{base}{path}"))
         .header("X-Dash-Key", key)
-        .header("X-EchoPilot-Client", "cli")
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot reach EchoPilot at {base}: {}",
-                crate::api::root_cause(&e)
-            )
-        })?;
+        .header("X-EchoPilot-Client", "cli");
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.map_err(|e| {
+        format!(
+            "cannot reach EchoPilot at {base}: {}",
+            crate::api::root_cause(&e)
+        )
+    })?;
     let status = response.status();
     let body: serde_json::Value = response.json().await.map_err(|e| {
         format!("EchoPilot at {base} answered {status} with a body that is not JSON: {e}")

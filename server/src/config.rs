@@ -25,6 +25,77 @@ pub enum Command {
     /// Run a job now on a running server; prints the run. With --wait, exits 2 when the
     /// run did not succeed.
     Run(RunArgs),
+    /// Cancel or rerun a run of a running server; prints the run.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Pause or resume a job of a running server; prints the job.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Cancel a queued or running run: its work is stopped.
+    Cancel {
+        id: i64,
+        /// Why (recorded with the run and in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Start an ended run again with the same params.
+    Rerun {
+        id: i64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Pause a job: its slots are recorded skipped with the reason until it ends.
+    Pause {
+        job: String,
+        #[command(flatten)]
+        pause: PauseArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// End a job's pause now.
+    Resume {
+        job: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// A pause: why, and until when.
+#[derive(Debug, Clone, Args)]
+pub struct PauseArgs {
+    /// Why (shown to everyone, recorded in the ledger).
+    #[arg(long)]
+    pub reason: String,
+    /// How long, e.g. 90s, 30m, 2h, 1d.
+    #[arg(long = "for", conflicts_with = "until")]
+    pub for_: Option<String>,
+    /// Until when, RFC 3339 (e.g. 2026-12-01T18:00:00Z).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Cancel the runs in flight too (otherwise they finish).
+    #[arg(long)]
+    pub cancel_running: bool,
+}
+
+impl PauseArgs {
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "reason": self.reason,
+            "for": self.for_,
+            "until": self.until,
+            "cancel_running": self.cancel_running,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -34,6 +105,10 @@ pub struct RunArgs {
     /// Wait (up to 30 s) for the run to finish.
     #[arg(long)]
     pub wait: bool,
+    /// A param for this run only, over the job's: `key=value` (the value as JSON when it
+    /// is, else as text); repeatable.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -164,8 +239,21 @@ pub struct ClientArgs {
 pub enum SchedulerCommand {
     /// Start the scheduler (idempotent); prints the status JSON.
     Start(ClientArgs),
-    /// Stop firing scheduled runs (idempotent); prints the status JSON.
-    Stop(ClientArgs),
+    /// Stop firing scheduled runs (idempotent); prints the status JSON. With --reason,
+    /// pauses everything instead (slots recorded skipped; start resumes).
+    Stop {
+        /// Pause everything, saying why.
+        #[arg(long)]
+        reason: Option<String>,
+        /// How long the pause lasts, e.g. 2h.
+        #[arg(long = "for", requires = "reason", conflicts_with = "until")]
+        for_: Option<String>,
+        /// Until when the pause lasts, RFC 3339.
+        #[arg(long, requires = "reason")]
+        until: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Restart the scheduler loop; prints the status JSON.
     Restart(ClientArgs),
     /// Print the status JSON; exit 0 when running, 3 when stopped or stalled, 1 on error.

@@ -47,6 +47,8 @@ fn main() -> ExitCode {
         }
         Command::Scheduler(cmd) => runtime.block_on(echopilot::cli::scheduler(cmd)),
         Command::Run(args) => runtime.block_on(echopilot::cli::run(args)),
+        Command::Runs(cmd) => runtime.block_on(echopilot::cli::runs(cmd)),
+        Command::Jobs(cmd) => runtime.block_on(echopilot::cli::jobs(cmd)),
     }
 }
 

@@ -236,6 +236,47 @@ impl Job {
 }
 
 impl Job {
+    /// What an edit changed, field by field: `{field: {"from", "to"}}` (params key by key,
+    /// as `params.<key>`), secrets masked; the computed next run and the pause left out.
+    pub fn changes(&self, after: &Job) -> serde_json::Map<String, serde_json::Value> {
+        let shown = |j: &Job| {
+            let mut v = serde_json::to_value(j.clone().masked()).unwrap_or_default();
+            if let Some(m) = v.as_object_mut() {
+                m.remove("next_run_at");
+                m.remove("paused");
+            }
+            v
+        };
+        let (before, after) = (shown(self), shown(after));
+        let mut out = serde_json::Map::new();
+        let mut note = |field: String, from: &serde_json::Value, to: &serde_json::Value| {
+            if from != to {
+                out.insert(field, serde_json::json!({ "from": from, "to": to }));
+            }
+        };
+        let null = serde_json::Value::Null;
+        if let (Some(b), Some(a)) = (before.as_object(), after.as_object()) {
+            for (k, from) in b {
+                let to = a.get(k).unwrap_or(&null);
+                match (k.as_str(), from.as_object(), to.as_object()) {
+                    ("params", Some(pb), Some(pa)) => {
+                        let keys: std::collections::BTreeSet<&String> =
+                            pb.keys().chain(pa.keys()).collect();
+                        for key in keys {
+                            note(
+                                format!("params.{key}"),
+                                pb.get(key).unwrap_or(&null),
+                                pa.get(key).unwrap_or(&null),
+                            );
+                        }
+                    }
+                    _ => note(k.clone(), from, to),
+                }
+            }
+        }
+        out
+    }
+
     /// The job as reads show it: secret params masked ([`crate::secrets`]).
     pub fn masked(mut self) -> Job {
         self.params = crate::secrets::mask_params(&self.params);

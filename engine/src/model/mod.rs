@@ -32,6 +32,11 @@ pub use job::{
     MAX_RETRY_BACKOFF_SECS,
 };
 pub use pause::{Pause, PauseRequest};
+
+/// Who asks for a change: the credential (`key`, or a dashboard session's tag), recorded
+/// as a pause's owner and a cancel's author. The edges put it on each request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(pub String);
 pub use report::{AuditEntry, HourCount, JobStats};
 pub use run::{Run, RunQuery, RunStatus, Trigger};
 pub use schedule::{describe, PreviewSlot, Schedule, ScheduleError};

@@ -137,6 +137,8 @@ async fn ended_run(
             attempt: 1,
             started_at: start,
             node: "t",
+            params: None,
+            rerun_of: None,
         })
         .await
         .unwrap();
@@ -412,6 +414,8 @@ async fn runs_left_running_by_a_dead_process_become_interrupted_at_boot() {
         attempt: 1,
         started_at: t,
         node,
+        params: None,
+        rerun_of: None,
     };
     store.start_run(&start("t")).await.unwrap();
     let queued = store
@@ -823,6 +827,8 @@ async fn self_heal_reports_every_check_and_cancels_runs_stuck_past_their_timeout
             attempt: 1,
             started_at: Utc::now() - Span::hours(1),
             node: "t",
+            params: None,
+            rerun_of: None,
         })
         .await
         .unwrap();

@@ -160,6 +160,8 @@ async fn start(store: &Store, job_id: &str, node: &str, t: DateTime<Utc>) -> i64
             attempt: 1,
             started_at: t,
             node,
+            params: None,
+            rerun_of: None,
         })
         .await
         .unwrap()
@@ -553,6 +555,7 @@ mod contracts {
                     job: job.map(str::to_string),
                     status,
                     before,
+                    after: None,
                     limit,
                 };
                 async move { store.list_runs(&q).await.unwrap() }
@@ -650,6 +653,8 @@ mod contracts {
                             attempt: 1,
                             started_at: Utc::now(),
                             node: &node,
+                            params: None,
+                            rerun_of: None,
                         })
                         .await?;
                     let out = serde_json::json!({ "k": k });

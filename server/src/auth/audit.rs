@@ -10,10 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 
-/// Who a request comes from (the credential: `key`, or a session's tag), for handlers
-/// that record it (a pause's owner, who cancelled a run).
-#[derive(Debug, Clone)]
-pub struct Actor(pub String);
+pub use engine::Actor;
 
 /// One audit entry to record.
 pub struct Audit {
@@ -72,8 +69,24 @@ pub(super) async fn audited(
         }
     };
     let action = format!("{} {}", parts.method, parts.uri.path());
-    let args = arguments(&parts.headers, &bytes);
+    let mut args = arguments(&parts.headers, &bytes);
     let target = target(parts.uri.path(), &args);
+    // A job's edit is recorded with what it changed, field by field.
+    let job_id = target.strip_prefix("job ").map(str::to_string);
+    let before = job_id
+        .as_deref()
+        .and_then(|id| state.engine.get_job(id).ok());
+    let request = Request::from_parts(parts, axum::body::Body::from(bytes));
+    let response = next.run(request).await;
+    let after = job_id
+        .as_deref()
+        .and_then(|id| state.engine.get_job(id).ok());
+    if let (Some(b), Some(a), Some(m)) = (&before, &after, args.as_object_mut()) {
+        let changed = b.changes(a);
+        if !changed.is_empty() {
+            m.insert("changed".into(), changed.into());
+        }
+    }
     let mut details = if args.as_object().is_some_and(|m| m.is_empty()) {
         String::new()
     } else {
@@ -87,8 +100,6 @@ pub(super) async fn audited(
         details.truncate(cut);
         details.push('…');
     }
-    let request = Request::from_parts(parts, axum::body::Body::from(bytes));
-    let response = next.run(request).await;
     record(
         state,
         Audit {

@@ -2,7 +2,7 @@
 //! (a shell job's whole process group killed, an HTTP request to a slow server aborted),
 //! rerun and run with overrides, bulk cancel, pause with an end that survives a restart.
 
-use crate::support::{spawn, spawn_app, Http, Opts};
+use crate::support::{cli, spawn, spawn_app, Http, Opts, KEY};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -456,4 +456,82 @@ async fn a_pause_with_an_end_swallows_slots_visibly_and_ends_by_itself_across_a_
         .filter(|r| r["trigger"] == "catch_up" && r["scheduled_at"].is_null())
         .count();
     assert_eq!(catch_ups, 1, "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_runs_with_params_cancels_pauses_and_resumes() {
+    let app = spawn_app().await;
+    let job = json!({ "id": "sleepy", "kind": "noop", "schedule": "0 0 3 * * *", "timeout_secs": 600,
+                      "params": { "duration_ms": 0 } });
+    assert_eq!(app.send(Method::POST, "/api/jobs", Some(job)).await.0, 201);
+    let url = app.url.clone();
+    let json = |o: &std::process::Output| -> Value {
+        serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&o.stderr)))
+    };
+    let u = url.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        cli(&["run", "sleepy", "--param", "duration_ms=600000"], &u, KEY)
+    })
+    .await
+    .unwrap();
+    assert_eq!(run.status.code(), Some(0));
+    let run = json(&run);
+    assert_eq!(run["run"]["params"]["duration_ms"], 600000);
+    let id = run["run"]["id"].as_i64().unwrap().to_string();
+    let u = url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let cancel = cli(&["runs", "cancel", &id, "--reason", "by hand"], &u, KEY);
+        let again = cli(&["runs", "cancel", &id], &u, KEY);
+        let pause = cli(
+            &[
+                "jobs",
+                "pause",
+                "sleepy",
+                "--reason",
+                "vendor outage",
+                "--for",
+                "1h",
+            ],
+            &u,
+            KEY,
+        );
+        let resume = cli(&["jobs", "resume", "sleepy"], &u, KEY);
+        let bad = cli(&["run", "sleepy", "--param", "nope"], &u, KEY);
+        let stop = cli(
+            &[
+                "scheduler",
+                "stop",
+                "--reason",
+                "maintenance",
+                "--for",
+                "2h",
+            ],
+            &u,
+            KEY,
+        );
+        let start = cli(&["scheduler", "start"], &u, KEY);
+        (cancel, again, pause, resume, bad, stop, start)
+    })
+    .await
+    .unwrap();
+    assert_eq!(json(&out.0)["status"], "cancelled");
+    assert_eq!(json(&out.0)["error"], "cancelled by key: by hand");
+    assert_eq!(out.1.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.1.stderr).contains("409"),
+        "{:?}",
+        out.1
+    );
+    assert_eq!(json(&out.2)["paused"]["reason"], "vendor outage");
+    assert!(json(&out.3)["paused"].is_null());
+    assert_eq!(out.4.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.4.stderr).contains("KEY=VALUE"));
+    let stopped = json(&out.5);
+    assert_eq!(stopped["paused"]["reason"], "maintenance");
+    assert_eq!(
+        stopped["state"], "running",
+        "a pause keeps the scheduler recording slots"
+    );
+    assert!(json(&out.6)["paused"].is_null());
 }

@@ -2,7 +2,7 @@
 //! where only the API is under test, a real `echopilot` process for signals, the PID lock,
 //! the key and start-up.
 
-use crate::support::{client, pid_file, spawn, spawn_app, Opts, KEY};
+use crate::support::{cli, client, pid_file, spawn, spawn_app, Opts, KEY};
 use std::process::Command;
 use std::time::Duration;
 
@@ -415,15 +415,6 @@ async fn oversized_body_gets_413() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
-}
-
-fn cli(args: &[&str], url: &str, key: &str) -> std::process::Output {
-    Command::new(crate::support::bin())
-        .args(args)
-        .env("ECHOPILOT_URL", url)
-        .env("DASHBOARD_KEY", key)
-        .output()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

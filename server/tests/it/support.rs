@@ -362,6 +362,16 @@ impl Drop for TestServer {
     }
 }
 
+/// Runs the CLI against `url` with `key`.
+pub fn cli(args: &[&str], url: &str, key: &str) -> std::process::Output {
+    Command::new(bin())
+        .args(args)
+        .env("ECHOPILOT_URL", url)
+        .env("DASHBOARD_KEY", key)
+        .output()
+        .unwrap()
+}
+
 pub fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
