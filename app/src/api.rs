@@ -91,14 +91,16 @@ pub async fn get_job_form(id: String) -> Result<JobForm, ServerFnError> {
     })
 }
 
-/// The schedule in words and its next five fire times, or why it is refused.
+/// The schedule in words and its next five fire times (each a pause or a maintenance
+/// window of job `job` swallows marked), or why it is refused.
 #[server(prefix = "/api/fn", endpoint = "preview_schedule", input = GetUrl)]
 pub async fn preview_schedule(
     schedule: String,
     timezone: String,
+    #[server(default)] job: String,
 ) -> Result<Preview, ServerFnError> {
     Ok(
-        match engine()?.preview_schedule(&schedule, &timezone, None, 5) {
+        match engine()?.preview_schedule(&schedule, &timezone, None, 5, Some(&job)) {
             Ok(p) => Preview {
                 words: p.description,
                 slots: p
@@ -108,6 +110,7 @@ pub async fn preview_schedule(
                         local: s.local,
                         utc: crate::ssr::time(s.at),
                         change: s.offset_change,
+                        swallowed: s.swallowed,
                     })
                     .collect(),
                 error: None,
@@ -276,6 +279,54 @@ pub async fn resume(id: String) -> Result<(), ServerFnError> {
         engine.resume_job(&id, &actor()).await.map_err(fail)?;
     }
     Ok(())
+}
+
+/// Every maintenance window.
+#[server(prefix = "/api/fn", endpoint = "list_windows", input = GetUrl)]
+pub async fn list_windows() -> Result<Vec<WindowRow>, ServerFnError> {
+    Ok(engine()?
+        .list_windows()
+        .into_iter()
+        .map(WindowRow::from)
+        .collect())
+}
+
+/// Adds a maintenance window: recurring (`schedule` and `duration`) or one-off (`start`
+/// and `end`, RFC 3339), for every job or the comma-separated `jobs`.
+#[allow(clippy::too_many_arguments)]
+#[server(prefix = "/api/fn", endpoint = "add_window")]
+pub async fn add_window(
+    id: String,
+    name: String,
+    #[server(default)] schedule: String,
+    #[server(default)] duration: String,
+    #[server(default)] start: String,
+    #[server(default)] end: String,
+    #[server(default)] timezone: String,
+    #[server(default)] jobs: String,
+) -> Result<String, ServerFnError> {
+    let given = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let jobs: Vec<String> = jobs
+        .split(',')
+        .map(|j| j.trim().to_string())
+        .filter(|j| !j.is_empty())
+        .collect();
+    let spec = engine::WindowSpec {
+        id: given(id),
+        name: given(name),
+        schedule: given(schedule),
+        duration: given(duration),
+        start: given(start),
+        end: given(end),
+        timezone: given(timezone),
+        jobs: (!jobs.is_empty()).then_some(jobs),
+    };
+    Ok(engine()?.create_window(spec).await.map_err(fail)?.id)
+}
+
+#[server(prefix = "/api/fn", endpoint = "delete_window")]
+pub async fn delete_window(id: String) -> Result<(), ServerFnError> {
+    engine()?.delete_window(&id).await.map_err(fail)
 }
 
 /// Cancels run `id`, saying why (optional); its work is stopped.

@@ -3,6 +3,7 @@
 use crate::api::*;
 use crate::components::*;
 use crate::wire::{JobForm, JobRow};
+use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::Form;
@@ -103,7 +104,9 @@ pub fn OverviewPage() -> impl IntoView {
                     <AutoRefreshToggle refresh />
                 </div>
                 {loaded(status, |s| view! {
-                    <div class="status-line"><StatusBadge state=s.state /></div>
+                    <div class="status-line"><StatusBadge state=s.state />
+                        {s.paused.clone().map(|p| view! { <span class="pill pill-paused" data-testid="status-paused">{format!("everything paused: {}", p.reason)}</span> })}
+                    </div>
                     <StatusFacts status=s />
                 })}
                 <div class="controls" role="group" aria-label="Scheduler controls">
@@ -448,9 +451,10 @@ fn JobFormView(form: JobForm, original: String) -> impl IntoView {
     let save = ServerAction::<SaveJob>::new();
     let schedule = RwSignal::new(form.schedule.clone());
     let timezone = RwSignal::new(form.timezone.clone());
+    let job = original.clone();
     let preview = data(
         move || (schedule.get(), timezone.get()),
-        |(s, t)| preview_schedule(s, t),
+        move |(s, t)| preview_schedule(s, t, job.clone()),
     );
     let navigate = leptos_router::hooks::use_navigate();
     Effect::new(move |_| match save.value().get() {
@@ -515,12 +519,13 @@ fn JobFormView(form: JobForm, original: String) -> impl IntoView {
                             None => view! {
                                 <p><strong>{p.words}</strong>" — next runs:"</p>
                                 <ol class="slots">
-                                    {p.slots.into_iter().map(|s| view! {
-                                        <li>
+                                    {p.slots.into_iter().map(|s| { let gone = s.swallowed.is_some(); view! {
+                                        <li class:swallowed=gone>
                                             {s.local}<span class="muted">{format!(" · {}", s.utc)}</span>
                                             {s.change.map(|c| view! { <span class="pill pill-warn" title="The zone's UTC offset changes before this run">{format!("DST {c}")}</span> })}
+                                            {s.swallowed.map(|w| view! { <span class="pill pill-skipped" data-testid="swallowed" title="This slot will be recorded skipped, not run">{format!("skipped — {w}")}</span> })}
                                         </li>
-                                    }).collect_view()}
+                                    }}).collect_view()}
                                 </ol>
                             }.into_any(),
                         },
@@ -988,6 +993,84 @@ pub fn AuditPage() -> impl IntoView {
                         </table>
                     </div>
                 })}
+            </section>
+        </Layout>
+    }
+}
+
+/// Maintenance windows: when jobs do not run (their slots recorded `skipped: maintenance
+/// <name>`); add one, recurring or one-off, for every job or chosen ones.
+#[component]
+pub fn MaintenancePage() -> impl IntoView {
+    let add = ServerAction::<AddWindow>::new();
+    let delete = ServerAction::<DeleteWindow>::new();
+    toast_on(add.value(), |id| format!("Window {id} added"));
+    toast_on(delete.value(), |_| "Window deleted".to_string());
+    let windows = data(
+        move || (add.version().get(), delete.version().get()),
+        |_| list_windows(),
+    );
+    let recurring = RwSignal::new(true);
+    let error = move || match add.value().get() {
+        Some(Err(e)) => Some(error_text(&e)),
+        _ => None,
+    };
+    view! {
+        <Title text="Maintenance · EchoPilot" />
+        <Layout>
+            <section class="card">
+                <h2>"Maintenance windows"</h2>
+                <p class="muted">"While a window is open its jobs do not run: each slot it swallows is recorded as skipped, saying which window. The job editor's preview marks them."</p>
+                {loaded(windows, move |rows| if rows.is_empty() {
+                    view! { <p class="muted">"No windows."</p> }.into_any()
+                } else {
+                    view! {
+                        <div class="table-wrap">
+                            <table data-testid="windows">
+                                <thead><tr><th>"Window"</th><th>"When"</th><th>"Jobs"</th><th><span class="sr-only">"Actions"</span></th></tr></thead>
+                                <tbody>
+                                    {rows.into_iter().map(|w| {
+                                        let (id, row) = (w.id.clone(), w.id.clone());
+                                        view! {
+                                            <tr data-testid="window-row" data-window=row>
+                                                <td><strong>{w.name}</strong><div class="muted"><code>{w.id}</code></div></td>
+                                                <td>{w.when}</td>
+                                                <td>{w.jobs}</td>
+                                                <td class="row-actions"><button class="danger-outline" on:click=move |_| { delete.dispatch(DeleteWindow { id: id.clone() }); }>"Delete"</button></td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }.into_any()
+                })}
+            </section>
+            <section class="card">
+                <h2>"Add a window"</h2>
+                <ActionForm action=add attr:class="job-form" attr:data-testid="window-form">
+                    <div class="field"><label for="w-id">"Id"</label><input id="w-id" name="id" required pattern="[a-z0-9][a-z0-9\\-]*" placeholder="sunday-backups" /></div>
+                    <div class="field"><label for="w-name">"Name"</label><input id="w-name" name="name" required placeholder="Sunday backups" /></div>
+                    <div class="field">
+                        <label for="w-kind">"Kind"</label>
+                        <select id="w-kind" on:change=move |ev| recurring.set(event_target_value(&ev) == "recurring")>
+                            <option value="recurring">"recurring"</option>
+                            <option value="once">"one-off"</option>
+                        </select>
+                    </div>
+                    <div class="field"><label for="w-tz">"Time zone"</label><input id="w-tz" name="timezone" value="UTC" /></div>
+                    <Show when=move || recurring.get()
+                        fallback=|| view! {
+                            <div class="field"><label for="w-start">"Start (RFC 3339)"</label><input id="w-start" name="start" placeholder="2026-12-24T22:00:00Z" /></div>
+                            <div class="field"><label for="w-end">"End (RFC 3339)"</label><input id="w-end" name="end" placeholder="2026-12-25T06:00:00Z" /></div>
+                        }>
+                        <div class="field"><label for="w-schedule">"Opens (cron, with seconds)"</label><input id="w-schedule" name="schedule" placeholder="0 0 2 * * SUN" /></div>
+                        <div class="field"><label for="w-duration">"Stays open for"</label><input id="w-duration" name="duration" placeholder="2h" /></div>
+                    </Show>
+                    <div class="field wide"><label for="w-jobs">"Jobs (comma-separated ids; empty: every job)"</label><input id="w-jobs" name="jobs" /></div>
+                    {move || error().map(|e| view! { <p class="error wide" role="alert" data-testid="window-error">{e}</p> })}
+                    <div class="wide"><button type="submit" class="primary" data-testid="add-window">"Add window"</button></div>
+                </ActionForm>
             </section>
         </Layout>
     }

@@ -26,6 +26,7 @@ pub fn DashboardRouter() -> impl IntoView {
                 <Route path=path!("/briefs") view={Lazy::<Briefs>::new()} />
                 <Route path=path!("/finance") view={Lazy::<Finance>::new()} />
                 <Route path=path!("/metrics") view={Lazy::<Metrics>::new()} />
+                <Route path=path!("/maintenance") view={Lazy::<Maintenance>::new()} />
                 <Route path=path!("/audit") view={Lazy::<Audit>::new()} />
                 <Route path=path!("/nodes") view={Lazy::<Nodes>::new()} />
                 <Route path=path!("/login") view=pages::LoginPage />
@@ -58,6 +59,7 @@ lazy_page! {
     Jobs => pages::JobsPage,
     JobEdit => pages::JobEditPage,
     Runs => pages::RunsPage,
+    Maintenance => pages::MaintenancePage,
     Run => pages::RunPage,
     Briefs => pages::BriefsPage,
     Finance => pages::FinancePage,

@@ -105,6 +105,27 @@ impl From<engine::Status> for SchedulerStatus {
     }
 }
 
+impl From<engine::Window> for WindowRow {
+    fn from(w: engine::Window) -> Self {
+        let when = match (&w.schedule, &w.duration, w.start, w.end) {
+            (Some(s), Some(d), _, _) => format!(
+                "{} for {d} ({}): {}",
+                s,
+                w.timezone,
+                engine::describe_schedule(s)
+            ),
+            (_, _, Some(start), Some(end)) => format!("from {} to {}", time(start), time(end)),
+            _ => String::new(),
+        };
+        WindowRow {
+            id: w.id,
+            name: w.name,
+            when,
+            jobs: w.jobs.map_or_else(|| "every job".into(), |j| j.join(", ")),
+        }
+    }
+}
+
 impl From<engine::Pause> for PauseNote {
     fn from(p: engine::Pause) -> Self {
         PauseNote {

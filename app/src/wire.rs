@@ -67,6 +67,17 @@ pub struct Pauses {
     pub jobs: Vec<(String, PauseNote)>,
 }
 
+/// A maintenance window as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowRow {
+    pub id: String,
+    pub name: String,
+    /// "0 0 2 * * SUN for 2h (Europe/Warsaw): At 02:00, only on Sunday" or the one-off span.
+    pub when: String,
+    /// "every job" or the ids.
+    pub jobs: String,
+}
+
 /// What a bulk action over the runs filter would do, or did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BulkCount {
@@ -178,6 +189,8 @@ pub struct Slot {
     pub local: String,
     pub utc: String,
     pub change: Option<String>,
+    /// Why it would not run (`maintenance: <name>`, `paused: …`).
+    pub swallowed: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -94,11 +94,22 @@ test('runs filter by job and status', async ({ page }) => {
   await expect(page.getByText('No runs.')).toBeVisible();
 });
 
-test('disabling a job from the list sticks', async ({ page, request }) => {
+test('disabling a job from the list asks why first, then sticks', async ({ page, request }) => {
   await login(page);
   await go(page, '/jobs');
   const row = page.locator(`[data-testid="job-row"][data-job="${JOB}"]`);
-  await row.getByTestId('enabled').uncheck();
+  // Unticked, it asks why; kept, nothing changed.
+  await row.getByTestId('enabled').click();
+  const ask = page.getByTestId('ask-row');
+  await ask.getByRole('button', { name: 'Keep' }).click();
+  await expect(ask).toHaveCount(0);
+  await expect(row.getByTestId('enabled')).toBeChecked();
+  await row.getByTestId('enabled').click();
+  // The reason is required: the browser refuses an empty one.
+  await ask.getByTestId('confirm-disable').click();
+  expect(await ask.getByTestId('reason').evaluate((e: HTMLInputElement) => e.validity.valueMissing)).toBe(true);
+  await ask.getByTestId('reason').fill('flaky upstream, disabled until fixed');
+  await ask.getByTestId('confirm-disable').click();
   await expect(page.getByTestId('toasts')).toContainText('Job updated');
   await expect
     .poll(async () => (await (await request.get(`/api/jobs/${JOB}`, { headers: { 'X-Dash-Key': KEY } })).json()).enabled)
@@ -166,15 +177,20 @@ test('a job is deleted only after confirming', async ({ page, request }) => {
   await login(page);
   await go(page, '/jobs');
   const row = page.locator(`[data-testid="job-row"][data-job="${JOB}"]`);
+  const ask = page.getByTestId('ask-row');
   await row.getByRole('button', { name: 'Delete' }).click();
-  await row.getByRole('button', { name: 'Keep' }).click();
+  await ask.getByRole('button', { name: 'Keep' }).click();
   await expect(row).toBeVisible();
   await row.getByRole('button', { name: 'Delete' }).click();
-  await row.getByTestId('confirm-delete').click();
+  await ask.getByTestId('reason').fill('replaced by nightly-v2');
+  await ask.getByTestId('confirm-delete').click();
   await expect(page.getByTestId('toasts')).toContainText('Job deleted');
   await expect(row).toHaveCount(0);
   const gone = await request.get(`/api/jobs/${JOB}`, { headers: { 'X-Dash-Key': KEY } });
   expect(gone.status()).toBe(404);
+  // The audit log says why.
+  const audit = await (await request.get('/api/fn/list_audit', { headers: { 'X-Dash-Key': KEY } })).text();
+  expect(audit).toContain('replaced by nightly-v2');
 });
 
 test('every page is usable by keyboard, with a visible focus ring', async ({ page }) => {

@@ -162,6 +162,7 @@ impl Engine {
         };
         engine.event("server_started", serde_json::json!({ "desired": desired }));
         engine.load_jobs().await?;
+        engine.follow_windows().await;
         runner::recover(&engine).await?;
         engine.inner.election.begin(&engine).await?;
         scheduler::lead(&engine).await?;

@@ -34,6 +34,7 @@ pub mod jobs;
 pub mod kinds;
 pub mod leader;
 pub mod live_log;
+pub mod maintenance;
 pub mod model;
 pub mod notify;
 pub mod outbound;
@@ -56,7 +57,7 @@ pub use live_log::{Follow, RunLog};
 pub use model::{
     describe as describe_schedule, Actor, Job, JobSpec, LeaderTerm, Misfire, NodeStatus, Overlap,
     Pause, PauseRequest, PreviewSlot, Run, RunQuery, RunStatus, Schedule, ScheduleError,
-    SchedulerState, Status, Trigger, ValidationError,
+    SchedulerState, Status, Trigger, ValidationError, Window, WindowSpec,
 };
 pub use outbound::{Outbound, Resolver};
 pub use reads::{DayFigures, JobSummary, Overview, SchedulePreview};

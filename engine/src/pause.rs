@@ -220,14 +220,30 @@ impl Engine {
     }
 }
 
-/// Why `slot` of `job` is not run, if a pause swallows it: the job's own pause first,
-/// then the scheduler-wide one.
+/// Why `slot` of `job` is not run, if a pause or a maintenance window swallows it: the
+/// job's own pause first, then the scheduler-wide one, then the windows by id.
 pub(crate) fn swallowed(engine: &Engine, job: &Job, slot: DateTime<Utc>) -> Option<String> {
-    job.paused
-        .iter()
-        .chain(engine.scheduler_paused().iter())
+    swallowed_by(engine, &job.id, job.paused.as_ref(), slot)
+}
+
+/// [`swallowed`], for job `id` with pause `paused` (the preview of a job being edited).
+pub(crate) fn swallowed_by(
+    engine: &Engine,
+    id: &str,
+    paused: Option<&Pause>,
+    slot: DateTime<Utc>,
+) -> Option<String> {
+    paused
+        .into_iter()
+        .chain(engine.scheduler_paused().as_ref())
         .find(|p| p.covers(slot))
         .map(Pause::ledger_reason)
+        .or_else(|| {
+            crate::scheduler::windows(engine)
+                .iter()
+                .find(|w| w.holds(id, slot))
+                .map(crate::model::OpenWindow::ledger_reason)
+        })
 }
 
 /// The leader's part: pauses whose end has come are resumed (once, whichever node leads:

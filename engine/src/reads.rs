@@ -28,7 +28,8 @@ pub struct DayFigures {
 #[derive(Debug, Clone)]
 pub struct Overview {
     pub health: Option<Run>,
-    /// Failed, timed out, interrupted and skipped runs of the last 24 h, newest first.
+    /// Failed, timed out, interrupted and skipped runs of the last 24 h, newest first (not
+    /// the slots an operator's pause swallowed on purpose).
     pub problems: Vec<Run>,
     pub day: Arc<DayFigures>,
 }
@@ -153,7 +154,8 @@ impl Engine {
                     .list_runs(&q)
                     .await?
                     .into_iter()
-                    .filter(|r| r.started_at.or(r.finished_at).is_some_and(|t| t >= since)),
+                    .filter(|r| r.started_at.or(r.finished_at).is_some_and(|t| t >= since))
+                    .filter(|r| !r.swallowed()),
             );
         }
         out.sort_by_key(|r| std::cmp::Reverse(r.id));
@@ -207,12 +209,16 @@ impl Engine {
 
     /// The next `count` (1-100) slots of a schedule after `from` (RFC 3339; default now),
     /// with the schedule in words. A bad field is `Invalid`, naming it.
+    /// The next `count` slots of a schedule from `from` (now, if empty); for job `job` (the
+    /// one being edited, or a new one), each slot a pause or a maintenance window swallows
+    /// says so.
     pub fn preview_schedule(
         &self,
         schedule: &str,
         timezone: &str,
         from: Option<&str>,
         count: usize,
+        job: Option<&str>,
     ) -> Result<SchedulePreview> {
         let parsed =
             Schedule::parse(schedule, timezone).map_err(|e| EngineError::Invalid(e.into()))?;
@@ -232,9 +238,15 @@ impl Engine {
             }
             .into());
         }
+        let id = job.unwrap_or_default();
+        let paused = self.inner.jobs.get(id).and_then(|j| j.paused);
+        let mut slots = parsed.preview(from, count);
+        for s in &mut slots {
+            s.swallowed = crate::pause::swallowed_by(self, id, paused.as_ref(), s.at);
+        }
         Ok(SchedulePreview {
             description: crate::model::describe(schedule),
-            slots: parsed.preview(from, count),
+            slots,
         })
     }
 }

@@ -3,7 +3,9 @@
 //! pause|resume JOB`. Exit codes: 0 success (for `status`: running), 3 stopped or stalled,
 //! 2 a waited-for run did not succeed, 1 any error — with a one-line message naming the URL.
 
-use crate::config::{ClientArgs, JobsCommand, RunArgs, RunsCommand, SchedulerCommand};
+use crate::config::{
+    ClientArgs, JobsCommand, MaintenanceCommand, RunArgs, RunsCommand, SchedulerCommand,
+};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -128,8 +130,50 @@ pub async fn jobs(cmd: JobsCommand) -> ExitCode {
     print_answer(call(&client, reqwest::Method::POST, &path, body).await)
 }
 
+/// `echopilot maintenance list|add|delete`: prints the windows, or the one added.
+pub async fn maintenance(cmd: MaintenanceCommand) -> ExitCode {
+    use reqwest::Method;
+    let (client, method, path, body) = match cmd {
+        MaintenanceCommand::List { client } => {
+            (client, Method::GET, "/api/maintenance".to_string(), None)
+        }
+        MaintenanceCommand::Add {
+            id,
+            name,
+            schedule,
+            duration,
+            start,
+            end,
+            timezone,
+            jobs,
+            client,
+        } => {
+            let body = serde_json::json!({
+                "id": id, "name": name, "schedule": schedule, "duration": duration,
+                "start": start, "end": end, "timezone": timezone,
+                "jobs": (!jobs.is_empty()).then_some(jobs),
+            });
+            (
+                client,
+                Method::POST,
+                "/api/maintenance".to_string(),
+                Some(body),
+            )
+        }
+        MaintenanceCommand::Delete { id, client } => (
+            client,
+            Method::DELETE,
+            format!("/api/maintenance/{id}"),
+            None,
+        ),
+    };
+    print_answer(call(&client, method, &path, body).await)
+}
+
+/// Prints the answer's JSON (nothing for an answer without a body), or the error.
 fn print_answer(answer: Result<serde_json::Value, String>) -> ExitCode {
     match answer {
+        Ok(serde_json::Value::Null) => ExitCode::SUCCESS,
         Ok(body) => {
             println!(
                 "{}",
@@ -174,6 +218,9 @@ async fn call(
         )
     })?;
     let status = response.status();
+    if status == reqwest::StatusCode::NO_CONTENT {
+        return Ok(serde_json::Value::Null);
+    }
     let body: serde_json::Value = response.json().await.map_err(|e| {
         format!("EchoPilot at {base} answered {status} with a body that is not JSON: {e}")
     })?;

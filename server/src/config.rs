@@ -31,6 +31,49 @@ pub enum Command {
     /// Pause or resume a job of a running server; prints the job.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// List, add or delete the maintenance windows of a running server.
+    #[command(subcommand)]
+    Maintenance(MaintenanceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceCommand {
+    /// Print every window.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Add a window: recurring (--schedule and --duration) or one-off (--start and --end).
+    Add {
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// The cron expression (with seconds) that opens it, e.g. "0 0 2 * * SUN".
+        #[arg(long, requires = "duration")]
+        schedule: Option<String>,
+        /// How long it stays open, e.g. 2h.
+        #[arg(long, requires = "schedule")]
+        duration: Option<String>,
+        /// One-off: from when (RFC 3339).
+        #[arg(long, requires = "end", conflicts_with = "schedule")]
+        start: Option<String>,
+        /// One-off: until when (RFC 3339).
+        #[arg(long, requires = "start")]
+        end: Option<String>,
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// The jobs it holds (comma-separated); every job when left out.
+        #[arg(long, value_delimiter = ',')]
+        jobs: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a window.
+    Delete {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

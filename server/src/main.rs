@@ -49,6 +49,7 @@ fn main() -> ExitCode {
         Command::Run(args) => runtime.block_on(echopilot::cli::run(args)),
         Command::Runs(cmd) => runtime.block_on(echopilot::cli::runs(cmd)),
         Command::Jobs(cmd) => runtime.block_on(echopilot::cli::jobs(cmd)),
+        Command::Maintenance(cmd) => runtime.block_on(echopilot::cli::maintenance(cmd)),
     }
 }
 

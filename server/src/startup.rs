@@ -245,6 +245,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/jobs/{id}/run", post(api::jobs::run_job))
         .route("/api/jobs/{id}/pause", post(api::jobs::pause_job))
         .route("/api/jobs/{id}/resume", post(api::jobs::resume_job))
+        .route(
+            "/api/maintenance",
+            get(api::maintenance::list).post(api::maintenance::create),
+        )
+        .route(
+            "/api/maintenance/{id}",
+            get(api::maintenance::get)
+                .put(api::maintenance::replace)
+                .delete(api::maintenance::delete),
+        )
         .route("/api/runs", get(api::runs::list_runs))
         .route("/api/runs/cancel", post(api::runs::bulk_cancel))
         .route("/api/runs/rerun", post(api::runs::bulk_rerun))

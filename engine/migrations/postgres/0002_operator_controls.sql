@@ -7,3 +7,10 @@ ALTER TABLE runs ADD CONSTRAINT runs_trigger_check
     CHECK (trigger IN ('schedule', 'manual', 'api', 'cli', 'retry', 'catch_up', 'rerun'));
 ALTER TABLE runs ADD COLUMN params TEXT, ADD COLUMN rerun_of BIGINT;
 CREATE INDEX runs_by_rerun ON runs (rerun_of) WHERE rerun_of IS NOT NULL;
+
+-- Maintenance windows: each one's definition as JSON (see model::maintenance).
+CREATE TABLE maintenance (
+    id          TEXT   PRIMARY KEY,
+    body        TEXT   NOT NULL,
+    updated_ms  BIGINT NOT NULL
+);

@@ -34,3 +34,10 @@ CREATE INDEX runs_by_status ON runs (status, id DESC);
 CREATE INDEX runs_by_job_status ON runs (job_id, status, id DESC);
 CREATE INDEX runs_by_time ON runs (COALESCE(started_ms, finished_ms), status, job_id, started_ms, finished_ms);
 CREATE INDEX runs_by_rerun ON runs (rerun_of) WHERE rerun_of IS NOT NULL;
+
+-- Maintenance windows: each one's definition as JSON (see model::maintenance).
+CREATE TABLE maintenance (
+    id          TEXT    PRIMARY KEY,
+    body        TEXT    NOT NULL,
+    updated_ms  INTEGER NOT NULL
+);

@@ -21,6 +21,7 @@ macro_rules! text_enum {
 }
 
 pub mod job;
+pub mod maintenance;
 pub mod pause;
 pub mod report;
 pub mod run;
@@ -31,6 +32,7 @@ pub use job::{
     validate_id, Job, JobSpec, Misfire, Overlap, ValidationError, DEFAULT_TIMEOUT_SECS,
     MAX_RETRY_BACKOFF_SECS,
 };
+pub use maintenance::{OpenWindow, Window, WindowSpec};
 pub use pause::{Pause, PauseRequest};
 
 /// Who asks for a change: the credential (`key`, or a dashboard session's tag), recorded

@@ -82,6 +82,15 @@ pub struct RunQuery {
 }
 
 impl Run {
+    /// A slot skipped on purpose: an operator's pause or a maintenance window swallowed it.
+    pub fn swallowed(&self) -> bool {
+        self.status == RunStatus::Skipped
+            && self
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("paused:") || e.starts_with("maintenance:"))
+    }
+
     /// The run as reads show it: secret params masked.
     pub fn shown(mut self) -> Run {
         if let Some(p) = &self.params {

@@ -204,6 +204,9 @@ pub struct PreviewSlot {
     /// Set when the zone's UTC offset changed since the slot before (or since `from`, for
     /// the first): "UTC-05:00 → UTC-04:00".
     pub offset_change: Option<String>,
+    /// Why it would not run, when a pause or a maintenance window swallows it (`maintenance:
+    /// <name>`); set by the engine, which knows them.
+    pub swallowed: Option<String>,
 }
 
 impl Schedule {
@@ -235,6 +238,7 @@ impl Schedule {
                         .format("%Y-%m-%d %H:%M:%S %Z")
                         .to_string(),
                     offset_change: change,
+                    swallowed: None,
                 }
             })
             .collect()

@@ -39,6 +39,8 @@ pub(crate) struct State {
     desired: Mutex<DesiredState>,
     /// The scheduler-wide pause, as the store holds it.
     pause: Mutex<Option<crate::model::Pause>>,
+    /// The maintenance windows, as the store holds them.
+    windows: Mutex<std::sync::Arc<Vec<crate::model::OpenWindow>>>,
     last_heartbeat: Mutex<Option<DateTime<Utc>>>,
     /// How late the loop woke for its last slot, in ms (the watchdog's measure).
     loop_lag_ms: Mutex<Option<f64>>,
@@ -74,6 +76,7 @@ impl State {
     pub fn new(desired: DesiredState, pause: Option<crate::model::Pause>) -> Self {
         State {
             pause: Mutex::new(pause),
+            windows: Default::default(),
             control: tokio::sync::Mutex::new(()),
             firing: tokio::sync::Mutex::new(Firing::default()),
             loop_token: Mutex::new(None),
@@ -180,6 +183,15 @@ pub(crate) fn set_pause(engine: &Engine, pause: Option<crate::model::Pause>) {
     engine.inner.notifier.jobs_changed();
 }
 
+/// The maintenance windows, as this node knows them.
+pub(crate) fn windows(engine: &Engine) -> std::sync::Arc<Vec<crate::model::OpenWindow>> {
+    lock(&engine.inner.scheduler.windows).clone()
+}
+
+pub(crate) fn set_windows(engine: &Engine, windows: Vec<crate::model::OpenWindow>) {
+    *lock(&engine.inner.scheduler.windows) = std::sync::Arc::new(windows);
+}
+
 fn desired(engine: &Engine) -> DesiredState {
     *lock(&engine.inner.scheduler.desired)
 }
@@ -188,6 +200,7 @@ fn desired(engine: &Engine) -> DesiredState {
 /// starts or stops here too, without writing the intent again.
 pub(crate) async fn follow_desired(engine: &Engine) {
     engine.follow_pause().await;
+    engine.follow_windows().await;
     let stored = match engine.inner.store.desired_state().await {
         Ok(Some(d)) => d,
         Ok(None) => return,

@@ -254,6 +254,14 @@ interface! {
     /// Announced as a change of the operator's intent.
     fn swap_scheduler_pause(&self, from: Option<&str>, to: Option<&str>) -> Result<bool>;
 
+    /// Every maintenance window, by id.
+    fn list_windows(&self) -> Result<Vec<crate::model::Window>>;
+    /// Adds (`create`; false if its id exists) or replaces (false if there is none) a
+    /// window. Announced as a change of the operator's intent.
+    fn put_window(&self, w: &crate::model::Window, create: bool, now: DateTime<Utc>) -> Result<bool>;
+    /// Deletes a window; false if there was none. Announced likewise.
+    fn delete_window(&self, id: &str) -> Result<bool>;
+
     // ---- reading runs --------------------------------------------------------------
 
     fn get_run(&self, id: i64) -> Result<Option<Run>>;

@@ -156,6 +156,12 @@ where
     StoredJob::try_from(<JobRow as sqlx::FromRow<R>>::from_row(row)?)
 }
 
+/// A maintenance window from its stored definition.
+pub fn window(body: &str) -> Result<crate::model::Window> {
+    serde_json::from_str(body)
+        .map_err(|e| EngineError::Corrupt(format!("maintenance window {body:?}: {e}")))
+}
+
 /// An audit entry from any backend's row.
 pub fn audit<'r, R: sqlx::Row>(row: &'r R) -> Result<AuditEntry>
 where

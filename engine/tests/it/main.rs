@@ -10,6 +10,7 @@
 //! - [`brief`]: the CEO brief against a small OpenAI-compatible server.
 
 mod brief;
+mod controls;
 mod dst;
 mod http;
 mod scheduling;

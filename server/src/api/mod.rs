@@ -4,11 +4,13 @@
 //!
 //! - [`scheduler`]: status, start, stop, restart (the seed's routes).
 //! - [`jobs`]: jobs CRUD, run now (and the seed's self-heal and brief routes).
-//! - [`runs`]: run history and one run; the schedule preview.
+//! - [`runs`]: run history and one run, cancel and rerun; the schedule preview.
+//! - [`maintenance`]: maintenance windows CRUD.
 //! - [`session`]: log in and out.
 //! - [`probes`]: `/healthz`, `/readyz`.
 
 pub mod jobs;
+pub mod maintenance;
 pub mod probes;
 pub mod runs;
 pub mod scheduler;

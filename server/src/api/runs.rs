@@ -58,6 +58,8 @@ pub struct PreviewQuery {
     timezone: String,
     from: Option<String>,
     count: Option<usize>,
+    /// The job the preview is for: slots its pause or a maintenance window swallows say so.
+    job: Option<String>,
 }
 
 pub async fn schedule_preview(
@@ -69,6 +71,7 @@ pub async fn schedule_preview(
         &q.timezone,
         q.from.as_deref(),
         q.count.unwrap_or(5),
+        q.job.as_deref(),
     )?;
     let times: Vec<String> = preview
         .slots

@@ -151,7 +151,8 @@ fn target(path: &str, args: &serde_json::Value) -> String {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
         ["api", "jobs", id, ..] => return format!("job {id}"),
-        ["api", "runs", id, ..] => return format!("run {id}"),
+        ["api", "runs", id, ..] if id.parse::<i64>().is_ok() => return format!("run {id}"),
+        ["api", "maintenance", id, ..] => return format!("window {id}"),
         _ => {}
     }
     let arg = |k: &str| {

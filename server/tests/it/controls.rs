@@ -535,3 +535,166 @@ async fn the_cli_runs_with_params_cancels_pauses_and_resumes() {
     );
     assert!(json(&out.6)["paused"].is_null());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_windows_crud_with_precise_errors_and_a_live_window_swallows_slots() {
+    let app = spawn_app().await;
+    let job = json!({ "id": "tick", "kind": "noop", "schedule": "@every 1s" });
+    assert_eq!(app.send(Method::POST, "/api/jobs", Some(job)).await.0, 201);
+    for (body, field) in [
+        (
+            json!({ "id": "w", "name": "w", "schedule": "0 0 2 * * SUN", "duration": "0s" }),
+            "duration",
+        ),
+        (
+            json!({ "id": "w", "name": "w", "start": "2026-12-02T10:00:00Z", "end": "2026-12-02T09:00:00Z" }),
+            "end",
+        ),
+        (
+            json!({ "id": "w", "name": "w", "schedule": "0 0 2 * * SUN" }),
+            "duration",
+        ),
+        (
+            json!({ "id": "w", "schedule": "0 0 2 * * SUN", "duration": "2h" }),
+            "name",
+        ),
+        (
+            json!({ "id": "w", "name": "w", "schedule": "0 0 2 * * SUN", "duration": "2h", "jobs": ["ghost"] }),
+            "jobs",
+        ),
+        (
+            json!({ "id": "w", "name": "w", "schedule": "0 0 2 * * SUN", "duration": "2h", "when": "now" }),
+            "body",
+        ),
+    ] {
+        let (s, b) = app
+            .send(Method::POST, "/api/maintenance", Some(body.clone()))
+            .await;
+        assert_eq!(
+            (s, b["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{body} → {b}"
+        );
+    }
+    let (_, list) = app.send(Method::GET, "/api/maintenance", None).await;
+    assert_eq!(list, json!([]), "nothing was stored");
+
+    // A one-off window open now, for `tick`: its slots are skipped, saying so.
+    let now = chrono::Utc::now();
+    let window = json!({ "id": "deploy", "name": "Deploy freeze", "jobs": ["tick"],
+        "start": (now - chrono::Duration::seconds(5)).to_rfc3339(),
+        "end": (now + chrono::Duration::hours(1)).to_rfc3339() });
+    let (s, created) = app
+        .send(Method::POST, "/api/maintenance", Some(window.clone()))
+        .await;
+    assert_eq!(s, 201, "{created}");
+    assert_eq!(created["timezone"], "UTC");
+    let (s, _) = app
+        .send(Method::POST, "/api/maintenance", Some(window))
+        .await;
+    assert_eq!(s, 409);
+    let page = wait_for(
+        &app,
+        "/api/runs?job=tick&status=skipped",
+        Duration::from_secs(5),
+        |b| b["runs"].as_array().is_some_and(|r| !r.is_empty()),
+    )
+    .await;
+    assert_eq!(page["runs"][0]["error"], "maintenance: Deploy freeze");
+    // The preview says so too.
+    let (_, preview) = app
+        .send(
+            Method::GET,
+            "/api/schedule/preview?schedule=%40every%201s&job=tick&count=3",
+            None,
+        )
+        .await;
+    assert!(
+        preview["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["swallowed"] == "maintenance: Deploy freeze"),
+        "{preview}"
+    );
+
+    // Replaced with one that has ended: tick runs again.
+    let ended = json!({ "name": "Deploy freeze", "start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z" });
+    let (s, body) = app
+        .send(Method::PUT, "/api/maintenance/deploy", Some(ended))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let (_, got) = app.send(Method::GET, "/api/maintenance/deploy", None).await;
+    assert_eq!(got["end"], "2026-01-01T01:00:00Z");
+    let since = chrono::Utc::now();
+    wait_for(
+        &app,
+        "/api/runs?job=tick&status=succeeded",
+        Duration::from_secs(5),
+        |b| {
+            b["runs"].as_array().is_some_and(|r| {
+                r.iter().any(|r| {
+                    r["started_at"]
+                        .as_str()
+                        .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap() > since)
+                })
+            })
+        },
+    )
+    .await;
+    assert_eq!(
+        app.send(Method::DELETE, "/api/maintenance/deploy", None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        app.send(Method::DELETE, "/api/maintenance/deploy", None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        app.send(Method::GET, "/api/maintenance/deploy", None)
+            .await
+            .0,
+        404
+    );
+
+    // And from the CLI.
+    let u = app.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let add = cli(
+            &[
+                "maintenance",
+                "add",
+                "sundays",
+                "--name",
+                "Sunday backups",
+                "--schedule",
+                "0 0 2 * * SUN",
+                "--duration",
+                "2h",
+                "--timezone",
+                "Europe/Warsaw",
+            ],
+            &u,
+            KEY,
+        );
+        let list = cli(&["maintenance", "list"], &u, KEY);
+        let delete = cli(&["maintenance", "delete", "sundays"], &u, KEY);
+        (add, list, delete)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.0.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.0.stderr)
+    );
+    let list: Value = serde_json::from_slice(&out.1.stdout).unwrap();
+    assert_eq!(list[0]["timezone"], "Europe/Warsaw");
+    assert_eq!(list[0]["duration"], "2h");
+    assert_eq!(out.2.status.code(), Some(0));
+}

@@ -4,6 +4,7 @@
 
 use super::{notify, to_ms, PgStore};
 use crate::error::Result;
+use crate::model::Window;
 use chrono::{DateTime, Utc};
 
 /// Where the scheduler-wide pause is kept (`meta`).
@@ -118,5 +119,49 @@ impl PgStore {
         }
         tx.commit().await?;
         Ok(swapped)
+    }
+}
+
+impl PgStore {
+    pub async fn list_windows(&self) -> Result<Vec<Window>> {
+        let rows: Vec<String> = sqlx::query_scalar("SELECT body FROM maintenance ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|b| crate::store::rows::window(b)).collect()
+    }
+
+    pub async fn put_window(&self, w: &Window, create: bool, now: DateTime<Utc>) -> Result<bool> {
+        let body = serde_json::to_string(w).unwrap_or_default();
+        let mut tx = self.pool.begin().await?;
+        let done = if create {
+            sqlx::query("INSERT INTO maintenance (id, body, updated_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        } else {
+            sqlx::query("UPDATE maintenance SET body = $2, updated_ms = $3 WHERE id = $1")
+        }
+        .bind(&w.id)
+        .bind(body)
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await?;
+        let put = done.rows_affected() == 1;
+        if put {
+            notify(&mut *tx, "desired").await?;
+        }
+        tx.commit().await?;
+        Ok(put)
+    }
+
+    pub async fn delete_window(&self, id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM maintenance WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let deleted = done.rows_affected() == 1;
+        if deleted {
+            notify(&mut *tx, "desired").await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 }
