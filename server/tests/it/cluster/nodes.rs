@@ -405,3 +405,158 @@ async fn a_resigning_leader_records_the_slot_it_was_claiming() {
     assert_eq!(epochs, vec![epoch, newer], "two terms, no other");
     c.stop_all();
 }
+
+/// The operator's controls hold across nodes (the state is in the store): a run cancelled
+/// through a node it does not run on stops there (its process gone); a pause asked of a
+/// follower is kept by the leader — slots recorded `paused:` — and ends by itself; a
+/// pause of everything and a maintenance window likewise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancel_pause_and_maintenance_hold_across_nodes() {
+    let c = Cluster::start(2, TTL, &[]).await;
+    c.settled(SETTLE).await;
+    let (leader, _) = c.leader(SETTLE).await;
+    let follower = &c.nodes[1 - leader];
+    let pids = c.dir.path().join("cancel-pids");
+    std::fs::create_dir(&pids).unwrap();
+    let script = format!(
+        "trap '' TERM; echo $$ > '{}'/$ECHOPILOT_RUN_ID; sleep 120",
+        pids.display()
+    );
+    create(
+        &c,
+        json!({ "id": "sleeper", "kind": "shell", "schedule": "@every 24h", "overlap": "allow", "timeout_secs": 300, "params": { "argv": ["sh", "-c", script] } }),
+    )
+    .await;
+    // Runs until one executes on a node other than the one the cancel goes through.
+    let (run, pid, through) = within(SETTLE, || async {
+        c.any()
+            .send(Method::POST, "/api/jobs/sleeper/run", None)
+            .await;
+        for e in std::fs::read_dir(&pids).unwrap().flatten() {
+            let run: i64 = e.file_name().to_str()?.parse().ok()?;
+            let pid: i32 = std::fs::read_to_string(e.path())
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+            let (_, r) = c
+                .any()
+                .send(Method::GET, &format!("/api/runs/{run}"), None)
+                .await;
+            let other = c
+                .nodes
+                .iter()
+                .position(|n| n.id != r["node"].as_str().unwrap_or_default())?;
+            return Some((run, pid, other));
+        }
+        None
+    })
+    .await
+    .expect("a run starts");
+    let (s, body) = c.nodes[through]
+        .up()
+        .send(
+            Method::POST,
+            &format!("/api/runs/{run}/cancel"),
+            Some(json!({ "reason": "from the other node" })),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["status"], "cancelled");
+    assert!(
+        within(Duration::from_secs(5), || async { gone(pid).then_some(()) })
+            .await
+            .is_some(),
+        "the run's process on the other node outlived the cancel"
+    );
+
+    // A pause asked of the follower: the leader records the slots it swallows.
+    create(
+        &c,
+        json!({ "id": "tick", "kind": "noop", "schedule": "@every 1s", "misfire": "run_once" }),
+    )
+    .await;
+    let (s, job) = follower
+        .up()
+        .send(
+            Method::POST,
+            "/api/jobs/tick/pause",
+            Some(json!({ "reason": "replica lag", "for": "3s" })),
+        )
+        .await;
+    assert_eq!(s, 200, "{job}");
+    let leader_id = c.nodes[leader].id.clone();
+    let seen = within(SETTLE, || async {
+        let runs: Vec<(String, String)> = sqlx::query_as(
+            "SELECT error, node FROM runs WHERE job_id = 'tick' AND status = 'skipped' AND error LIKE 'paused: replica lag%'",
+        )
+        .fetch_all(&c.db)
+        .await
+        .unwrap();
+        (!runs.is_empty()).then_some(runs)
+    })
+    .await
+    .expect("the leader records the swallowed slots");
+    assert!(seen.iter().all(|(_, node)| *node == leader_id), "{seen:?}");
+    // It ends by itself, seen from both nodes.
+    for node in &c.nodes {
+        let done = within(SETTLE, || async {
+            let (_, j) = node.up().send(Method::GET, "/api/jobs/tick", None).await;
+            j["paused"].is_null().then_some(())
+        })
+        .await;
+        assert!(done.is_some(), "{} still sees tick paused", node.name);
+    }
+
+    // Everything paused through the follower: the leader's status says so, and resumes.
+    let (s, status) = follower
+        .up()
+        .send(
+            Method::POST,
+            "/api/automations/stop",
+            Some(json!({ "reason": "failover drill" })),
+        )
+        .await;
+    assert_eq!(s, 200, "{status}");
+    let s = c.nodes[leader]
+        .up()
+        .wait_status(SETTLE, |s| s["paused"]["reason"] == "failover drill")
+        .await;
+    assert_eq!(s["paused"]["by"], "key");
+    c.nodes[leader]
+        .up()
+        .send(Method::POST, "/api/automations/start", None)
+        .await;
+    follower
+        .up()
+        .wait_status(SETTLE, |s| s["paused"].is_null())
+        .await;
+
+    // A maintenance window made on the follower holds on the leader.
+    let now = chrono::Utc::now();
+    let (s, body) = follower
+        .up()
+        .send(
+            Method::POST,
+            "/api/maintenance",
+            Some(json!({ "id": "freeze", "name": "Freeze", "jobs": ["tick"],
+                "start": (now - chrono::Duration::seconds(1)).to_rfc3339(),
+                "end": (now + chrono::Duration::hours(1)).to_rfc3339() })),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let held = within(SETTLE, || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM runs WHERE job_id = 'tick' AND error = 'maintenance: Freeze'",
+        )
+        .fetch_one(&c.db)
+        .await
+        .unwrap();
+        (n > 0).then_some(())
+    })
+    .await;
+    assert!(
+        held.is_some(),
+        "the leader never held tick's slots for the window"
+    );
+}
