@@ -1018,7 +1018,7 @@ pub fn MaintenancePage() -> impl IntoView {
     view! {
         <Title text="Maintenance · EchoPilot" />
         <Layout>
-            <section class="card">
+            <section class="card" data-testid="maintenance">
                 <h2>"Maintenance windows"</h2>
                 <p class="muted">"While a window is open its jobs do not run: each slot it swallows is recorded as skipped, saying which window. The job editor's preview marks them."</p>
                 {loaded(windows, move |rows| if rows.is_empty() {

@@ -129,3 +129,36 @@ test('run with params from the job page: shown on the run; an unknown param is r
   expect(run.params).toEqual({ duration_ms: 5 });
   expect(run.status).toBe('succeeded');
 });
+
+test('add a maintenance window and see the job editor preview mark the slots it swallows', async ({ page, request }) => {
+  await login(page);
+  await go(page, '/maintenance');
+  const form = page.getByTestId('window-form');
+  await form.getByLabel('Id').fill('e2e-freeze');
+  await form.getByLabel('Name').fill('Release freeze');
+  await form.getByLabel('Kind').selectOption('once');
+  const now = Date.now();
+  await form.getByLabel('Start (RFC 3339)').fill(new Date(now - 60_000).toISOString());
+  await form.getByLabel('End (RFC 3339)').fill(new Date(now + 3_600_000).toISOString());
+  await form.getByLabel(/^Jobs/).fill('e2e-tick');
+  await form.getByTestId('add-window').click();
+  await expect(page.getByTestId('toasts')).toContainText('Window e2e-freeze added');
+  await expect(page.locator('[data-testid="window-row"][data-window="e2e-freeze"]')).toContainText('Release freeze');
+
+  await go(page, '/jobs/e2e-tick');
+  const marks = page.getByTestId('preview').getByTestId('swallowed');
+  await expect(marks).toHaveCount(5);
+  await expect(marks.first()).toContainText('maintenance: Release freeze');
+  // The ledger says it too.
+  await expect
+    .poll(async () => {
+      const runs = (await (await request.get('/api/runs?job=e2e-tick&status=skipped', { headers: H })).json()).runs;
+      return runs.some((r: { error: string }) => r.error === 'maintenance: Release freeze');
+    })
+    .toBe(true);
+
+  await go(page, '/maintenance');
+  await page.locator('[data-testid="window-row"][data-window="e2e-freeze"]').getByRole('button', { name: 'Delete' }).click();
+  await expect(page.getByTestId('toasts')).toContainText('Window deleted');
+  await expect(page.locator('[data-testid="window-row"]')).toHaveCount(0);
+});

@@ -83,6 +83,7 @@ export const PAGES: [string, string, string][] = [
   ['briefs', '/briefs', 'brief'],
   ['finance', '/finance', 'finance-chart'],
   ['metrics', '/metrics', 'metrics'],
+  ['maintenance', '/maintenance', 'maintenance'],
   ['audit', '/audit', 'audit'],
   ['nodes', '/nodes', 'nodes'],
 ];

@@ -117,6 +117,7 @@ conformance!(
     day_figures_are_counted_with_nearest_rank_percentiles,
     intent_heartbeats_facts_and_audit_round_trip,
     jobs_are_unique_by_id_and_keep_their_cursor,
+    operator_controls_are_compare_and_set,
 );
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
@@ -379,6 +380,151 @@ mod contracts {
             None,
             "none left"
         );
+    }
+
+    pub async fn operator_controls_are_compare_and_set(b: &Backend) {
+        let store = b.open().await;
+        let epoch = b.lead(&store, "n1").await;
+        // Cancel: a queued or running run, once; never an ended one.
+        store
+            .insert_job(&job("q", Overlap::Queue), at(8, 0))
+            .await
+            .unwrap();
+        let Claim::Run(running) = store
+            .claim_slot(&claim("q", at(9, 1), Overlap::Queue, epoch))
+            .await
+            .unwrap()
+        else {
+            panic!("the first claim runs")
+        };
+        let Claim::Queued(queued) = store
+            .claim_slot(&claim("q", at(9, 2), Overlap::Queue, epoch))
+            .await
+            .unwrap()
+        else {
+            panic!("the second waits")
+        };
+        assert!(store
+            .cancel_run(queued, "cancelled by key", at(9, 3))
+            .await
+            .unwrap());
+        assert!(store
+            .cancel_run(running, "cancelled by key: x", at(9, 3))
+            .await
+            .unwrap());
+        assert!(
+            !store.cancel_run(running, "again", at(9, 4)).await.unwrap(),
+            "ended already"
+        );
+        assert_eq!(status_of(&store, queued).await, RunStatus::Cancelled);
+        let run = store.get_run(running).await.unwrap().unwrap();
+        assert_eq!(run.error.as_deref(), Some("cancelled by key: x"));
+        assert!(
+            !end(&store, running, RunStatus::Succeeded, at(9, 5)).await,
+            "a late end is refused"
+        );
+        store.keep_log(running, "the whole log\n").await.unwrap();
+        assert_eq!(
+            store.run_log(running).await.unwrap().as_deref(),
+            Some("the whole log\n")
+        );
+        assert_eq!(
+            store.start_queued("q", "n1", at(9, 6)).await.unwrap(),
+            None,
+            "a cancelled run never starts"
+        );
+        let done = start(&store, "q", "n1", at(9, 0)).await;
+        assert!(end(&store, done, RunStatus::Succeeded, at(9, 1)).await);
+        assert!(!store.cancel_run(done, "late", at(9, 2)).await.unwrap());
+        assert_eq!(status_of(&store, done).await, RunStatus::Succeeded);
+        // Params and reruns are kept with the run.
+        let rerun = store
+            .start_run(&NewRun {
+                job_id: "q",
+                overlap: Overlap::Allow,
+                trigger: Trigger::Rerun,
+                attempt: 1,
+                started_at: at(9, 7),
+                node: "n1",
+                params: Some(r#"{"n":2}"#),
+                rerun_of: Some(done),
+            })
+            .await
+            .unwrap();
+        let r = store.get_run(rerun).await.unwrap().unwrap();
+        assert_eq!((r.trigger, r.rerun_of), (Trigger::Rerun, Some(done)));
+        assert_eq!(r.params, Some(serde_json::json!({ "n": 2 })));
+        assert_eq!(store.reruns_of(done).await.unwrap(), vec![rerun]);
+        // A job's pause and the scheduler's: replaced only from what the caller saw.
+        assert!(store
+            .swap_job_pause("q", None, Some("p1"), at(9, 8))
+            .await
+            .unwrap());
+        assert!(
+            !store
+                .swap_job_pause("q", None, Some("p2"), at(9, 8))
+                .await
+                .unwrap(),
+            "stale"
+        );
+        assert!(store
+            .swap_job_pause("q", Some("p1"), None, at(9, 8))
+            .await
+            .unwrap());
+        assert!(!store
+            .swap_job_pause("ghost", None, Some("p"), at(9, 8))
+            .await
+            .unwrap());
+        assert!(store.swap_scheduler_pause(None, Some("a")).await.unwrap());
+        assert!(
+            !store.swap_scheduler_pause(None, Some("b")).await.unwrap(),
+            "one is in force"
+        );
+        assert!(store
+            .swap_scheduler_pause(Some("a"), Some("b"))
+            .await
+            .unwrap());
+        assert_eq!(store.scheduler_pause().await.unwrap().as_deref(), Some("b"));
+        assert!(
+            !store.swap_scheduler_pause(Some("a"), None).await.unwrap(),
+            "stale"
+        );
+        assert!(store.swap_scheduler_pause(Some("b"), None).await.unwrap());
+        assert_eq!(store.scheduler_pause().await.unwrap(), None);
+        // Windows: added once, replaced and deleted only when there.
+        let w = engine::WindowSpec {
+            id: Some("w".into()),
+            name: Some("W".into()),
+            start: Some("2026-03-02T09:00:00Z".into()),
+            end: Some("2026-03-02T10:00:00Z".into()),
+            ..Default::default()
+        }
+        .check(None)
+        .unwrap()
+        .window;
+        assert!(store.put_window(&w, true, at(9, 9)).await.unwrap());
+        assert!(
+            !store.put_window(&w, true, at(9, 9)).await.unwrap(),
+            "exists"
+        );
+        assert!(store.put_window(&w, false, at(9, 9)).await.unwrap());
+        assert_eq!(store.list_windows().await.unwrap(), vec![w.clone()]);
+        assert!(store.delete_window("w").await.unwrap());
+        assert!(!store.delete_window("w").await.unwrap());
+        assert!(
+            !store.put_window(&w, false, at(9, 9)).await.unwrap(),
+            "gone"
+        );
+        // The runs filter's lower bound.
+        let newer = store
+            .list_runs(&RunQuery {
+                after: Some(done),
+                limit: 500,
+                ..RunQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(newer.iter().map(|r| r.id).collect::<Vec<_>>(), vec![rerun]);
     }
 
     pub async fn an_end_is_recorded_only_while_the_run_is_running(b: &Backend) {

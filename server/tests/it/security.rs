@@ -435,7 +435,25 @@ async fn logins_failures_logouts_and_wrong_keys_are_audited_with_the_actor_from_
         .send()
         .await
         .unwrap();
+    assert_eq!(r.status(), 422, "the dashboard's delete needs a reason");
+    let r = c
+        .post(format!("{}/api/fn/delete_job", app.url))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("id", "victim"), ("reason", "replaced by v2")]))
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
+    // A job edit is recorded with what it changed, field by field, secrets masked.
+    let (s, _) = app
+        .send(
+            reqwest::Method::PATCH,
+            "/api/jobs/saved",
+            Some(serde_json::json!({ "timeout_secs": 90, "params": { "password": "pw-audit-2", "n": 2 } })),
+        )
+        .await;
+    assert_eq!(s, 200);
     // A client calling itself the CLI is still just the key.
     let r = c
         .post(format!("{}/api/automations/start", app.url))
@@ -465,8 +483,32 @@ async fn logins_failures_logouts_and_wrong_keys_are_audited_with_the_actor_from_
     assert_eq!(find("GET /api/jobs")["actor"], "wrong key");
     assert_eq!(find("login failed")["status"], 401);
     assert_eq!(find("login")["actor"], "key");
-    let delete = find("POST /api/fn/delete_job");
+    let delete = entries
+        .iter()
+        .find(|e| e["action"] == "POST /api/fn/delete_job" && e["status"] == 200)
+        .unwrap_or_else(|| panic!("no delete in {audit}"));
     assert_eq!(delete["target"], "job victim");
+    assert!(
+        delete["details"]
+            .as_str()
+            .unwrap()
+            .contains("replaced by v2"),
+        "{delete}"
+    );
+    let edit = find("PATCH /api/jobs/saved");
+    let changed: serde_json::Value =
+        serde_json::from_str(edit["details"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        changed["changed"]["timeout_secs"],
+        serde_json::json!({ "from": 60, "to": 90 }),
+        "{edit}"
+    );
+    assert_eq!(
+        changed["changed"]["params.n"],
+        serde_json::json!({ "from": 1, "to": 2 }),
+        "{edit}"
+    );
+    assert!(!edit.to_string().contains("pw-audit-2"), "{edit}");
     assert!(
         delete["actor"].as_str().unwrap().starts_with("session "),
         "{delete}"
