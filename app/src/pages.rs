@@ -673,17 +673,22 @@ pub fn RunsPage() -> impl IntoView {
 fn BulkBar(job: String, status: String, bulk: ServerAction<BulkRuns>) -> impl IntoView {
     // The action asked about and how many runs it would touch.
     let asked = RwSignal::new(None::<(String, usize, bool)>);
+    let asking = RwSignal::new(String::new());
     let count = ServerAction::<BulkRuns>::new();
     Effect::new(move |_| {
         if let Some(Ok(c)) = count.value().get() {
-            let action = count
-                .input()
-                .get_untracked()
-                .map(|i| i.action)
-                .unwrap_or_default();
-            asked.set(Some((action, c.count, c.more)));
+            asked.set(Some((asking.get_untracked(), c.count, c.more)));
         }
     });
+    let ask = move |action: &str, job: String, status: String| {
+        asking.set(action.to_string());
+        count.dispatch(BulkRuns {
+            action: action.into(),
+            job,
+            status,
+            dry_run: true,
+        });
+    };
     Effect::new(move |_| match bulk.value().get() {
         Some(Ok(c)) => {
             toast(format!("{} runs done", c.count), true);
@@ -702,8 +707,8 @@ fn BulkBar(job: String, status: String, bulk: ServerAction<BulkRuns>) -> impl In
     );
     view! {
         <div class="bulk" data-testid="bulk">
-            <button data-testid="bulk-cancel" on:click=move |_| { count.dispatch(BulkRuns { action: "cancel".into(), job: j1.clone(), status: s1.clone(), dry_run: true }); }>"Cancel all matching…"</button>
-            <button data-testid="bulk-rerun" on:click=move |_| { count.dispatch(BulkRuns { action: "rerun".into(), job: j2.clone(), status: s2.clone(), dry_run: true }); }>"Rerun all matching…"</button>
+            <button data-testid="bulk-cancel" on:click=move |_| ask("cancel", j1.clone(), s1.clone())>"Cancel all matching…"</button>
+            <button data-testid="bulk-rerun" on:click=move |_| ask("rerun", j2.clone(), s2.clone())>"Rerun all matching…"</button>
             {move || asked.get().map(|(action, n, more)| {
                 let (job, status, act) = (j3.clone(), s3.clone(), action.clone());
                 let verb = if action == "cancel" { "Cancel" } else { "Rerun" };

@@ -134,9 +134,9 @@ test('add a maintenance window and see the job editor preview mark the slots it 
   await login(page);
   await go(page, '/maintenance');
   const form = page.getByTestId('window-form');
-  await form.getByLabel('Id').fill('e2e-freeze');
-  await form.getByLabel('Name').fill('Release freeze');
-  await form.getByLabel('Kind').selectOption('once');
+  await form.getByLabel('Id', { exact: true }).fill('e2e-freeze');
+  await form.getByLabel('Name', { exact: true }).fill('Release freeze');
+  await form.getByLabel('Kind', { exact: true }).selectOption('once');
   const now = Date.now();
   await form.getByLabel('Start (RFC 3339)').fill(new Date(now - 60_000).toISOString());
   await form.getByLabel('End (RFC 3339)').fill(new Date(now + 3_600_000).toISOString());
