@@ -432,7 +432,11 @@ pub fn RunsTable(
                                 }}</td>
                             })}
                         </tr>
-                        {r.error.map(|e| view! { <tr class="error-row"><td></td><td colspan=cols class="error">{e}</td></tr> })}
+                        {r.error.map(|e| {
+                            // A slot skipped on purpose (a pause, a window) is no error.
+                            let deliberate = e.starts_with("paused:") || e.starts_with("maintenance:");
+                            view! { <tr class="error-row"><td></td><td colspan=cols class=if deliberate { "muted" } else { "error" }>{e}</td></tr> }
+                        })}
                     }}).collect_view()}
                 </tbody>
             </table>

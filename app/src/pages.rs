@@ -488,8 +488,8 @@ fn JobFormView(form: JobForm, original: String) -> impl IntoView {
             <div class="field">
                 <label for="id">"Id"</label>
                 <input id="id" name="id" value=form.id.clone() required readonly=editing
-                    pattern="[a-z0-9][a-z0-9_\\-]*" aria-describedby="id-help" />
-                <small id="id-help" class="muted">"Lowercase letters, digits, - and _."</small>
+                    pattern="[a-z0-9][a-z0-9\\-]*" maxlength="64" aria-describedby="id-help" />
+                <small id="id-help" class="muted">"Lowercase letters, digits and -; at most 64."</small>
             </div>
             <div class="field">
                 <label for="name">"Name"</label>

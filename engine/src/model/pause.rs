@@ -39,6 +39,9 @@ impl PauseRequest {
     /// The pause this asks for, made `now` by `by`: a reason is required; `until` must lie
     /// ahead and `for` be a duration such as `90s`, `2h` or `1h 30m`, not both.
     pub fn pause(&self, by: &str, now: DateTime<Utc>) -> Result<Pause, ValidationError> {
+        use chrono::SubsecRound;
+        // Kept to the millisecond, as every other time in the store.
+        let now = now.trunc_subsecs(3);
         let reason = valid_reason(self.reason.as_deref())?;
         let until = match (self.until.as_deref(), self.for_.as_deref()) {
             (Some(_), Some(_)) => {
@@ -54,7 +57,8 @@ impl PauseRequest {
                             ),
                         )
                     })?
-                    .with_timezone(&Utc);
+                    .with_timezone(&Utc)
+                    .trunc_subsecs(3);
                 if at <= now {
                     return Err(invalid(
                         "until",
@@ -143,7 +147,7 @@ impl Pause {
                 "paused: {} (by {}, until {})",
                 self.reason,
                 self.by,
-                u.to_rfc3339()
+                u.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
             ),
             None => format!("paused: {} (by {})", self.reason, self.by),
         }
