@@ -427,32 +427,30 @@ async fn cancel_pause_and_maintenance_hold_across_nodes() {
         json!({ "id": "sleeper", "kind": "shell", "schedule": "@every 24h", "overlap": "allow", "timeout_secs": 300, "params": { "argv": ["sh", "-c", script] } }),
     )
     .await;
-    // Runs until one executes on a node other than the one the cancel goes through.
-    let (run, pid, through) = within(SETTLE, || async {
-        c.any()
-            .send(Method::POST, "/api/jobs/sleeper/run", None)
-            .await;
-        for e in std::fs::read_dir(&pids).unwrap().flatten() {
-            let run: i64 = e.file_name().to_str()?.parse().ok()?;
-            let pid: i32 = std::fs::read_to_string(e.path())
-                .ok()?
-                .trim()
-                .parse()
-                .ok()?;
-            let (_, r) = c
-                .any()
-                .send(Method::GET, &format!("/api/runs/{run}"), None)
-                .await;
-            let other = c
-                .nodes
-                .iter()
-                .position(|n| n.id != r["node"].as_str().unwrap_or_default())?;
-            return Some((run, pid, other));
-        }
-        None
+    // One run; the cancel goes through the node it does not run on.
+    let (_, started) = c
+        .any()
+        .send(Method::POST, "/api/jobs/sleeper/run", None)
+        .await;
+    let run = started["run"]["id"].as_i64().expect("a run id");
+    let pid: i32 = within(SETTLE, || async {
+        std::fs::read_to_string(pids.join(run.to_string()))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     })
     .await
-    .expect("a run starts");
+    .expect("the run starts");
+    let (_, r) = c
+        .any()
+        .send(Method::GET, &format!("/api/runs/{run}"), None)
+        .await;
+    let through = c
+        .nodes
+        .iter()
+        .position(|n| n.id != r["node"].as_str().unwrap_or_default())
+        .expect("a node the run is not on");
     let (s, body) = c.nodes[through]
         .up()
         .send(
