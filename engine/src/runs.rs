@@ -343,12 +343,6 @@ impl Engine {
         self.inner.store.stuck_runs(self.now(), grace).await
     }
 
-    /// Ends a stuck run as `cancelled` with `reason`, stopping its work; false when it
-    /// had already ended (its own end then stands).
-    pub async fn cancel_stuck(&self, id: i64, reason: &str) -> Result<bool> {
-        self.cancel(id, reason).await
-    }
-
     /// Deletes ended runs and audit entries older than `cutoff` (keeping the newest
     /// `keep_last` runs of every job) and event-log files dated before it; reclaims the
     /// space when runs went.

@@ -151,7 +151,7 @@ pub async fn run(ctx: JobContext) -> JobResult {
             for r in &stuck {
                 let why = "cancelled by self-heal: still running long after its timeout";
                 // Only if still running: a run that ended meanwhile keeps its own end.
-                if engine.cancel_stuck(r.id, why).await.unwrap_or(false) {
+                if engine.cancel(r.id, why).await.unwrap_or(false) {
                     cancelled += 1;
                 }
             }
