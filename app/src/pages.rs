@@ -204,7 +204,7 @@ pub fn JobsPage() -> impl IntoView {
                     <a class="button primary" href="/jobs/new" data-testid="new-job">"New job"</a>
                 </LiveHead>
                 <Show when=move || pausing_all.get()>
-                    <PauseForm id=String::new() pause done=pausing_all />
+                    <PauseForm id=String::new() pause open=pausing_all />
                 </Show>
                 {loaded(jobs, move |page| view! {
                     <div class="table-wrap">
@@ -295,9 +295,9 @@ fn JobLine(job: JobRow, actions: JobActions) -> impl IntoView {
                     <td colspan="6">
                         {match ask {
                             Ask::Pause => {
-                                let done = RwSignal::new(true);
-                                Effect::new(move |_| if !done.get() { asking.set(None) });
-                                view! { <PauseForm id pause done /> }.into_any()
+                                let open = RwSignal::new(true);
+                                Effect::new(move |_| if !open.get() { asking.set(None) });
+                                view! { <PauseForm id pause open /> }.into_any()
                             }
                             Ask::Disable => view! {
                                 <ReasonForm what="Disable" testid="confirm-disable" danger=false
@@ -349,9 +349,9 @@ fn ReasonForm(
 }
 
 /// Pause job `id` (or everything, when empty): why, for how long, and whether to cancel
-/// the runs in flight (they finish otherwise). Sets `done` to false when sent or kept.
+/// the runs in flight (they finish otherwise). Sets `open` to false when sent or kept.
 #[component]
-fn PauseForm(id: String, pause: ServerAction<Pause>, done: RwSignal<bool>) -> impl IntoView {
+fn PauseForm(id: String, pause: ServerAction<Pause>, open: RwSignal<bool>) -> impl IntoView {
     let reason = RwSignal::new(String::new());
     let for_ = RwSignal::new(String::new());
     let cancel_running = RwSignal::new(false);
@@ -365,7 +365,7 @@ fn PauseForm(id: String, pause: ServerAction<Pause>, done: RwSignal<bool>) -> im
                 for_: for_.get_untracked(),
                 cancel_running: cancel_running.get_untracked(),
             });
-            done.set(false);
+            open.set(false);
         }>
             <strong>{if all { "Pause everything" } else { "Pause" }}</strong>
             <label>"Why? "
@@ -379,7 +379,7 @@ fn PauseForm(id: String, pause: ServerAction<Pause>, done: RwSignal<bool>) -> im
                 " cancel runs in flight (otherwise they finish)"
             </label>
             <button type="submit" class="primary" data-testid="confirm-pause">"Pause"</button>
-            <button type="button" on:click=move |_| done.set(false)>"Keep running"</button>
+            <button type="button" on:click=move |_| open.set(false)>"Keep running"</button>
         </form>
     }
 }

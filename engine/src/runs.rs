@@ -143,14 +143,11 @@ impl Engine {
         if run.status.is_finished() {
             return Err(ended(run.status));
         }
-        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
-        if reason.is_some_and(|r| r.chars().count() > 500) {
-            return Err(ValidationError {
-                field: "reason".into(),
-                message: "longer than 500 characters".into(),
-            }
-            .into());
-        }
+        // Optional here; when given, held to the same rules as every reason.
+        let reason = match reason.map(str::trim).filter(|r| !r.is_empty()) {
+            Some(r) => Some(crate::model::pause::valid_reason(Some(r))?),
+            None => None,
+        };
         let error = match reason {
             Some(r) => format!("cancelled by {by}: {r}"),
             None => format!("cancelled by {by}"),
