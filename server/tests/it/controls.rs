@@ -7,27 +7,6 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-/// Waits until `pred` holds for `GET path`, up to `within`; answers the last body.
-async fn wait_for(
-    http: &Http,
-    path: &str,
-    within: Duration,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let (_, body) = http.send(Method::GET, path, None).await;
-        if pred(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path} never matched; last: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn alive(pid: i32) -> bool {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }
@@ -90,16 +69,16 @@ async fn cancelling_a_shell_job_kills_its_process_group_even_a_child_ignoring_si
     }
     // The killed program's exit reached the runner, whose record was refused: the
     // cancel stands, and the log it printed is kept.
-    let run = wait_for(
-        &server,
-        &format!("/api/runs/{id}/log"),
-        Duration::from_secs(5),
-        |b| {
-            b.as_str()
-                .is_some_and(|t| t.contains("started") && t.contains("cancelled"))
-        },
-    )
-    .await;
+    let run = server
+        .wait_for(
+            &format!("/api/runs/{id}/log"),
+            Duration::from_secs(5),
+            |b| {
+                b.as_str()
+                    .is_some_and(|t| t.contains("started") && t.contains("cancelled"))
+            },
+        )
+        .await;
     assert!(run.as_str().unwrap().contains("cancelled"), "{run}");
     let (_, after) = server
         .send(Method::GET, &format!("/api/runs/{id}"), None)
@@ -154,13 +133,11 @@ async fn cancelling_an_http_job_aborts_its_request_to_a_slow_server() {
     assert_eq!(s, 201, "{body}");
     let (_, body) = server.send(Method::POST, "/api/jobs/slow/run", None).await;
     let id = body["run"]["id"].as_i64().unwrap();
-    wait_for(
-        &server,
-        &format!("/api/runs/{id}"),
-        Duration::from_secs(5),
-        |r| r["status"] == "running",
-    )
-    .await;
+    server
+        .wait_for(&format!("/api/runs/{id}"), Duration::from_secs(5), |r| {
+            r["status"] == "running"
+        })
+        .await;
     let (s, run) = server
         .send(Method::POST, &format!("/api/runs/{id}/cancel"), None)
         .await;
@@ -315,12 +292,9 @@ async fn bulk_cancel_takes_the_runs_filter_counts_first_and_refuses_a_bad_filter
         )
         .await;
     assert_eq!(cancelled["runs"].as_array().unwrap().len(), 50);
-    wait_for(
-        &app,
-        "/api/automations/status",
-        Duration::from_secs(5),
-        |s| s["active_runs"] == 0,
-    )
+    app.wait_for("/api/automations/status", Duration::from_secs(5), |s| {
+        s["active_runs"] == 0
+    })
     .await;
 }
 
@@ -382,13 +356,13 @@ async fn a_pause_with_an_end_swallows_slots_visibly_and_ends_by_itself_across_a_
     let until = job["paused"]["until"].as_str().unwrap().to_string();
     let since = job["paused"]["since"].as_str().unwrap().to_string();
     // A slot swallowed, then a restart in the middle of the pause.
-    wait_for(
-        &server,
-        "/api/runs?job=tick&status=skipped",
-        Duration::from_secs(5),
-        |b| b["runs"].as_array().is_some_and(|r| !r.is_empty()),
-    )
-    .await;
+    server
+        .wait_for(
+            "/api/runs?job=tick&status=skipped",
+            Duration::from_secs(5),
+            |b| b["runs"].as_array().is_some_and(|r| !r.is_empty()),
+        )
+        .await;
     server.signal(nix::sys::signal::Signal::SIGTERM as i32);
     assert!(server.wait_exit(Duration::from_secs(10)).success());
     let data_dir = server.data_dir.clone();
@@ -398,22 +372,23 @@ async fn a_pause_with_an_end_swallows_slots_visibly_and_ends_by_itself_across_a_
     })
     .unwrap();
     // It ends by itself, and the job runs again.
-    let job = wait_for(&server, "/api/jobs/tick", Duration::from_secs(10), |j| {
-        j["paused"].is_null()
-    })
-    .await;
+    let job = server
+        .wait_for("/api/jobs/tick", Duration::from_secs(10), |j| {
+            j["paused"].is_null()
+        })
+        .await;
     assert!(job["paused"].is_null());
-    wait_for(
-        &server,
-        "/api/runs?job=tick&status=succeeded",
-        Duration::from_secs(5),
-        |b| {
-            b["runs"]
-                .as_array()
-                .is_some_and(|r| r.iter().any(|r| r["trigger"] == "schedule"))
-        },
-    )
-    .await;
+    server
+        .wait_for(
+            "/api/runs?job=tick&status=succeeded",
+            Duration::from_secs(5),
+            |b| {
+                b["runs"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|r| r["trigger"] == "schedule"))
+            },
+        )
+        .await;
     let (_, page) = server
         .send(Method::GET, "/api/runs?job=tick&limit=100", None)
         .await;
@@ -593,13 +568,13 @@ async fn maintenance_windows_crud_with_precise_errors_and_a_live_window_swallows
         .send(Method::POST, "/api/maintenance", Some(window))
         .await;
     assert_eq!(s, 409);
-    let page = wait_for(
-        &app,
-        "/api/runs?job=tick&status=skipped",
-        Duration::from_secs(5),
-        |b| b["runs"].as_array().is_some_and(|r| !r.is_empty()),
-    )
-    .await;
+    let page = app
+        .wait_for(
+            "/api/runs?job=tick&status=skipped",
+            Duration::from_secs(5),
+            |b| b["runs"].as_array().is_some_and(|r| !r.is_empty()),
+        )
+        .await;
     assert_eq!(page["runs"][0]["error"], "maintenance: Deploy freeze");
     // The preview says so too.
     let (_, preview) = app
@@ -627,8 +602,7 @@ async fn maintenance_windows_crud_with_precise_errors_and_a_live_window_swallows
     let (_, got) = app.send(Method::GET, "/api/maintenance/deploy", None).await;
     assert_eq!(got["end"], "2026-01-01T01:00:00Z");
     let since = chrono::Utc::now();
-    wait_for(
-        &app,
+    app.wait_for(
         "/api/runs?job=tick&status=succeeded",
         Duration::from_secs(5),
         |b| {

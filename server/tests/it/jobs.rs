@@ -191,23 +191,6 @@ async fn schedule_preview_lists_slots_in_utc_and_names_bad_fields() {
     assert_eq!(body["error"]["field"], "count");
 }
 
-async fn wait_for<F: Fn(&Value) -> bool>(
-    app: &crate::support::TestServer,
-    path: &str,
-    within: Duration,
-    pred: F,
-) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let (_, v) = app.send(Method::GET, path, None).await;
-        if pred(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{path} never matched: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_with_fifty_runs_in_flight_loses_and_duplicates_nothing() {
     // An HTTP endpoint that accepts and never answers, so HTTP runs stay in flight.
@@ -258,21 +241,21 @@ async fn kill_9_with_fifty_runs_in_flight_loses_and_duplicates_nothing() {
         assert_eq!(s, 202, "{body}");
         dispatched.push(body["run"]["id"].as_i64().unwrap());
     }
-    let live = wait_for(
-        &app,
-        "/api/runs?status=running&limit=500",
-        Duration::from_secs(10),
-        |v| {
-            v["runs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|r| ours(r))
-                .count()
-                == 50
-        },
-    )
-    .await;
+    let live = app
+        .wait_for(
+            "/api/runs?status=running&limit=500",
+            Duration::from_secs(10),
+            |v| {
+                v["runs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|r| ours(r))
+                    .count()
+                    == 50
+            },
+        )
+        .await;
     let kinds: std::collections::BTreeSet<&str> = live["runs"]
         .as_array()
         .unwrap()
@@ -329,8 +312,7 @@ async fn sigterm_with_runs_in_flight_gives_them_the_grace_then_interrupts_and_ex
         app.send(Method::POST, &format!("/api/jobs/{job}/run"), None)
             .await;
     }
-    wait_for(
-        &app,
+    app.wait_for(
         "/api/runs?status=running&limit=500",
         Duration::from_secs(10),
         |v| v["runs"].as_array().unwrap().len() == 10,

@@ -337,6 +337,27 @@ impl Http {
         (status, r.text().await.unwrap_or_default())
     }
 
+    /// Polls `GET path` until `pred` holds for its body, up to `within`; answers the body.
+    pub async fn wait_for(
+        &self,
+        path: &str,
+        within: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (_, body) = self.send(reqwest::Method::GET, path, None).await;
+            if pred(&body) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} never matched; last: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Polls `GET /api/automations/status` until `pred` holds, up to `within`.
     pub async fn wait_status(
         &self,
