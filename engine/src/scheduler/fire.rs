@@ -67,11 +67,11 @@ pub(crate) async fn run_loop(engine: &Engine, token: CancellationToken) {
         // A pause that ended is resumed by the leader (its catch-up run with it); one whose
         // resume is still to come (another node leads, or the store refused) is tried again
         // at the next wake, not spun on.
-        let pause_end = crate::pause::next_end(engine);
+        let mut pause_end = crate::pause::next_end(engine);
         if pause_end.is_some_and(|end| end <= engine.now()) {
             crate::pause::resume_ended(engine).await;
+            pause_end = crate::pause::next_end(engine).filter(|end| *end > engine.now());
         }
-        let pause_end = crate::pause::next_end(engine).filter(|end| *end > engine.now());
         let at = |t: DateTime<Utc>| {
             let wait = (t - engine.now()).to_std().unwrap_or(Duration::ZERO);
             tokio::time::Instant::now() + wait

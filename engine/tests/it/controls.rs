@@ -23,6 +23,20 @@ fn job(id: &str) -> JobSpec {
     }
 }
 
+/// The six half-hour slots from midnight UTC on the night of the change, as the preview of
+/// `job` shows them.
+fn preview_night(h: &TestEngine, job: &str) -> engine::SchedulePreview {
+    h.engine
+        .preview_schedule(
+            "0 */30 * * * *",
+            "UTC",
+            Some("2026-03-29T00:00:00Z"),
+            6,
+            Some(job),
+        )
+        .unwrap()
+}
+
 /// Steps the clock over every half hour in `[from, to]`, firing each slot on time.
 async fn fire_through(h: &TestEngine, clock: &ManualClock, from: DateTime<Utc>, to: DateTime<Utc>) {
     let mut t = from;
@@ -126,16 +140,7 @@ async fn a_weekly_window_in_warsaw_holds_its_two_hours_on_both_sides_of_the_spri
 
     // The preview of `held` marks the slots the window swallows: 01:30 CET is 00:30 UTC,
     // and two hours later (04:30 CEST, after the change) is 02:30 UTC.
-    let preview = h
-        .engine
-        .preview_schedule(
-            "0 */30 * * * *",
-            "UTC",
-            Some("2026-03-29T00:00:00Z"),
-            6,
-            Some("held"),
-        )
-        .unwrap();
+    let preview = preview_night(&h, "held");
     let marked: Vec<bool> = preview
         .slots
         .iter()
@@ -151,16 +156,7 @@ async fn a_weekly_window_in_warsaw_holds_its_two_hours_on_both_sides_of_the_spri
         preview.slots[0].swallowed.as_deref(),
         Some("maintenance: Sunday upgrade")
     );
-    let free = h
-        .engine
-        .preview_schedule(
-            "0 */30 * * * *",
-            "UTC",
-            Some("2026-03-29T00:00:00Z"),
-            6,
-            Some("free"),
-        )
-        .unwrap();
+    let free = preview_night(&h, "free");
     assert!(
         free.slots.iter().all(|s| s.swallowed.is_none()),
         "not held: {:?}",
@@ -211,16 +207,7 @@ async fn a_weekly_window_in_warsaw_holds_its_two_hours_on_both_sides_of_the_spri
 
     // Deleted: it holds nothing any more.
     h.engine.delete_window("sunday-upgrade").await.unwrap();
-    let preview = h
-        .engine
-        .preview_schedule(
-            "0 */30 * * * *",
-            "UTC",
-            Some("2026-03-29T00:00:00Z"),
-            6,
-            Some("held"),
-        )
-        .unwrap();
+    let preview = preview_night(&h, "held");
     assert!(preview.slots.iter().all(|s| s.swallowed.is_none()));
     h.close().await;
 }
