@@ -2,7 +2,7 @@
 //! (a shell job's whole process group killed, an HTTP request to a slow server aborted),
 //! rerun and run with overrides, bulk cancel, pause with an end that survives a restart.
 
-use crate::support::{cli, spawn, spawn_app, Http, Opts, KEY};
+use crate::support::{cli, spawn, spawn_app, Opts, KEY};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
