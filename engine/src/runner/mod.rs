@@ -200,13 +200,14 @@ pub(crate) fn launch_stored(engine: &Engine, run: Run) {
     match engine.job(&run.job_id) {
         Ok(job) => launch(
             engine,
-            with_overrides(job, run.params.as_ref()),
+            job,
             run.id,
             RunMeta {
                 attempt: run.attempt,
                 scheduled_at: run.scheduled_at,
                 first_run: run.id,
             },
+            run.params,
         ),
         Err(_) => {
             // Its job is gone: nothing can run it; say so rather than leave it running.
@@ -268,14 +269,27 @@ pub(crate) async fn start(
         rerun_of: req.rerun_of,
         reruns: None,
     };
-    let job = with_overrides(job, req.params.as_ref());
-    launch(engine, job, id, meta.unwrap_or(RunMeta::first(id, None)));
+    launch(
+        engine,
+        job,
+        id,
+        meta.unwrap_or(RunMeta::first(id, None)),
+        req.params,
+    );
     // What was just committed; no need to read it back.
     Ok(run)
 }
 
-/// Executes an already recorded running run in its own tracked task.
-pub(crate) fn launch(engine: &Engine, job: Job, run_id: i64, meta: RunMeta) {
+/// Executes an already recorded running run in its own tracked task: `job` as it is, with
+/// the run's `overrides` merged over its params (kept for a retry of this run).
+pub(crate) fn launch(
+    engine: &Engine,
+    job: Job,
+    run_id: i64,
+    meta: RunMeta,
+    overrides: Option<serde_json::Value>,
+) {
+    let job = with_overrides(job, overrides.as_ref());
     let state = &engine.inner.runner;
     state.in_flight.fetch_add(1, Ordering::Relaxed);
     // Opened before the task starts, so the run is followable as soon as it exists.
@@ -287,19 +301,32 @@ pub(crate) fn launch(engine: &Engine, job: Job, run_id: i64, meta: RunMeta) {
         .unwrap_or_else(|e| e.into_inner())
         .insert(run_id, stop.clone());
     let e = engine.clone();
-    engine.spawn(async move { execute(&e, job, run_id, meta, log, stop).await });
+    let run = Execution {
+        job,
+        run_id,
+        meta,
+        overrides,
+    };
+    engine.spawn(async move { execute(&e, run, log, stop).await });
+}
+
+/// A run being executed: the job with the run's overrides merged, and the overrides alone.
+struct Execution {
+    job: Job,
+    run_id: i64,
+    meta: RunMeta,
+    overrides: Option<serde_json::Value>,
 }
 
 /// Runs the kind under the guard, records the outcome, starts whatever was queued behind
 /// it, and schedules a retry if the policy says so.
-async fn execute(
-    engine: &Engine,
-    job: Job,
-    run_id: i64,
-    meta: RunMeta,
-    log: RunLog,
-    stop: CancellationToken,
-) {
+async fn execute(engine: &Engine, run: Execution, log: RunLog, stop: CancellationToken) {
+    let Execution {
+        job,
+        run_id,
+        meta,
+        overrides,
+    } = run;
     let inner = &engine.inner;
     let state = &inner.runner;
     let abandon = abandon_token(engine);
@@ -398,16 +425,18 @@ async fn execute(
         None => return,
     }
     if job.overlap == Overlap::Queue {
-        start_queued(engine, &job).await;
+        start_queued(engine, &job.id).await;
     }
     if retry::should_retry(status, attempt, job.retries, abandon.is_cancelled()) {
+        let base = engine.job(&job.id).unwrap_or(job);
         schedule_retry(
             engine,
-            job,
+            base,
             RunMeta {
                 attempt: attempt + 1,
                 ..meta
             },
+            overrides,
         );
     }
 }
@@ -471,19 +500,21 @@ async fn record_end(engine: &Engine, end: &RunEnd<'_>) -> Option<bool> {
     }
 }
 
-/// Starts the run queued behind the one that just ended (overlap = queue).
-async fn start_queued(engine: &Engine, job: &Job) {
+/// Starts the run queued behind the one that just ended (overlap = queue), as its own row
+/// says (its slot, its overrides) with the job as it is now.
+async fn start_queued(engine: &Engine, job_id: &str) {
+    let store = &engine.inner.store;
     let node = &engine.inner.config.node;
-    match engine
-        .inner
-        .store
-        .start_queued(&job.id, node, engine.now())
-        .await
-    {
-        Ok(Some(id)) => launch(engine, job.clone(), id, RunMeta::first(id, None)),
+    let started = match store.start_queued(job_id, node, engine.now()).await {
+        Ok(Some(id)) => store.get_run(id).await,
+        Ok(None) => Ok(None),
+        Err(e) => Err(e),
+    };
+    match started {
+        Ok(Some(run)) => launch_stored(engine, run),
         Ok(None) => {}
         Err(e) => {
-            tracing::error!(error = %crate::error::chain(&e), job = job.id, "cannot start a queued run")
+            tracing::error!(error = %crate::error::chain(&e), job = job_id, "cannot start a queued run")
         }
     }
 }
@@ -491,7 +522,7 @@ async fn start_queued(engine: &Engine, job: &Job) {
 /// Retries after the backoff, as a new run row (attempt `meta.attempt`, keeping the
 /// chain's slot and first run, so receivers see one idempotency key for the whole chain).
 /// A pending retry never holds up shutdown: it ends when firing stops.
-fn schedule_retry(engine: &Engine, job: Job, meta: RunMeta) {
+fn schedule_retry(engine: &Engine, job: Job, meta: RunMeta, overrides: Option<serde_json::Value>) {
     let backoff = retry::backoff(job.retry_backoff_secs, meta.attempt);
     let e = engine.clone();
     engine.spawn(async move {
@@ -500,7 +531,11 @@ fn schedule_retry(engine: &Engine, job: Job, meta: RunMeta) {
             () = e.inner.shutdown.cancelled() => return,
         }
         let id = job.id.clone();
-        if let Err(err) = start(&e, job, RunRequest::new(Trigger::Retry), Some(meta)).await {
+        let req = RunRequest {
+            params: overrides,
+            ..RunRequest::new(Trigger::Retry)
+        };
+        if let Err(err) = start(&e, job, req, Some(meta)).await {
             tracing::error!(error = %crate::error::chain(&err), job = id, "cannot record a retry");
         }
     });
@@ -538,7 +573,7 @@ pub(crate) fn retry_interrupted(engine: &Engine, runs: Vec<Run>) {
                     scheduled_at: run.scheduled_at,
                     first_run: run.id,
                 };
-                schedule_retry(engine, job, meta);
+                schedule_retry(engine, job, meta, run.params.clone());
             }
         }
     }

@@ -31,6 +31,7 @@ impl Claimed {
             self.job,
             self.run_id,
             RunMeta::first(self.run_id, Some(self.slot)),
+            None,
         );
     }
 }

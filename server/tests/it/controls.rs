@@ -221,6 +221,70 @@ async fn rerun_and_overrides_are_recorded_linked_and_checked() {
     assert_eq!(original["reruns"], json!([rerun_id]));
     let (s, _) = app.send(Method::POST, "/api/runs/999999/rerun", None).await;
     assert_eq!(s, 404);
+
+    // A retry runs with the overrides of the run it retries, and records them.
+    let job = json!({ "id": "flaky", "kind": "noop", "schedule": "0 0 3 * * *", "retries": 1,
+                      "retry_backoff_secs": 0, "params": { "fail": false } });
+    assert_eq!(app.send(Method::POST, "/api/jobs", Some(job)).await.0, 201);
+    let (s, body) = app
+        .send(
+            Method::POST,
+            "/api/jobs/flaky/run?wait=true",
+            Some(json!({ "params": { "fail": true } })),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["run"]["status"], "failed");
+    let runs = app
+        .wait_for("/api/runs?job=flaky", Duration::from_secs(10), |b| {
+            b["runs"].as_array().is_some_and(|r| {
+                r.iter()
+                    .any(|r| r["trigger"] == "retry" && r["status"] != "running")
+            })
+        })
+        .await;
+    let retry = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["trigger"] == "retry")
+        .unwrap();
+    assert_eq!(retry["attempt"], 2, "{retry}");
+    assert_eq!(retry["params"], json!({ "fail": true }), "{retry}");
+    assert_eq!(
+        retry["status"], "failed",
+        "it failed as asked again: {retry}"
+    );
+
+    // A run queued behind another keeps its own overrides when it starts.
+    let job = json!({ "id": "line", "kind": "noop", "schedule": "0 0 3 * * *", "overlap": "queue",
+                      "params": { "duration_ms": 0, "fail": false } });
+    assert_eq!(app.send(Method::POST, "/api/jobs", Some(job)).await.0, 201);
+    let (s, body) = app
+        .send(
+            Method::POST,
+            "/api/jobs/line/run",
+            Some(json!({ "params": { "duration_ms": 300 } })),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    let (s, body) = app
+        .send(
+            Method::POST,
+            "/api/jobs/line/run",
+            Some(json!({ "params": { "fail": true } })),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    let queued = body["run"]["id"].as_i64().unwrap();
+    let run = app
+        .wait_for(
+            &format!("/api/runs/{queued}"),
+            Duration::from_secs(10),
+            |r| r["finished_at"].is_string(),
+        )
+        .await;
+    assert_eq!(run["status"], "failed", "its own fail = true held: {run}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
