@@ -31,6 +31,10 @@ pub struct EngineConfig {
     /// at each lease renewal), so a node whose clock is off still fires on time. Only
     /// meaningful on PostgreSQL; tests with a hand-moved clock leave it off.
     pub follow_db_clock: bool,
+    /// A URL every node GETs every `heartbeat_url_every`, so a monitor elsewhere notices
+    /// when EchoPilot is gone (healthchecks.io, Uptime Kuma's push monitor).
+    pub heartbeat_url: Option<String>,
+    pub heartbeat_url_every: Duration,
 }
 
 impl EngineConfig {
@@ -49,6 +53,8 @@ impl EngineConfig {
             database_url: None,
             lease_ttl: Duration::from_secs(10),
             follow_db_clock: false,
+            heartbeat_url: None,
+            heartbeat_url_every: Duration::from_secs(60),
         }
     }
 }
@@ -69,6 +75,10 @@ impl std::fmt::Debug for EngineConfig {
             )
             .field("lease_ttl", &self.lease_ttl)
             .field("follow_db_clock", &self.follow_db_clock)
+            .field(
+                "heartbeat_url",
+                &self.heartbeat_url.as_deref().map(crate::secrets::mask_url),
+            )
             .finish()
     }
 }

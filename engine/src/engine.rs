@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     pub runner: runner::State,
     /// The dashboards' cached figures.
     pub reads: reads::Cache,
+    /// What alerting remembers between passes.
+    pub alerts: crate::alerts::State,
     pub pid: u32,
     pub started_at: DateTime<Utc>,
     /// Every long-lived task and every run is spawned here so shutdown can wait for it.
@@ -154,6 +156,7 @@ impl Engine {
                 scheduler: scheduler::State::new(desired, pause),
                 runner: runner::State::new().map_err(EngineError::Threads)?,
                 reads: reads::Cache::default(),
+                alerts: Default::default(),
                 tracker: TaskTracker::new(),
                 main: tokio::runtime::Handle::current(),
                 shutdown: CancellationToken::new(),
@@ -166,6 +169,7 @@ impl Engine {
         runner::recover(&engine).await?;
         engine.inner.election.begin(&engine).await?;
         scheduler::lead(&engine).await?;
+        engine.spawn(crate::alerts::run(engine.clone()));
         Ok(engine)
     }
 

@@ -22,6 +22,7 @@
 //! - [`live_log`], [`events`], [`data_dir`], [`clock`], [`config`], [`error`]: the rest.
 //! - [`testing`]: the harness tests and benchmarks share.
 
+pub mod alerts;
 pub mod automations;
 pub mod clock;
 pub mod cluster;

@@ -326,6 +326,17 @@ impl Outbound {
         let port = url
             .port_or_known_default()
             .ok_or_else(|| OutboundError::Refused(format!("{shown} has no port")))?;
+        self.checked_host(&host, port).await
+    }
+
+    /// The address `host` resolves to for a connection that is not HTTP (SMTP), through
+    /// the same guard as every request: refused unless every address it resolves to may
+    /// be reached.
+    pub async fn checked_host(&self, host: &str, port: u16) -> Result<SocketAddr, OutboundError> {
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let addrs = self
             .resolve(&host, port)
             .await

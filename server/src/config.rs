@@ -216,6 +216,12 @@ pub struct ServeArgs {
     /// replaced within this plus about a second. Renewed every fifth of it.
     #[arg(long, env = "ECHOPILOT_LEASE_TTL_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=300))]
     pub lease_ttl_secs: u64,
+    /// A URL this node GETs every `--heartbeat-url-secs`, so a monitor elsewhere
+    /// (healthchecks.io, an Uptime Kuma push monitor) notices when EchoPilot is gone.
+    #[arg(long, env = "ECHOPILOT_HEARTBEAT_URL", hide_env_values = true)]
+    pub heartbeat_url: Option<String>,
+    #[arg(long, env = "ECHOPILOT_HEARTBEAT_URL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub heartbeat_url_secs: u64,
     /// Tests only: this node's clock off by this many milliseconds (chaos tests).
     #[arg(
         long,

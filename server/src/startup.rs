@@ -46,6 +46,8 @@ pub struct AppState {
     pub hosts: Arc<auth::AllowedHosts>,
     /// Present with `--bench`.
     pub ticks: Option<Arc<crate::bench::Ticks>>,
+    /// Pings of inbound checks, per address.
+    pub pings: Arc<api::alerts::PingLimit>,
 }
 
 /// A built server, not yet serving: its listener is bound, its engine open.
@@ -125,6 +127,7 @@ async fn build_with(
         throttle: Arc::new(Throttle::default()),
         hosts: Arc::new(auth::AllowedHosts::new(&args.allowed_hosts)),
         ticks,
+        pings: Default::default(),
     };
     // Tests and scripts read this line to learn the port when binding port 0.
     println!(
@@ -173,6 +176,8 @@ fn engine_config(args: &ServeArgs) -> EngineConfig {
         lease_ttl: Duration::from_secs(args.lease_ttl_secs),
         // Several nodes agree on the time by reading the database's.
         follow_db_clock: args.database_url.is_some(),
+        heartbeat_url: args.heartbeat_url.clone(),
+        heartbeat_url_every: Duration::from_secs(args.heartbeat_url_secs),
         ..EngineConfig::new(data_dir)
     }
 }
@@ -254,6 +259,49 @@ pub fn router(state: AppState) -> Router {
             get(api::maintenance::get)
                 .put(api::maintenance::replace)
                 .delete(api::maintenance::delete),
+        )
+        .route(
+            "/api/alerts/channels",
+            get(api::alerts::list_channels).post(api::alerts::create_channel),
+        )
+        .route(
+            "/api/alerts/channels/{id}",
+            get(api::alerts::get_channel)
+                .put(api::alerts::replace_channel)
+                .delete(api::alerts::delete_channel),
+        )
+        .route(
+            "/api/alerts/channels/{id}/test",
+            post(api::alerts::test_channel),
+        )
+        .route(
+            "/api/alerts/rules",
+            get(api::alerts::list_rules).post(api::alerts::create_rule),
+        )
+        .route(
+            "/api/alerts/rules/{id}",
+            get(api::alerts::get_rule)
+                .put(api::alerts::replace_rule)
+                .delete(api::alerts::delete_rule),
+        )
+        .route("/api/alerts/incidents", get(api::alerts::incidents))
+        .route(
+            "/api/checks",
+            get(api::alerts::list_checks).post(api::alerts::create_check),
+        )
+        .route(
+            "/api/checks/{id}",
+            get(api::alerts::get_check)
+                .put(api::alerts::replace_check)
+                .delete(api::alerts::delete_check),
+        )
+        .route(
+            "/ping/{token}",
+            get(api::alerts::ping_success).post(api::alerts::ping_success),
+        )
+        .route(
+            "/ping/{token}/{kind}",
+            get(api::alerts::ping_kind).post(api::alerts::ping_kind),
         )
         .route("/api/runs", get(api::runs::list_runs))
         .route("/api/runs/cancel", post(api::runs::bulk_cancel))

@@ -20,6 +20,7 @@ macro_rules! text_enum {
     };
 }
 
+pub mod alert;
 pub mod job;
 pub mod maintenance;
 pub mod pause;

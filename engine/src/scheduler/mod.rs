@@ -192,7 +192,7 @@ pub(crate) fn set_windows(engine: &Engine, windows: Vec<crate::model::OpenWindow
     *lock(&engine.inner.scheduler.windows) = std::sync::Arc::new(windows);
 }
 
-fn desired(engine: &Engine) -> DesiredState {
+pub(crate) fn desired(engine: &Engine) -> DesiredState {
     *lock(&engine.inner.scheduler.desired)
 }
 

@@ -82,6 +82,39 @@ pub struct RunEnd<'a> {
     pub log: Option<&'a str>,
 }
 
+/// A notice to queue with an incident's change: one delivery to one channel.
+#[derive(Debug, Clone, Copy)]
+pub struct Notice<'a> {
+    pub channel: &'a str,
+    pub event: crate::model::alert::AlertEvent,
+    /// The event as JSON text (what a webhook receives).
+    pub body: &'a str,
+}
+
+/// An incident to open, with the notices it sends (none when suppressed).
+#[derive(Debug, Clone, Copy)]
+pub struct NewIncident<'a> {
+    pub rule: &'a str,
+    pub subject: &'a str,
+    pub at: DateTime<Utc>,
+    pub run: Option<i64>,
+    pub message: &'a str,
+    pub suppressed: Option<&'a str>,
+    pub notices: &'a [Notice<'a>],
+}
+
+/// How one attempt of a delivery came out.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryEnd<'a> {
+    pub id: i64,
+    /// `Sent`, `Failed` (no attempts left), or `Pending` again (retried at `next_at`).
+    pub status: crate::model::alert::DeliveryStatus,
+    pub next_at: DateTime<Utc>,
+    pub done_at: Option<DateTime<Utc>>,
+    pub code: Option<u16>,
+    pub error: Option<&'a str>,
+}
+
 /// A job as stored, with the last slot it claimed (where catch-up starts).
 #[derive(Debug, Clone)]
 pub struct StoredJob {
@@ -261,6 +294,40 @@ interface! {
     fn put_window(&self, w: &crate::model::Window, create: bool, now: DateTime<Utc>) -> Result<bool>;
     /// Deletes a window; false if there was none. Announced likewise.
     fn delete_window(&self, id: &str) -> Result<bool>;
+
+    // ---- alerts ----------------------------------------------------------------------
+
+    /// The definitions (JSON text) of every `what` (`channel`, `rule`, `check`), by id.
+    fn alert_items(&self, what: &str) -> Result<Vec<String>>;
+    /// Adds (`create`; false if its id exists) or replaces (false if there is none) one.
+    fn put_alert_item(&self, what: &str, id: &str, body: &str, create: bool, now: DateTime<Utc>) -> Result<bool>;
+    /// Deletes one; false if there was none.
+    fn delete_alert_item(&self, what: &str, id: &str) -> Result<bool>;
+    /// The newest incident of every (rule, subject) pair, without deliveries.
+    fn latest_incidents(&self) -> Result<Vec<crate::model::alert::Incident>>;
+    /// Open incidents first, then the newest, at most `limit`, each with its deliveries.
+    fn list_incidents(&self, limit: u32) -> Result<Vec<crate::model::alert::Incident>>;
+    /// Opens an incident and queues its notices, in one transaction; `None` (nothing
+    /// written) when one is open for its (rule, subject) already.
+    fn open_incident(&self, i: &NewIncident<'_>) -> Result<Option<i64>>;
+    /// Closes an open incident and queues its notices; false if it was not open.
+    fn close_incident(&self, id: i64, at: DateTime<Utc>, closed_by: Option<i64>, notices: &[Notice<'_>]) -> Result<bool>;
+    /// Records a reminder of an open incident last notified at `since`, and queues its
+    /// notices; false when it closed or someone reminded first.
+    fn remind_incident(&self, id: i64, at: DateTime<Utc>, since: Option<DateTime<Utc>>, notices: &[Notice<'_>]) -> Result<bool>;
+    /// Deliveries whose next attempt is due (pending, or a claimed attempt whose sender
+    /// went silent), oldest first.
+    fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<crate::model::alert::Delivery>>;
+    /// Claims the next attempt of a due delivery until `until` (one sender per attempt,
+    /// whichever node); false when another claimed it or it is no longer due.
+    fn claim_delivery(&self, id: i64, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool>;
+    /// Records how a claimed attempt came out.
+    fn finish_delivery(&self, end: &DeliveryEnd<'_>) -> Result<()>;
+    fn record_ping(&self, check_id: &str, p: &crate::model::alert::Ping) -> Result<()>;
+    /// A check's newest pings, newest first.
+    fn pings(&self, check_id: &str, limit: u32) -> Result<Vec<crate::model::alert::Ping>>;
+    /// The newest ping of each kind of every check (without bodies).
+    fn last_pings(&self) -> Result<Vec<(String, crate::model::alert::Ping)>>;
 
     // ---- reading runs --------------------------------------------------------------
 

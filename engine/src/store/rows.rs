@@ -3,6 +3,7 @@
 //! `Corrupt`, naming it.
 
 use crate::error::{EngineError, Result};
+use crate::model::alert::{AlertEvent, Delivery, DeliveryStatus, Incident, Ping, PingKind};
 use crate::model::{AuditEntry, Job, Misfire, Overlap, Run, RunStatus, Trigger};
 use crate::store::StoredJob;
 use chrono::DateTime;
@@ -230,4 +231,103 @@ pub fn hours(first: i64, hours: usize, rows: Vec<HourRow>) -> Vec<crate::model::
         }
     }
     out
+}
+
+/// The incident columns, in the order the backends select them.
+pub const INCIDENT_COLUMNS: &str =
+    "id, rule_id, subject, opened_ms, closed_ms, run_id, closed_by, message, suppressed, notified_ms";
+/// The delivery columns, in the order the backends select them.
+pub const DELIVERY_COLUMNS: &str =
+    "id, incident_id, channel_id, event, status, attempts, next_ms, created_ms, done_ms, code, error, body";
+
+#[derive(sqlx::FromRow)]
+pub struct IncidentRow {
+    id: i64,
+    rule_id: String,
+    subject: String,
+    opened_ms: i64,
+    closed_ms: Option<i64>,
+    run_id: Option<i64>,
+    closed_by: Option<i64>,
+    message: String,
+    suppressed: Option<String>,
+    notified_ms: Option<i64>,
+}
+
+impl From<IncidentRow> for Incident {
+    fn from(r: IncidentRow) -> Self {
+        let at = |ms: Option<i64>| ms.and_then(DateTime::from_timestamp_millis);
+        Incident {
+            id: r.id,
+            rule: r.rule_id,
+            subject: r.subject,
+            opened_at: DateTime::from_timestamp_millis(r.opened_ms).unwrap_or_default(),
+            closed_at: at(r.closed_ms),
+            run: r.run_id,
+            closed_by: r.closed_by,
+            message: r.message,
+            suppressed: r.suppressed,
+            notified_at: at(r.notified_ms),
+            deliveries: Vec::new(),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct DeliveryRow {
+    id: i64,
+    incident_id: Option<i64>,
+    channel_id: String,
+    event: String,
+    status: String,
+    attempts: i64,
+    next_ms: i64,
+    created_ms: i64,
+    done_ms: Option<i64>,
+    code: Option<i64>,
+    error: Option<String>,
+    body: String,
+}
+
+impl TryFrom<DeliveryRow> for Delivery {
+    type Error = EngineError;
+
+    fn try_from(r: DeliveryRow) -> Result<Delivery> {
+        let at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or_default();
+        Ok(Delivery {
+            id: r.id,
+            incident: r.incident_id,
+            channel: r.channel_id,
+            event: AlertEvent::parse(&r.event)
+                .ok_or_else(|| EngineError::Corrupt(format!("delivery event {:?}", r.event)))?,
+            status: DeliveryStatus::parse(&r.status)
+                .ok_or_else(|| EngineError::Corrupt(format!("delivery status {:?}", r.status)))?,
+            attempts: r.attempts.max(0) as u32,
+            next_at: at(r.next_ms),
+            created_at: at(r.created_ms),
+            done_at: r.done_ms.map(at),
+            code: r.code.and_then(|c| u16::try_from(c).ok()),
+            error: r.error,
+            body: serde_json::from_str(&r.body).unwrap_or(serde_json::Value::String(r.body)),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct PingRow {
+    at_ms: i64,
+    kind: String,
+    body: Option<String>,
+    source: Option<String>,
+}
+
+impl From<PingRow> for Ping {
+    fn from(r: PingRow) -> Self {
+        Ping {
+            at: DateTime::from_timestamp_millis(r.at_ms).unwrap_or_default(),
+            kind: PingKind::parse(&r.kind).unwrap_or(PingKind::Success),
+            body: r.body,
+            source: r.source,
+        }
+    }
 }

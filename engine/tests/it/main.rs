@@ -7,8 +7,10 @@
 //! - [`dst`]: daylight-saving rules over two years of four zones.
 //! - [`http`]: outbound requests, the SSRF guard, secrets in what runs print.
 //! - [`shell`]: shell jobs (argv only, process groups, live output).
+//! - [`alerts`]: incidents on the injected clock, deliveries to real peers on loopback.
 //! - [`brief`]: the CEO brief against a small OpenAI-compatible server.
 
+mod alerts;
 mod brief;
 mod controls;
 mod dst;

@@ -6,9 +6,11 @@
 //! - [`jobs`]: jobs CRUD, run now (and the seed's self-heal and brief routes).
 //! - [`runs`]: run history and one run, cancel and rerun; the schedule preview.
 //! - [`maintenance`]: maintenance windows CRUD.
+//! - [`alerts`]: channels, rules, incidents, inbound checks and their pings.
 //! - [`session`]: log in and out.
 //! - [`probes`]: `/healthz`, `/readyz`.
 
+pub mod alerts;
 pub mod jobs;
 pub mod maintenance;
 pub mod probes;

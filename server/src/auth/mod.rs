@@ -54,12 +54,14 @@ fn credential(state: &AppState, headers: &HeaderMap, peer: IpAddr) -> Credential
         _ => Credential::None,
     }
 }
-/// Paths anyone may reach: the login page and its assets, probes, and login itself.
+/// Paths anyone may reach: the login page and its assets, probes, login itself, and the
+/// pings of inbound checks (their token is their secret).
 fn public(path: &str) -> bool {
     matches!(
         path,
         "/login" | "/favicon.ico" | "/healthz" | "/readyz" | "/api/session" | "/api/session/logout"
     ) || path.starts_with("/pkg/")
+        || path.starts_with("/ping/")
 }
 
 fn is_api(path: &str) -> bool {

@@ -16,6 +16,7 @@
 //! - [`lease`]: the leader's lease and its history.
 //! - [`nodes`]: the node registry and the rescue of dead nodes' runs.
 
+mod alerts;
 mod batch;
 mod controls;
 mod jobs;

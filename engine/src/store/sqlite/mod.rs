@@ -11,6 +11,7 @@
 //! - [`runs`]: the runs' state machine and run listings.
 //! - [`reports`]: figures, retention and the audit log.
 
+mod alerts;
 mod controls;
 mod jobs;
 mod reports;

@@ -342,3 +342,5 @@ pub async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<(String, V
         }
     }
 }
+
+pub mod peers;
