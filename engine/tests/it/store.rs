@@ -118,6 +118,7 @@ conformance!(
     intent_heartbeats_facts_and_audit_round_trip,
     jobs_are_unique_by_id_and_keep_their_cursor,
     operator_controls_are_compare_and_set,
+    incidents_open_once_per_pair_and_deliveries_are_claimed_once,
 );
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
@@ -200,6 +201,144 @@ async fn all_runs(store: &Store, job: &str) -> Vec<engine::Run> {
 }
 
 mod contracts {
+    pub async fn incidents_open_once_per_pair_and_deliveries_are_claimed_once(b: &Backend) {
+        use engine::model::alert::{AlertEvent, DeliveryStatus};
+        use engine::store::{DeliveryEnd, NewIncident, Notice};
+        let store = b.open().await;
+        let other = b.open().await;
+        let body = r#"{"event":"opened","incident":null,"message":"m"}"#;
+        let notices = [
+            Notice {
+                channel: "hook",
+                event: AlertEvent::Opened,
+                body,
+            },
+            Notice {
+                channel: "mail",
+                event: AlertEvent::Opened,
+                body,
+            },
+        ];
+        let new = NewIncident {
+            rule: "r",
+            subject: "job:a",
+            at: at(9, 0),
+            run: Some(7),
+            message: "m",
+            suppressed: None,
+            notices: &notices,
+        };
+        let (one, two) = tokio::join!(store.open_incident(&new), other.open_incident(&new));
+        let opened: Vec<i64> = [one.unwrap(), two.unwrap()].into_iter().flatten().collect();
+        assert_eq!(
+            opened.len(),
+            1,
+            "one open incident per (rule, subject), whoever opens it"
+        );
+        let id = opened[0];
+        let list = store.list_incidents(10).await.unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].deliveries.len(), 2, "its notices, written with it");
+        let d = &list[0].deliveries[0];
+        assert_eq!(
+            d.body["incident"], id,
+            "the notice names the incident: {}",
+            d.body
+        );
+        // Each attempt is claimed by one sender only.
+        let (a, b2) = tokio::join!(
+            store.claim_delivery(d.id, at(9, 0), at(9, 1)),
+            other.claim_delivery(d.id, at(9, 0), at(9, 1))
+        );
+        assert_eq!([a.unwrap(), b2.unwrap()].iter().filter(|c| **c).count(), 1);
+        let due = store.due_deliveries(at(9, 0), 10).await.unwrap();
+        assert_eq!(
+            due.len(),
+            1,
+            "the claimed one is not due while its claim holds"
+        );
+        store
+            .finish_delivery(&DeliveryEnd {
+                id: d.id,
+                status: DeliveryStatus::Sent,
+                next_at: at(9, 0),
+                done_at: Some(at(9, 0)),
+                code: Some(200),
+                error: None,
+            })
+            .await
+            .unwrap();
+        // A sender that went silent: its claim runs out and the attempt is due again.
+        let e = due[0].id;
+        assert!(store.claim_delivery(e, at(9, 0), at(9, 1)).await.unwrap());
+        assert!(store.due_deliveries(at(9, 0), 10).await.unwrap().is_empty());
+        assert_eq!(store.due_deliveries(at(9, 1), 10).await.unwrap().len(), 1);
+        // Reminders and the close are compare-and-set too.
+        assert!(store
+            .remind_incident(id, at(9, 30), Some(at(9, 0)), &notices[..1])
+            .await
+            .unwrap());
+        assert!(
+            !other
+                .remind_incident(id, at(9, 30), Some(at(9, 0)), &notices[..1])
+                .await
+                .unwrap(),
+            "reminded already"
+        );
+        assert!(store
+            .close_incident(id, at(10, 0), Some(9), &[])
+            .await
+            .unwrap());
+        assert!(
+            !other
+                .close_incident(id, at(10, 0), Some(9), &notices)
+                .await
+                .unwrap(),
+            "closed already"
+        );
+        let latest = store.latest_incidents().await.unwrap();
+        assert_eq!(
+            (latest[0].closed_by, latest[0].notified_at),
+            (Some(9), Some(at(9, 30)))
+        );
+        assert_eq!(
+            store.list_incidents(10).await.unwrap()[0].deliveries.len(),
+            3
+        );
+        // Once closed, the pair may open again.
+        assert!(store
+            .open_incident(&NewIncident {
+                at: at(11, 0),
+                ..new
+            })
+            .await
+            .unwrap()
+            .is_some());
+        // Definitions: created once, replaced, deleted.
+        assert!(store
+            .put_alert_item("rule", "r", "{}", true, at(9, 0))
+            .await
+            .unwrap());
+        assert!(!other
+            .put_alert_item("rule", "r", "{}", true, at(9, 0))
+            .await
+            .unwrap());
+        assert!(store
+            .put_alert_item("rule", "r", "{\"x\":1}", false, at(9, 0))
+            .await
+            .unwrap());
+        assert!(
+            !store
+                .put_alert_item("channel", "r", "{}", false, at(9, 0))
+                .await
+                .unwrap(),
+            "kinds apart"
+        );
+        assert_eq!(store.alert_items("rule").await.unwrap(), ["{\"x\":1}"]);
+        assert!(store.delete_alert_item("rule", "r").await.unwrap());
+        assert!(!store.delete_alert_item("rule", "r").await.unwrap());
+    }
+
     use super::*;
 
     pub async fn a_slot_is_one_row_whoever_claims_it(b: &Backend) {
