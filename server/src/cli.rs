@@ -4,7 +4,8 @@
 //! 2 a waited-for run did not succeed, 1 any error — with a one-line message naming the URL.
 
 use crate::config::{
-    ClientArgs, JobsCommand, MaintenanceCommand, RunArgs, RunsCommand, SchedulerCommand,
+    AlertItemCommand, AlertsCommand, ChecksCommand, ClientArgs, JobsCommand, MaintenanceCommand,
+    RunArgs, RunsCommand, SchedulerCommand,
 };
 use std::process::ExitCode;
 use std::time::Duration;
@@ -166,6 +167,75 @@ pub async fn maintenance(cmd: MaintenanceCommand) -> ExitCode {
             format!("/api/maintenance/{id}"),
             None,
         ),
+    };
+    print_answer(call(&client, method, &path, body).await)
+}
+
+/// A spec given on the command line: JSON text, or `-` to read it from stdin.
+fn spec(text: &str) -> Result<serde_json::Value, String> {
+    let text = if text == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("cannot read stdin: {e}"))?
+    } else {
+        text.to_string()
+    };
+    serde_json::from_str(&text).map_err(|e| format!("the spec is not JSON: {e}"))
+}
+
+/// `echopilot alerts channels|rules list|add|test|delete`, `echopilot alerts incidents`.
+pub async fn alerts(cmd: AlertsCommand) -> ExitCode {
+    use reqwest::Method;
+    let (base, cmd) = match cmd {
+        AlertsCommand::Incidents { client } => {
+            return print_answer(call(&client, Method::GET, "/api/alerts/incidents", None).await)
+        }
+        AlertsCommand::Channels { cmd } => ("/api/alerts/channels", cmd),
+        AlertsCommand::Rules { cmd } => ("/api/alerts/rules", cmd),
+    };
+    let (client, method, path, body) = match cmd {
+        AlertItemCommand::List { client } => (client, Method::GET, base.to_string(), None),
+        AlertItemCommand::Add { spec: text, client } => match spec(&text) {
+            Ok(body) => (client, Method::POST, base.to_string(), Some(body)),
+            Err(e) => return print_answer(Err(e)),
+        },
+        AlertItemCommand::Test { id, client } => {
+            let answer = call(&client, Method::POST, &format!("{base}/{id}/test"), None).await;
+            let taken = matches!(&answer, Ok(b) if b["ok"] == true);
+            let code = print_answer(answer);
+            return if taken { code } else { ExitCode::FAILURE };
+        }
+        AlertItemCommand::Delete { id, client } => {
+            (client, Method::DELETE, format!("{base}/{id}"), None)
+        }
+    };
+    print_answer(call(&client, method, &path, body).await)
+}
+
+/// `echopilot checks list|show|add|delete`.
+pub async fn checks(cmd: ChecksCommand) -> ExitCode {
+    use reqwest::Method;
+    let (client, method, path, body) = match cmd {
+        ChecksCommand::List { client } => (client, Method::GET, "/api/checks".to_string(), None),
+        ChecksCommand::Show { id, client } => {
+            (client, Method::GET, format!("/api/checks/{id}"), None)
+        }
+        ChecksCommand::Add {
+            id,
+            name,
+            period,
+            schedule,
+            timezone,
+            grace,
+            client,
+        } => {
+            let body = serde_json::json!({
+                "id": id, "name": name, "period": period, "schedule": schedule,
+                "timezone": timezone, "grace": grace,
+            });
+            (client, Method::POST, "/api/checks".to_string(), Some(body))
+        }
+        ChecksCommand::Delete { id, client } => {
+            (client, Method::DELETE, format!("/api/checks/{id}"), None)
+        }
     };
     print_answer(call(&client, method, &path, body).await)
 }

@@ -34,6 +34,97 @@ pub enum Command {
     /// List, add or delete the maintenance windows of a running server.
     #[command(subcommand)]
     Maintenance(MaintenanceCommand),
+    /// Alert channels, rules and incidents of a running server.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+    /// Inbound checks (crons elsewhere that ping EchoPilot) of a running server.
+    #[command(subcommand)]
+    Checks(ChecksCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Channels: list, add SPEC (JSON, `-` for stdin), test ID, delete ID.
+    Channels {
+        #[command(subcommand)]
+        cmd: AlertItemCommand,
+    },
+    /// Rules: list, add SPEC (JSON, `-` for stdin), delete ID.
+    Rules {
+        #[command(subcommand)]
+        cmd: AlertItemCommand,
+    },
+    /// Open and recent incidents, each with its deliveries.
+    Incidents {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertItemCommand {
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Add one from its JSON, e.g. '{"id":"ops","kind":"slack","url":"https://hooks…"}'.
+    Add {
+        spec: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Send a test notice through a channel now; exits 1 when it was not taken.
+    Test {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    Delete {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChecksCommand {
+    /// Every check with its state and ping URL.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// One check with its newest pings.
+    Show {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Add a check expected every --period (or on --schedule), down past --grace.
+    Add {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(
+            long,
+            conflicts_with = "schedule",
+            required_unless_present = "schedule"
+        )]
+        period: Option<String>,
+        /// A cron expression with seconds, e.g. "0 0 3 * * *".
+        #[arg(long)]
+        schedule: Option<String>,
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        #[arg(long)]
+        grace: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    Delete {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -50,6 +50,8 @@ fn main() -> ExitCode {
         Command::Runs(cmd) => runtime.block_on(echopilot::cli::runs(cmd)),
         Command::Jobs(cmd) => runtime.block_on(echopilot::cli::jobs(cmd)),
         Command::Maintenance(cmd) => runtime.block_on(echopilot::cli::maintenance(cmd)),
+        Command::Alerts(cmd) => runtime.block_on(echopilot::cli::alerts(cmd)),
+        Command::Checks(cmd) => runtime.block_on(echopilot::cli::checks(cmd)),
     }
 }
 

@@ -5,8 +5,10 @@
 //! - [`server`]: the walking skeleton — auth, status, intent across restarts, signals,
 //!   the PID lock, the key, the CLI.
 //! - [`jobs`]: jobs and runs over the API, crash recovery with real processes, live logs.
+//! - [`alerts`]: notices to a webhook receiver and an SMTP server on loopback; checks.
 //! - [`security`]: the outside probe's findings, each performed as the attack.
 
+mod alerts;
 mod cluster;
 mod controls;
 mod jobs;
