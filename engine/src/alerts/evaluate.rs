@@ -586,38 +586,67 @@ async fn system(
         verdict,
     )
     .await?;
-    // Leadership moved (several nodes): one notice, the incident closed with it.
-    if let Some(term) = engine
-        .inner
-        .store
+    // Several nodes: a change of leader (after the first), and a node lost without
+    // leaving (its lease ran out): one notice each, the incident closed with it.
+    let store = &engine.inner.store;
+    let mut events = Vec::new();
+    if let Some(term) = store
         .leader_history(1)
         .await?
         .into_iter()
         .next()
+        .filter(|t| t.epoch > 1 && t.acquired_at >= rule.created_at)
     {
-        let before = state
-            .leader_epoch
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace(term.epoch);
-        if before.is_some_and(|b| b != term.epoch) {
-            let key = format!("leader-{}", term.epoch);
-            act(
-                engine,
-                rule,
-                channels,
-                &s(&key),
-                None,
-                Verdict::Open {
-                    run: None,
-                    message: format!(
-                        "leadership moved to node {} (epoch {})",
-                        term.holder, term.epoch
-                    ),
-                    error: None,
-                },
-            )
-            .await?;
+        events.push((
+            format!("leader-{}", term.epoch),
+            format!(
+                "leadership moved to node {} (epoch {})",
+                term.holder, term.epoch
+            ),
+        ));
+    }
+    let now = engine.now();
+    for n in store
+        .list_nodes()
+        .await?
+        .into_iter()
+        .filter(|n| n.expires_at < now && n.expires_at >= rule.created_at)
+    {
+        events.push((
+            format!("node-{}", n.id),
+            format!(
+                "node {} ({}) was lost: its last heartbeat was at {}",
+                n.name,
+                n.id,
+                n.heartbeat_at.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+        ));
+    }
+    for (key, message) in events {
+        let subject = s(&key);
+        if latest.contains_key(&(rule.id.clone(), subject.key.clone())) {
+            continue;
+        }
+        act(
+            engine,
+            rule,
+            channels,
+            &subject,
+            None,
+            Verdict::Open {
+                run: None,
+                message,
+                error: None,
+            },
+        )
+        .await?;
+        if let Some(i) = store
+            .latest_incidents()
+            .await?
+            .into_iter()
+            .find(|i| i.rule == rule.id && i.subject == subject.key)
+        {
+            store.close_incident(i.id, now, None, &[]).await?;
         }
     }
     Ok(())

@@ -31,7 +31,6 @@ const ATTEMPT_LEASE: chrono::Duration = chrono::Duration::seconds(60);
 #[derive(Default)]
 pub(crate) struct State {
     pub(crate) watchdog_restarts: std::sync::Mutex<Option<u64>>,
-    pub(crate) leader_epoch: std::sync::Mutex<Option<i64>>,
     pub(crate) store_down: std::sync::atomic::AtomicBool,
     pub(crate) last_beat: std::sync::Mutex<Option<std::time::Instant>>,
 }

@@ -558,3 +558,105 @@ async fn cancel_pause_and_maintenance_hold_across_nodes() {
         "the leader never held tick's slots for the window"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delivery_pending_when_the_leader_is_killed_is_sent_exactly_once_by_the_next() {
+    let hook = engine::testing::peers::Receiver::start(&[500]).await;
+    let sys = engine::testing::peers::Receiver::start(&[]).await;
+    let mut c = Cluster::start(2, TTL, &[]).await;
+    c.settled(SETTLE).await;
+    let (leader, epoch) = c.leader(SETTLE).await;
+    let survivor = 1 - leader;
+    let post = |path: &'static str, body: Value| {
+        let c = &c;
+        async move {
+            let (s, b) = c.nodes[survivor]
+                .up()
+                .send(Method::POST, path, Some(body))
+                .await;
+            assert!(s < 300, "{path}: {s} {b}");
+            b
+        }
+    };
+    post(
+        "/api/alerts/channels",
+        json!({ "id": "hook", "kind": "webhook", "url": hook.url, "secret": "k" }),
+    )
+    .await;
+    post("/api/jobs", json!({ "id": "boom", "kind": "noop", "schedule": "@every 24h", "params": { "fail": true } })).await;
+    post(
+        "/api/alerts/rules",
+        json!({ "id": "any", "on": "failed", "channels": ["hook"] }),
+    )
+    .await;
+    post(
+        "/api/alerts/channels",
+        json!({ "id": "sys", "kind": "slack", "url": sys.url }),
+    )
+    .await;
+    post(
+        "/api/alerts/rules",
+        json!({ "id": "self", "on": "system", "channels": ["sys"] }),
+    )
+    .await;
+    post("/api/jobs/boom/run?wait=true", json!({})).await;
+    // The leader's first attempt is answered 500 and recorded pending; then it dies.
+    let pending = within(SETTLE, || async {
+        let (_, b) = c.nodes[survivor]
+            .up()
+            .send(Method::GET, "/api/alerts/incidents", None)
+            .await;
+        let d = b["incidents"][0]["deliveries"][0].clone();
+        (d["status"] == "pending" && d["attempts"] == 1).then_some(d)
+    })
+    .await
+    .expect("the first attempt is recorded");
+    assert_eq!(pending["code"], 500);
+    c.kill(leader);
+    let (next, _) = c.leader_after(epoch, SETTLE).await;
+    assert_eq!(next, survivor);
+    let sent = within(SETTLE, || async {
+        let (_, b) = c.nodes[survivor]
+            .up()
+            .send(Method::GET, "/api/alerts/incidents", None)
+            .await;
+        (b["incidents"][0]["deliveries"][0]["status"] == "sent").then_some(b)
+    })
+    .await
+    .expect("the next leader delivers it");
+    let incidents: Vec<&Value> = sent["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["rule"] == "any")
+        .collect();
+    assert_eq!(
+        incidents.len(),
+        1,
+        "the new leader opened nothing again: {sent}"
+    );
+    assert_eq!(incidents[0]["deliveries"].as_array().unwrap().len(), 1);
+    assert_eq!(incidents[0]["deliveries"][0]["attempts"], 2);
+    // EchoPilot about itself: the leader change, and the node lost, once each.
+    let said = || -> Vec<String> {
+        sys.received()
+            .iter()
+            .map(|r| r.json()["text"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let heard = within(SETTLE, || async {
+        let s = said();
+        (s.iter().any(|t| t.contains("leadership moved"))
+            && s.iter().any(|t| t.contains("was lost")))
+        .then_some(s)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the system notices: {:?}", said()));
+    assert_eq!(heard.len(), 2, "{heard:?}");
+    // Exactly once: the 500, then the one 200, and nothing more from either node.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let got = hook.received();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(said().len(), 2, "once each: {:?}", said());
+    assert_eq!(got[0].body, got[1].body, "the same notice, retried");
+}
