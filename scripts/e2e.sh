@@ -10,7 +10,7 @@ bin=target/release/echopilot
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 key="e2e-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-DASHBOARD_KEY="$key" "$bin" serve --bind "127.0.0.1:$port" --data-dir "$work/data" \
+DASHBOARD_KEY="$key" "$bin" serve --bind "127.0.0.1:$port" --data-dir "$work/data" --http-allow 127.0.0.1 \
   > "$work/server.log" 2>&1 &
 server=$!
 cleanup() {

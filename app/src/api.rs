@@ -451,3 +451,184 @@ pub async fn get_cluster() -> Result<Cluster, ServerFnError> {
     let terms = engine.leader_history(50).await.map_err(fail)?;
     Ok(crate::ssr::cluster(engine.status(), terms, engine.now()))
 }
+
+// ---- alerts -------------------------------------------------------------------------
+
+/// Open incidents first, then the newest, each with its deliveries.
+#[server(prefix = "/api/fn", endpoint = "list_incidents", input = GetUrl)]
+pub async fn list_incidents() -> Result<Vec<IncidentRow>, ServerFnError> {
+    let list = engine()?.list_incidents(100).await.map_err(fail)?;
+    Ok(list.into_iter().map(IncidentRow::from).collect())
+}
+
+#[server(prefix = "/api/fn", endpoint = "list_channels", input = GetUrl)]
+pub async fn list_channels() -> Result<Vec<ChannelRow>, ServerFnError> {
+    let list = engine()?.list_channels().await.map_err(fail)?;
+    Ok(list.into_iter().map(ChannelRow::from).collect())
+}
+
+/// Adds a channel: `url` (and `secret` for a webhook), or the SMTP settings for email
+/// (`to` comma-separated).
+#[allow(clippy::too_many_arguments)]
+#[server(prefix = "/api/fn", endpoint = "add_channel")]
+pub async fn add_channel(
+    id: String,
+    kind: String,
+    #[server(default)] url: String,
+    #[server(default)] secret: String,
+    #[server(default)] host: String,
+    #[server(default)] port: String,
+    #[server(default)] tls: String,
+    #[server(default)] from: String,
+    #[server(default)] to: String,
+    #[server(default)] user: String,
+    #[server(default)] password: String,
+) -> Result<String, ServerFnError> {
+    let given = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let email = kind == "email";
+    let port = match given(port) {
+        Some(p) => Some(
+            p.parse::<u16>()
+                .map_err(|_| invalid(format!("port: {p:?} is not a port number")))?,
+        ),
+        None => None,
+    };
+    let tls = match given(tls).as_deref() {
+        None | Some("starttls") => None,
+        Some("tls") => Some(engine::model::alert::SmtpTls::Tls),
+        Some("none") => Some(engine::model::alert::SmtpTls::None),
+        Some(other) => {
+            return Err(invalid(format!(
+                "tls: {other:?} is not starttls, tls or none"
+            )))
+        }
+    };
+    let spec = engine::model::alert::ChannelSpec {
+        id: given(id),
+        kind: given(kind),
+        url: if email { None } else { given(url) },
+        secret: if email { None } else { given(secret) },
+        host: if email { given(host) } else { None },
+        port: if email { port } else { None },
+        tls: if email { tls } else { None },
+        from: if email { given(from) } else { None },
+        to: email.then(|| {
+            to.split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect()
+        }),
+        user: if email { given(user) } else { None },
+        password: if email { given(password) } else { None },
+        smtp: None,
+    };
+    Ok(engine()?.create_channel(spec).await.map_err(fail)?.id)
+}
+
+/// Sends a test notice through channel `id` now; answers what happened, in words.
+#[server(prefix = "/api/fn", endpoint = "test_channel")]
+pub async fn test_channel(id: String) -> Result<String, ServerFnError> {
+    let a = engine()?.test_channel(&id).await.map_err(fail)?;
+    Ok(match (a.error, a.code) {
+        (None, Some(code)) => format!("Channel {id}: test notice taken ({code})"),
+        (None, None) => format!("Channel {id}: test notice taken"),
+        (Some(e), _) => format!("Channel {id}: the test notice failed: {e}"),
+    })
+}
+
+#[server(prefix = "/api/fn", endpoint = "delete_channel")]
+pub async fn delete_channel(id: String) -> Result<(), ServerFnError> {
+    engine()?.delete_channel(&id).await.map_err(fail)
+}
+
+#[server(prefix = "/api/fn", endpoint = "list_rules", input = GetUrl)]
+pub async fn list_rules() -> Result<Vec<RuleRow>, ServerFnError> {
+    let list = engine()?.list_rules().await.map_err(fail)?;
+    Ok(list.into_iter().map(RuleRow::from).collect())
+}
+
+/// Adds a rule; `jobs`, `checks` and `channels` are comma-separated ids.
+#[allow(clippy::too_many_arguments)]
+#[server(prefix = "/api/fn", endpoint = "add_rule")]
+pub async fn add_rule(
+    id: String,
+    on: String,
+    #[server(default)] jobs: String,
+    #[server(default)] checks: String,
+    #[server(default)] threshold: String,
+    #[server(default)] window: String,
+    #[server(default)] grace: String,
+    #[server(default)] channels: String,
+    #[server(default)] remind_every: String,
+) -> Result<String, ServerFnError> {
+    let given = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let ids = |s: String| -> Vec<String> {
+        s.split(',')
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .collect()
+    };
+    let threshold = match given(threshold) {
+        Some(t) => Some(
+            t.parse::<u32>()
+                .map_err(|_| invalid(format!("threshold: {t:?} is not a whole number")))?,
+        ),
+        None => None,
+    };
+    let spec = engine::model::alert::RuleSpec {
+        id: given(id),
+        on: given(on),
+        jobs: Some(ids(jobs)),
+        checks: Some(ids(checks)),
+        threshold,
+        window: given(window),
+        grace: given(grace),
+        channels: Some(ids(channels)),
+        remind_every: given(remind_every),
+        created_at: None,
+    };
+    Ok(engine()?.create_rule(spec).await.map_err(fail)?.id)
+}
+
+#[server(prefix = "/api/fn", endpoint = "delete_rule")]
+pub async fn delete_rule(id: String) -> Result<(), ServerFnError> {
+    engine()?.delete_rule(&id).await.map_err(fail)
+}
+
+#[server(prefix = "/api/fn", endpoint = "list_checks", input = GetUrl)]
+pub async fn list_checks() -> Result<Vec<CheckRow>, ServerFnError> {
+    let origin = crate::ssr::origin();
+    let list = engine()?.list_checks().await.map_err(fail)?;
+    Ok(list
+        .into_iter()
+        .map(|v| CheckRow::new(v, &origin))
+        .collect())
+}
+
+/// Adds an inbound check expected every `period` (or on `schedule`), down past `grace`.
+#[server(prefix = "/api/fn", endpoint = "add_check")]
+pub async fn add_check(
+    id: String,
+    #[server(default)] name: String,
+    #[server(default)] period: String,
+    #[server(default)] schedule: String,
+    #[server(default)] timezone: String,
+    grace: String,
+) -> Result<String, ServerFnError> {
+    let given = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let spec = engine::model::alert::CheckSpec {
+        id: given(id),
+        name: given(name),
+        period: given(period),
+        schedule: given(schedule),
+        timezone: given(timezone),
+        grace: given(grace),
+        ..Default::default()
+    };
+    Ok(engine()?.create_check(spec).await.map_err(fail)?.check.id)
+}
+
+#[server(prefix = "/api/fn", endpoint = "delete_check")]
+pub async fn delete_check(id: String) -> Result<(), ServerFnError> {
+    engine()?.delete_check(&id).await.map_err(fail)
+}

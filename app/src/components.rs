@@ -141,6 +141,8 @@ pub fn Layout(children: Children) -> impl IntoView {
                     <A href="/briefs">"Briefs"</A>
                     <A href="/finance">"Finance"</A>
                     <A href="/metrics">"Metrics"</A>
+                    <A href="/alerts">"Alerts"</A>
+                    <A href="/checks">"Checks"</A>
                     <A href="/maintenance">"Maintenance"</A>
                     <A href="/nodes">"Nodes"</A>
                     <A href="/audit">"Audit"</A>

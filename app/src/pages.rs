@@ -2,7 +2,7 @@
 
 use crate::api::*;
 use crate::components::*;
-use crate::wire::{JobForm, JobRow};
+use crate::wire::{IncidentRow, JobForm, JobRow};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -98,6 +98,7 @@ pub fn OverviewPage() -> impl IntoView {
     view! {
         <Title text="Overview · EchoPilot" />
         <Layout>
+            <OpenIncidents />
             <section class="card" aria-labelledby="scheduler-heading">
                 <div class="card-head">
                     <h2 id="scheduler-heading">"Scheduler"</h2>
@@ -1165,6 +1166,346 @@ pub fn NotFoundPage() -> impl IntoView {
             <section class="card">
                 <h2>"Page not found"</h2>
                 <p><a href="/">"Back to the overview"</a></p>
+            </section>
+        </Layout>
+    }
+}
+
+/// The pill class for an incident, delivery or check state.
+fn pill(state: &str) -> &'static str {
+    match state {
+        "open" | "failed" | "down" => "pill pill-failed",
+        "closed" | "sent" | "up" => "pill pill-succeeded",
+        "suppressed" => "pill pill-paused",
+        "pending" | "sending" => "pill pill-queued",
+        "late" => "pill pill-warn",
+        _ => "pill pill-skipped",
+    }
+}
+
+/// Incidents, newest open first, each with the notices it sent; a compact list on the
+/// overview, the full timeline on the Alerts page.
+#[component]
+fn IncidentList(rows: Vec<IncidentRow>, #[prop(optional)] compact: bool) -> impl IntoView {
+    if rows.is_empty() {
+        return view! { <p class="muted" data-testid="no-incidents">"No incidents."</p> }
+            .into_any();
+    }
+    view! {
+        <ul class="incidents" data-testid="incidents">
+            {rows.into_iter().map(|i| {
+                let state = if i.suppressed.is_some() { "suppressed" } else if i.open { "open" } else { "closed" };
+                let subject = match &i.job {
+                    Some(j) => view! { <a href=format!("/jobs/{j}")>{i.subject.clone()}</a> }.into_any(),
+                    None => view! { <span>{i.subject.clone()}</span> }.into_any(),
+                };
+                let run = i.run.map(|r| view! { " · " <a href=format!("/runs/{r}")>{format!("run {r}")}</a> });
+                let when = if i.open { format!("opened {}", i.opened) } else { format!("{} → {}", i.opened, i.closed) };
+                view! {
+                    <li class="incident" data-testid="incident" data-state=state data-rule=i.rule.clone()>
+                        <div class="incident-head">
+                            <span class=pill(state)>{state}</span>
+                            <strong>{subject}</strong>
+                            <span class="muted">{format!(" · rule {} · #{}", i.rule, i.id)}</span>
+                            {run}
+                        </div>
+                        <p class="incident-message">{i.message.clone()}</p>
+                        <p class="muted">{when}</p>
+                        {i.suppressed.clone().map(|s| view! { <p class="muted">{format!("Nobody was notified — {s}")}</p> })}
+                        {(!compact && !i.deliveries.is_empty()).then(|| view! {
+                            <div class="table-wrap">
+                                <table class="deliveries" data-testid="deliveries">
+                                    <thead><tr><th>"Notice"</th><th>"Channel"</th><th>"Status"</th><th>"Attempts"</th><th>"Answer"</th><th>"When"</th></tr></thead>
+                                    <tbody>
+                                        {i.deliveries.into_iter().map(|d| view! {
+                                            <tr data-testid="delivery" data-status=d.status.clone()>
+                                                <td>{d.event}</td>
+                                                <td><code>{d.channel}</code></td>
+                                                <td><span class=pill(&d.status)>{d.status.clone()}</span></td>
+                                                <td>{d.attempts}</td>
+                                                <td>{d.code}{(!d.error.is_empty()).then(|| view! { <div class="error">{d.error.clone()}</div> })}</td>
+                                                <td>{d.at}</td>
+                                            </tr>
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            </div>
+                        })}
+                    </li>
+                }
+            }).collect_view()}
+        </ul>
+    }
+    .into_any()
+}
+
+/// Open incidents, on top of the overview (nothing when there are none).
+#[component]
+pub fn OpenIncidents() -> impl IntoView {
+    let refresh = use_auto_refresh();
+    let incidents = data(move || refresh.tick.get(), |_| list_incidents());
+    view! {
+        <Transition fallback=|| ()>
+            {move || incidents.get().and_then(|r| r.ok()).map(|rows| {
+                let open: Vec<IncidentRow> = rows.into_iter().filter(|i| i.open && i.suppressed.is_none()).collect();
+                (!open.is_empty()).then(|| view! {
+                    <section class="card card-alert" data-testid="open-incidents">
+                        <div class="card-head">
+                            <h2>{format!("Open incidents ({})", open.len())}</h2>
+                            <a href="/alerts">"All alerts →"</a>
+                        </div>
+                        <IncidentList rows=open compact=true />
+                    </section>
+                })
+            })}
+        </Transition>
+    }
+}
+
+/// Alerts: incidents with the deliveries each made; the channels notices go to (with a
+/// test button) and the rules that open incidents.
+#[component]
+pub fn AlertsPage() -> impl IntoView {
+    let add_channel = ServerAction::<AddChannel>::new();
+    let delete_channel = ServerAction::<DeleteChannel>::new();
+    let test = ServerAction::<TestChannel>::new();
+    let add_rule = ServerAction::<AddRule>::new();
+    let delete_rule = ServerAction::<DeleteRule>::new();
+    toast_on(add_channel.value(), |id| format!("Channel {id} added"));
+    toast_on(delete_channel.value(), |_| "Channel deleted".into());
+    toast_on(add_rule.value(), |id| format!("Rule {id} added"));
+    toast_on(delete_rule.value(), |_| "Rule deleted".into());
+    let tested = move || {
+        test.value().get().map(|r| match r {
+            Ok(text) => (text.contains("taken"), text),
+            Err(e) => (false, error_text(&e)),
+        })
+    };
+    let refresh = use_auto_refresh();
+    let incidents = data(
+        move || (refresh.tick.get(), test.version().get()),
+        |_| list_incidents(),
+    );
+    let channels = data(
+        move || (add_channel.version().get(), delete_channel.version().get()),
+        |_| list_channels(),
+    );
+    let rules = data(
+        move || (add_rule.version().get(), delete_rule.version().get()),
+        |_| list_rules(),
+    );
+    let email = RwSignal::new(false);
+    let channel_error = move || match add_channel.value().get() {
+        Some(Err(e)) => Some(error_text(&e)),
+        _ => None,
+    };
+    let rule_error = move || match add_rule.value().get() {
+        Some(Err(e)) => Some(error_text(&e)),
+        _ => None,
+    };
+    view! {
+        <Title text="Alerts · EchoPilot" />
+        <Layout>
+            <section class="card">
+                <LiveHead title="Incidents" refresh />
+                <p class="muted">"A rule's condition opens one incident per job or check; it notifies once (and on its reminder cooldown), and again when it recovers. Paused jobs and maintenance windows keep it quiet, and the incident says so."</p>
+                {loaded(incidents, |rows| view! { <IncidentList rows /> })}
+            </section>
+            <section class="card" data-testid="channels">
+                <h2>"Channels"</h2>
+                {move || tested().map(|(ok, text)| view! { <p class=if ok { "ok" } else { "error" } role="status" data-testid="test-result">{text}</p> })}
+                {loaded(channels, move |rows| if rows.is_empty() {
+                    view! { <p class="muted">"No channels yet: add one below."</p> }.into_any()
+                } else {
+                    view! {
+                        <div class="table-wrap">
+                            <table>
+                                <thead><tr><th>"Channel"</th><th>"Kind"</th><th>"Goes to"</th><th>"Secret"</th><th><span class="sr-only">"Actions"</span></th></tr></thead>
+                                <tbody>
+                                    {rows.into_iter().map(|c| {
+                                        let (t, d, row) = (c.id.clone(), c.id.clone(), c.id.clone());
+                                        view! {
+                                            <tr data-testid="channel-row" data-channel=row>
+                                                <td><code>{c.id}</code></td>
+                                                <td>{c.kind}</td>
+                                                <td class="wrap">{c.target}</td>
+                                                <td>{if c.secret { "set (hidden)" } else { "—" }}</td>
+                                                <td class="row-actions">
+                                                    <button on:click=move |_| { test.dispatch(TestChannel { id: t.clone() }); } data-testid="test-channel">"Send test"</button>
+                                                    <button class="danger-outline" on:click=move |_| { delete_channel.dispatch(DeleteChannel { id: d.clone() }); }>"Delete"</button>
+                                                </td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }.into_any()
+                })}
+                <h3>"Add a channel"</h3>
+                <ActionForm action=add_channel attr:class="job-form" attr:data-testid="channel-form">
+                    <div class="field"><label for="c-id">"Id"</label><input id="c-id" name="id" required pattern="[a-z0-9][a-z0-9\\-]*" placeholder="ops-webhook" /></div>
+                    <div class="field">
+                        <label for="c-kind">"Kind"</label>
+                        <select id="c-kind" name="kind" on:change=move |ev| email.set(event_target_value(&ev) == "email")>
+                            <option value="webhook">"webhook (signed JSON)"</option>
+                            <option value="slack">"Slack"</option>
+                            <option value="discord">"Discord"</option>
+                            <option value="ntfy">"ntfy"</option>
+                            <option value="email">"email (SMTP)"</option>
+                        </select>
+                    </div>
+                    <Show when=move || email.get()
+                        fallback=|| view! {
+                            <div class="field wide"><label for="c-url">"URL"</label><input id="c-url" name="url" placeholder="https://hooks.example.com/echopilot" /></div>
+                            <div class="field"><label for="c-secret">"Signing secret (webhook)"</label><input id="c-secret" name="secret" type="password" autocomplete="off" /></div>
+                        }>
+                        <div class="field"><label for="c-host">"SMTP host"</label><input id="c-host" name="host" placeholder="smtp.example.com" /></div>
+                        <div class="field"><label for="c-port">"Port"</label><input id="c-port" name="port" inputmode="numeric" placeholder="587" /></div>
+                        <div class="field">
+                            <label for="c-tls">"Security"</label>
+                            <select id="c-tls" name="tls">
+                                <option value="starttls">"STARTTLS (587)"</option>
+                                <option value="tls">"TLS (465)"</option>
+                                <option value="none">"none (local relay)"</option>
+                            </select>
+                        </div>
+                        <div class="field"><label for="c-from">"From"</label><input id="c-from" name="from" placeholder="echopilot@example.com" /></div>
+                        <div class="field wide"><label for="c-to">"To (comma-separated)"</label><input id="c-to" name="to" placeholder="oncall@example.com" /></div>
+                        <div class="field"><label for="c-user">"User"</label><input id="c-user" name="user" autocomplete="off" /></div>
+                        <div class="field"><label for="c-password">"Password"</label><input id="c-password" name="password" type="password" autocomplete="off" /></div>
+                    </Show>
+                    {move || channel_error().map(|e| view! { <p class="error wide" role="alert" data-testid="channel-error">{e}</p> })}
+                    <div class="wide"><button type="submit" class="primary" data-testid="add-channel">"Add channel"</button></div>
+                </ActionForm>
+            </section>
+            <section class="card" data-testid="rules">
+                <h2>"Rules"</h2>
+                {loaded(rules, move |rows| if rows.is_empty() {
+                    view! { <p class="muted">"No rules: nothing alerts yet."</p> }.into_any()
+                } else {
+                    view! {
+                        <div class="table-wrap">
+                            <table>
+                                <thead><tr><th>"Rule"</th><th>"On"</th><th>"Watches"</th><th>"Details"</th><th>"Channels"</th><th><span class="sr-only">"Actions"</span></th></tr></thead>
+                                <tbody>
+                                    {rows.into_iter().map(|r| {
+                                        let (d, row) = (r.id.clone(), r.id.clone());
+                                        view! {
+                                            <tr data-testid="rule-row" data-rule=row>
+                                                <td><code>{r.id}</code></td>
+                                                <td>{r.on}</td>
+                                                <td>{r.scope}</td>
+                                                <td>{r.detail}</td>
+                                                <td>{r.channels}</td>
+                                                <td class="row-actions"><button class="danger-outline" on:click=move |_| { delete_rule.dispatch(DeleteRule { id: d.clone() }); }>"Delete"</button></td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }.into_any()
+                })}
+                <h3>"Add a rule"</h3>
+                <ActionForm action=add_rule attr:class="job-form" attr:data-testid="rule-form">
+                    <div class="field"><label for="r-id">"Id"</label><input id="r-id" name="id" required pattern="[a-z0-9][a-z0-9\\-]*" placeholder="nightly-failures" /></div>
+                    <div class="field">
+                        <label for="r-on">"On"</label>
+                        <select id="r-on" name="on">
+                            <option value="failed">"a run failed or timed out"</option>
+                            <option value="consecutive_failures">"N failures in a row"</option>
+                            <option value="failures_in_window">"N failures within a window"</option>
+                            <option value="missed">"a slot missed (or a check down)"</option>
+                            <option value="late">"a run late (or a check late)"</option>
+                            <option value="recovered">"recovery only"</option>
+                            <option value="system">"EchoPilot itself"</option>
+                        </select>
+                    </div>
+                    <div class="field"><label for="r-channels">"Channels (comma-separated)"</label><input id="r-channels" name="channels" required /></div>
+                    <div class="field"><label for="r-jobs">"Jobs (empty: every job)"</label><input id="r-jobs" name="jobs" /></div>
+                    <div class="field"><label for="r-checks">"Checks"</label><input id="r-checks" name="checks" /></div>
+                    <div class="field"><label for="r-threshold">"N"</label><input id="r-threshold" name="threshold" inputmode="numeric" /></div>
+                    <div class="field"><label for="r-window">"Window"</label><input id="r-window" name="window" placeholder="1h" /></div>
+                    <div class="field"><label for="r-grace">"Grace (late)"</label><input id="r-grace" name="grace" placeholder="60s" /></div>
+                    <div class="field"><label for="r-remind">"Remind every"</label><input id="r-remind" name="remind_every" placeholder="4h" /></div>
+                    {move || rule_error().map(|e| view! { <p class="error wide" role="alert" data-testid="rule-error">{e}</p> })}
+                    <div class="wide"><button type="submit" class="primary" data-testid="add-rule">"Add rule"</button></div>
+                </ActionForm>
+            </section>
+        </Layout>
+    }
+}
+
+/// Inbound checks: crons that run elsewhere ping their URL; up, late or down from the
+/// pings.
+#[component]
+pub fn ChecksPage() -> impl IntoView {
+    let add = ServerAction::<AddCheck>::new();
+    let delete = ServerAction::<DeleteCheck>::new();
+    toast_on(add.value(), |id| format!("Check {id} added"));
+    toast_on(delete.value(), |_| "Check deleted".into());
+    let refresh = use_auto_refresh();
+    let checks = data(
+        move || {
+            (
+                refresh.tick.get(),
+                add.version().get(),
+                delete.version().get(),
+            )
+        },
+        |_| list_checks(),
+    );
+    let error = move || match add.value().get() {
+        Some(Err(e)) => Some(error_text(&e)),
+        _ => None,
+    };
+    view! {
+        <Title text="Checks · EchoPilot" />
+        <Layout>
+            <section class="card" data-testid="checks">
+                <LiveHead title="Inbound checks" refresh />
+                <p class="muted">"A cron that runs elsewhere calls its ping URL when it is done (append /start when it begins, /fail when it failed). A check is late past its expected time and down past its grace; alert rules on missed or late watch them."</p>
+                {loaded(checks, move |rows| if rows.is_empty() {
+                    view! { <p class="muted">"No checks."</p> }.into_any()
+                } else {
+                    view! {
+                        <div class="table-wrap">
+                            <table>
+                                <thead><tr><th>"Check"</th><th>"State"</th><th>"Expected"</th><th>"Last ping"</th><th>"Due"</th><th>"Ping URL"</th><th><span class="sr-only">"Actions"</span></th></tr></thead>
+                                <tbody>
+                                    {rows.into_iter().map(|c| {
+                                        let (d, row) = (c.id.clone(), c.id.clone());
+                                        view! {
+                                            <tr data-testid="check-row" data-check=row data-state=c.state.clone()>
+                                                <td><strong>{c.name}</strong><div class="muted"><code>{c.id}</code></div></td>
+                                                <td><span class=pill(&c.state)>{c.state.clone()}</span></td>
+                                                <td>{c.expect}</td>
+                                                <td>{c.last_ping}</td>
+                                                <td>{c.due}</td>
+                                                <td class="wrap"><code>{c.ping_url}</code></td>
+                                                <td class="row-actions"><button class="danger-outline" on:click=move |_| { delete.dispatch(DeleteCheck { id: d.clone() }); }>"Delete"</button></td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }.into_any()
+                })}
+            </section>
+            <section class="card">
+                <h2>"Add a check"</h2>
+                <ActionForm action=add attr:class="job-form" attr:data-testid="check-form">
+                    <div class="field"><label for="k-id">"Id"</label><input id="k-id" name="id" required pattern="[a-z0-9][a-z0-9\\-]*" placeholder="offsite-backup" /></div>
+                    <div class="field"><label for="k-name">"Name"</label><input id="k-name" name="name" placeholder="Off-site backup" /></div>
+                    <div class="field"><label for="k-period">"Every (or a schedule)"</label><input id="k-period" name="period" placeholder="1d" /></div>
+                    <div class="field"><label for="k-schedule">"Schedule (cron, with seconds)"</label><input id="k-schedule" name="schedule" placeholder="0 0 3 * * *" /></div>
+                    <div class="field"><label for="k-tz">"Time zone"</label><input id="k-tz" name="timezone" value="UTC" /></div>
+                    <div class="field"><label for="k-grace">"Grace"</label><input id="k-grace" name="grace" required placeholder="30m" /></div>
+                    {move || error().map(|e| view! { <p class="error wide" role="alert" data-testid="check-error">{e}</p> })}
+                    <div class="wide"><button type="submit" class="primary" data-testid="add-check">"Add check"</button></div>
+                </ActionForm>
             </section>
         </Layout>
     }

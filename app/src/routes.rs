@@ -27,6 +27,8 @@ pub fn DashboardRouter() -> impl IntoView {
                 <Route path=path!("/finance") view={Lazy::<Finance>::new()} />
                 <Route path=path!("/metrics") view={Lazy::<Metrics>::new()} />
                 <Route path=path!("/maintenance") view={Lazy::<Maintenance>::new()} />
+                <Route path=path!("/alerts") view={Lazy::<Alerts>::new()} />
+                <Route path=path!("/checks") view={Lazy::<Checks>::new()} />
                 <Route path=path!("/audit") view={Lazy::<Audit>::new()} />
                 <Route path=path!("/nodes") view={Lazy::<Nodes>::new()} />
                 <Route path=path!("/login") view=pages::LoginPage />
@@ -60,6 +62,8 @@ lazy_page! {
     JobEdit => pages::JobEditPage,
     Runs => pages::RunsPage,
     Maintenance => pages::MaintenancePage,
+    Alerts => pages::AlertsPage,
+    Checks => pages::ChecksPage,
     Run => pages::RunPage,
     Briefs => pages::BriefsPage,
     Finance => pages::FinancePage,

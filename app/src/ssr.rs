@@ -547,3 +547,125 @@ mod tests {
         assert!(!html.contains("<img"), "{html}");
     }
 }
+
+impl From<engine::model::alert::Incident> for IncidentRow {
+    fn from(i: engine::model::alert::Incident) -> Self {
+        IncidentRow {
+            id: i.id,
+            job: i.job().map(str::to_string),
+            open: i.closed_at.is_none(),
+            opened: time(i.opened_at),
+            closed: i.closed_at.map(time).unwrap_or_default(),
+            deliveries: i
+                .deliveries
+                .into_iter()
+                .map(|d| DeliveryRow {
+                    channel: d.channel,
+                    event: d.event.as_str().into(),
+                    status: d.status.as_str().into(),
+                    attempts: d.attempts,
+                    code: d.code.map(|c| c.to_string()).unwrap_or_default(),
+                    error: d.error.unwrap_or_default(),
+                    at: time(d.done_at.unwrap_or(d.created_at)),
+                })
+                .collect(),
+            rule: i.rule,
+            subject: i.subject,
+            suppressed: i.suppressed,
+            message: i.message,
+            run: i.run,
+        }
+    }
+}
+
+impl From<engine::model::alert::Channel> for ChannelRow {
+    fn from(c: engine::model::alert::Channel) -> Self {
+        let target = match &c.smtp {
+            Some(s) => format!("{}:{} → {}", s.host, s.port, s.to.join(", ")),
+            None => c.url.clone().unwrap_or_default(),
+        };
+        ChannelRow {
+            secret: c.secret.is_some() || c.smtp.as_ref().is_some_and(|s| s.password.is_some()),
+            id: c.id,
+            kind: c.kind.as_str().into(),
+            target,
+        }
+    }
+}
+
+impl From<engine::model::alert::Rule> for RuleRow {
+    fn from(r: engine::model::alert::Rule) -> Self {
+        let scope = match (r.jobs.is_empty(), r.checks.is_empty()) {
+            _ if r.on == engine::model::alert::RuleOn::System => "EchoPilot itself".to_string(),
+            (true, true) => "every job and check".to_string(),
+            _ => r
+                .jobs
+                .iter()
+                .map(|j| format!("job {j}"))
+                .chain(r.checks.iter().map(|c| format!("check {c}")))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let detail = [
+            r.threshold.map(|t| format!("{t} times")),
+            r.window.clone().map(|w| format!("within {w}")),
+            r.grace.clone().map(|g| format!("grace {g}")),
+            r.remind_every.clone().map(|e| format!("remind every {e}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ");
+        RuleRow {
+            id: r.id,
+            on: r.on.as_str().replace('_', " "),
+            scope,
+            detail,
+            channels: r.channels.join(", "),
+        }
+    }
+}
+
+impl CheckRow {
+    /// `origin` is this server as the browser reached it (for the ping URL).
+    pub fn new(v: engine::model::alert::CheckView, origin: &str) -> Self {
+        let c = &v.check;
+        let expect = match (&c.period, &c.schedule) {
+            (Some(p), _) => format!("every {p}, grace {}", c.grace),
+            (_, Some(s)) => format!("{s} ({}), grace {}", c.timezone, c.grace),
+            _ => String::new(),
+        };
+        CheckRow {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            state: v.state.as_str().into(),
+            expect,
+            last_ping: v
+                .last_ping
+                .as_ref()
+                .map(|p| format!("{} ({})", time(p.at), p.kind.as_str()))
+                .unwrap_or_else(|| "never".into()),
+            due: v.due_at.map(time).unwrap_or_default(),
+            ping_url: format!("{origin}{}", v.ping_url),
+        }
+    }
+}
+
+/// This server as the browser reached it (`http://host:port`; https behind a proxy that
+/// says so), for URLs shown to copy.
+pub fn origin() -> String {
+    let parts = use_context::<http::request::Parts>();
+    let header = |name: &str| {
+        parts
+            .as_ref()
+            .and_then(|p| p.headers.get(name))
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+    };
+    let scheme = header("x-forwarded-proto")
+        .filter(|p| p == "https")
+        .unwrap_or_else(|| "http".into());
+    header("host")
+        .map(|h| format!("{scheme}://{h}"))
+        .unwrap_or_default()
+}

@@ -322,3 +322,68 @@ pub struct LeaderRow {
     pub how: String,
     pub lasted: String,
 }
+
+/// An alert incident as the Alerts page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentRow {
+    pub id: i64,
+    pub rule: String,
+    /// `job:<id>`, `check:<id>`, `system:<what>`.
+    pub subject: String,
+    /// The job it is about, for a link.
+    pub job: Option<String>,
+    pub open: bool,
+    /// Why nobody was told (a pause, a window), when so.
+    pub suppressed: Option<String>,
+    pub opened: String,
+    pub closed: String,
+    pub message: String,
+    pub run: Option<i64>,
+    pub deliveries: Vec<DeliveryRow>,
+}
+
+/// One notice to one channel, with how its attempts went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRow {
+    pub channel: String,
+    pub event: String,
+    pub status: String,
+    pub attempts: u32,
+    pub code: String,
+    pub error: String,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelRow {
+    pub id: String,
+    pub kind: String,
+    /// The URL (credentials masked) or the SMTP relay and recipients.
+    pub target: String,
+    /// A secret or password is set (never shown).
+    pub secret: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleRow {
+    pub id: String,
+    pub on: String,
+    /// "every job and check" or the ids.
+    pub scope: String,
+    /// Threshold, window, grace, reminders.
+    pub detail: String,
+    pub channels: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRow {
+    pub id: String,
+    pub name: String,
+    /// new, up, late, down.
+    pub state: String,
+    /// "every 1h, grace 10m" or the schedule.
+    pub expect: String,
+    pub last_ping: String,
+    pub due: String,
+    pub ping_url: String,
+}

@@ -84,6 +84,8 @@ export const PAGES: [string, string, string][] = [
   ['finance', '/finance', 'finance-chart'],
   ['metrics', '/metrics', 'metrics'],
   ['maintenance', '/maintenance', 'maintenance'],
+  ['alerts', '/alerts', 'channel-form'],
+  ['checks', '/checks', 'check-form'],
   ['audit', '/audit', 'audit'],
   ['nodes', '/nodes', 'nodes'],
 ];

@@ -340,13 +340,14 @@ impl Engine {
         self.inner.store.stuck_runs(self.now(), grace).await
     }
 
-    /// Deletes ended runs and audit entries older than `cutoff` (keeping the newest
+    /// Deletes ended runs, audit entries and alert history older than `cutoff` (keeping the newest
     /// `keep_last` runs of every job) and event-log files dated before it; reclaims the
     /// space when runs went.
     pub async fn prune_history(&self, cutoff: DateTime<Utc>, keep_last: u32) -> Result<Pruned> {
         let store = &self.inner.store;
         let runs = store.delete_old_runs(cutoff, keep_last).await?;
         let audit_entries = store.delete_old_audit(cutoff).await?;
+        let alerts = store.delete_old_alerts(cutoff).await?;
         let log_files = crate::events::prune(
             &self.inner.config.data_dir.join("logs"),
             cutoff.date_naive(),
@@ -361,6 +362,7 @@ impl Engine {
         Ok(Pruned {
             runs,
             audit_entries,
+            alerts,
             log_files,
         })
     }
@@ -388,5 +390,7 @@ pub struct BulkDone {
 pub struct Pruned {
     pub runs: u64,
     pub audit_entries: u64,
+    /// Pings, closed incidents and their deliveries.
+    pub alerts: u64,
     pub log_files: Vec<String>,
 }

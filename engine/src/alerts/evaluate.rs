@@ -41,7 +41,9 @@ struct Subject<'a> {
 
 pub(super) async fn pass(engine: &Engine) -> Result<()> {
     let rules: Vec<Rule> = engine.items(RULE).await?;
-    store_health(engine, &rules).await;
+    if rules.iter().any(|r| r.on == RuleOn::System) {
+        store_health(engine, &rules).await;
+    }
     if rules.is_empty() {
         return Ok(());
     }
@@ -207,7 +209,9 @@ async fn act(
                 );
             }
         }
-        (Verdict::Nothing, Some(i)) if i.suppressed.is_none() && rule.on != RuleOn::Recovered => {
+        (Verdict::Nothing | Verdict::Open { .. }, Some(i))
+            if i.suppressed.is_none() && rule.on != RuleOn::Recovered =>
+        {
             let (Some(every), Some(last)) = (rule.remind_every(), i.notified_at) else {
                 return Ok(());
             };

@@ -41,6 +41,7 @@ pub async fn run(ctx: JobContext) -> JobResult {
         "cutoff": cutoff,
         "runs_deleted": pruned.runs,
         "audit_entries_deleted": pruned.audit_entries,
+        "alert_rows_deleted": pruned.alerts,
         "log_files_deleted": pruned.log_files,
         "space_reclaimed": pruned.runs > 0,
     }))

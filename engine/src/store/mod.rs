@@ -323,6 +323,10 @@ interface! {
     fn claim_delivery(&self, id: i64, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool>;
     /// Records how a claimed attempt came out.
     fn finish_delivery(&self, end: &DeliveryEnd<'_>) -> Result<()>;
+    /// Deletes pings, closed incidents (with their deliveries) from before `cutoff` — but
+    /// never the newest incident of a (rule, subject), nor a check's newest pings;
+    /// answers how many rows went.
+    fn delete_old_alerts(&self, cutoff: DateTime<Utc>) -> Result<u64>;
     fn record_ping(&self, check_id: &str, p: &crate::model::alert::Ping) -> Result<()>;
     /// A check's newest pings, newest first.
     fn pings(&self, check_id: &str, limit: u32) -> Result<Vec<crate::model::alert::Ping>>;

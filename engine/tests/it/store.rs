@@ -314,6 +314,11 @@ mod contracts {
             .await
             .unwrap()
             .is_some());
+        // Retention: the closed incident and its sent notice go; the open one stays.
+        assert_eq!(store.delete_old_alerts(at(23, 0)).await.unwrap(), 2);
+        let left = store.list_incidents(10).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert!(left[0].closed_at.is_none());
         // Definitions: created once, replaced, deleted.
         assert!(store
             .put_alert_item("rule", "r", "{}", true, at(9, 0))

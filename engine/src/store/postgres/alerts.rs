@@ -234,6 +234,36 @@ impl PgStore {
         Ok(())
     }
 
+    pub async fn delete_old_alerts(&self, cutoff: DateTime<Utc>) -> Result<u64> {
+        // The newest incident of each pair is where its next scan starts, and the newest
+        // pings of each check are its state: those stay whatever their age.
+        let pings = sqlx::query(
+            "DELETE FROM pings WHERE at_ms < $1
+               AND id NOT IN (SELECT MAX(id) FROM pings GROUP BY check_id, kind)",
+        )
+        .bind(to_ms(cutoff))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let incidents = sqlx::query(
+            "DELETE FROM incidents WHERE closed_ms < $1
+               AND id NOT IN (SELECT MAX(id) FROM incidents GROUP BY rule_id, subject)",
+        )
+        .bind(to_ms(cutoff))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let deliveries = sqlx::query(
+            "DELETE FROM deliveries WHERE created_ms < $1 AND status IN ('sent', 'failed')
+               AND (incident_id IS NULL OR incident_id NOT IN (SELECT id FROM incidents))",
+        )
+        .bind(to_ms(cutoff))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(pings + incidents + deliveries)
+    }
+
     pub async fn record_ping(&self, check_id: &str, p: &Ping) -> Result<()> {
         sqlx::query(
             "INSERT INTO pings (check_id, at_ms, kind, body, source) VALUES ($1, $2, $3, $4, $5)",
