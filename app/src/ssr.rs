@@ -532,22 +532,6 @@ pub fn cluster(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::markdown;
-
-    #[test]
-    fn markdown_escapes_raw_html_and_unsafe_links() {
-        let html = markdown("# Hi\n\n<script>alert(1)</script>\n\n[x](javascript:alert(1)) [y](https://e.com) ![i](http://e.com/i.png)");
-        assert!(html.contains("<h1>Hi</h1>"), "{html}");
-        assert!(!html.contains("<script>"), "{html}");
-        assert!(html.contains("&lt;script&gt;"), "{html}");
-        assert!(!html.contains("javascript:"), "{html}");
-        assert!(html.contains(r#"href="https://e.com""#), "{html}");
-        assert!(!html.contains("<img"), "{html}");
-    }
-}
-
 impl From<engine::model::alert::Incident> for IncidentRow {
     fn from(i: engine::model::alert::Incident) -> Self {
         IncidentRow {
@@ -668,4 +652,20 @@ pub fn origin() -> String {
     header("host")
         .map(|h| format!("{scheme}://{h}"))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::markdown;
+
+    #[test]
+    fn markdown_escapes_raw_html_and_unsafe_links() {
+        let html = markdown("# Hi\n\n<script>alert(1)</script>\n\n[x](javascript:alert(1)) [y](https://e.com) ![i](http://e.com/i.png)");
+        assert!(html.contains("<h1>Hi</h1>"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(!html.contains("javascript:"), "{html}");
+        assert!(html.contains(r#"href="https://e.com""#), "{html}");
+        assert!(!html.contains("<img"), "{html}");
+    }
 }
