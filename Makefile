@@ -20,9 +20,10 @@ run-brief:
 run-selfheal:
 	./target/release/echopilot run self-heal --wait
 
-## Release build: the server binary and the dashboard (target/site).
+## Release build: the server binary and the dashboard (target/site); the dashboard only
+## when its inputs changed (scripts/build.sh), so an unchanged tree restarts in seconds.
 build: tools
-	cargo leptos build --release --split
+	scripts/build.sh
 
 tools:
 	scripts/install-tools.sh build
@@ -30,7 +31,7 @@ tools:
 ## Every Rust test, then the Playwright suite in Debian's Chromium.
 test:
 	scripts/install-tools.sh test
-	cargo leptos build --release --split
+	scripts/build.sh
 	$(MAKE) test-rust
 	$(MAKE) test-e2e
 

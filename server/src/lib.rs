@@ -13,6 +13,7 @@
 //! - [`bench`]: hooks for the benchmark harness (`--bench`).
 //! - [`cli`]: the client commands (`echopilot scheduler ...`).
 //! - [`telemetry`]: tracing set-up.
+//! - [`systemd`]: the notify protocol (ready, watchdog, stopping) for `Type=notify`.
 
 pub mod api;
 pub mod auth;
@@ -24,4 +25,5 @@ pub mod live;
 pub mod pidfile;
 pub mod secret_env;
 pub mod startup;
+pub mod systemd;
 pub mod telemetry;

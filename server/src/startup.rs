@@ -73,7 +73,12 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
     let app = build_with(args, listener, pidfile).await?;
-    app.run_until_stopped(shutdown).await
+    crate::systemd::ready(app.engine());
+    app.run_until_stopped(async {
+        shutdown.await;
+        crate::systemd::stopping();
+    })
+    .await
 }
 
 /// Makes the data dir (private) and takes its single-instance lock.

@@ -6,11 +6,13 @@
 //!   the PID lock, the key, the CLI.
 //! - [`jobs`]: jobs and runs over the API, crash recovery with real processes, live logs.
 //! - [`alerts`]: notices to a webhook receiver and an SMTP server on loopback; checks.
+//! - [`deploy`]: the systemd unit verified, and the notify protocol it declares.
 //! - [`security`]: the outside probe's findings, each performed as the attack.
 
 mod alerts;
 mod cluster;
 mod controls;
+mod deploy;
 mod jobs;
 mod security;
 mod server;
