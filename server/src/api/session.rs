@@ -1,7 +1,7 @@
 //! Logging in and out of the dashboard: the key traded for a server-side session.
 
 use super::ApiError;
-use crate::auth::{self, login_refused, session_cookie, session_id};
+use crate::auth::{self, behind_tls, login_refused, session_cookie, session_id};
 use crate::startup::AppState;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -84,7 +84,10 @@ pub async fn login(
     }
     tracing::info!(%peer, "login");
     let id = state.sessions.create();
-    let cookie = [(header::SET_COOKIE, session_cookie(Some(&id)))];
+    let cookie = [(
+        header::SET_COOKIE,
+        session_cookie(Some(&id), behind_tls(&headers)),
+    )];
     if form {
         (cookie, Redirect::to("/")).into_response()
     } else {
@@ -123,7 +126,10 @@ pub async fn logout(
     end_session(&state, peer, &headers).await;
     (
         StatusCode::NO_CONTENT,
-        [(header::SET_COOKIE, session_cookie(None))],
+        [(
+            header::SET_COOKIE,
+            session_cookie(None, behind_tls(&headers)),
+        )],
     )
         .into_response()
 }
@@ -139,7 +145,10 @@ pub async fn logout_form(
     }
     end_session(&state, peer, &headers).await;
     (
-        [(header::SET_COOKIE, session_cookie(None))],
+        [(
+            header::SET_COOKIE,
+            session_cookie(None, behind_tls(&headers)),
+        )],
         Redirect::to("/login"),
     )
         .into_response()

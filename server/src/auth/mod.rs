@@ -15,7 +15,7 @@ pub mod throttle;
 pub use audit::{record, Actor, Audit};
 pub use hosts::AllowedHosts;
 pub use key::{DashKey, KeyError};
-pub use session::{cross_site, session_cookie, session_id, session_tag, Sessions};
+pub use session::{behind_tls, cross_site, session_cookie, session_id, session_tag, Sessions};
 pub use throttle::Throttle;
 
 use crate::api::ApiError;

@@ -9,8 +9,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The session cookie. (`__Host-` needs TLS, which a loopback server does not have.)
+/// The session cookie over plain HTTP (a loopback server has no TLS)...
 pub const SESSION_COOKIE: &str = "echopilot_session";
+/// ...and behind a TLS reverse proxy (`X-Forwarded-Proto: https`): `__Host-`, `Secure`,
+/// so no other host or plain-HTTP page can set or read it.
+pub const TLS_SESSION_COOKIE: &str = "__Host-echopilot_session";
 /// A session ends after this long without requests...
 const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
 /// ...and after this long in any case.
@@ -89,18 +92,32 @@ pub fn session_id(headers: &HeaderMap) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(name, _)| *name == TLS_SESSION_COOKIE || *name == SESSION_COOKIE)
         .map(|(_, value)| value.to_string())
 }
 
-/// `Set-Cookie` for a new session, or for clearing it (`None`).
-pub fn session_cookie(id: Option<&str>) -> HeaderValue {
+/// Whether the browser reached us over TLS through a reverse proxy that says so.
+pub fn behind_tls(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+}
+
+/// `Set-Cookie` for a new session, or for clearing it (`None`); `tls`: the `__Host-`,
+/// `Secure` cookie of a server behind a TLS proxy ([`behind_tls`]).
+pub fn session_cookie(id: Option<&str>, tls: bool) -> HeaderValue {
+    let (name, secure) = if tls {
+        (TLS_SESSION_COOKIE, "; Secure")
+    } else {
+        (SESSION_COOKIE, "")
+    };
     let value = match id {
         Some(id) => format!(
-            "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+            "{name}={id}; Path=/; HttpOnly; SameSite=Strict{secure}; Max-Age={}",
             SESSION_MAX.as_secs()
         ),
-        None => format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        None => format!("{name}=; Path=/; HttpOnly; SameSite=Strict{secure}; Max-Age=0"),
     };
     // Built only from a hex id and fixed text, so always a valid header value.
     HeaderValue::from_str(&value).expect("cookie text is ASCII")

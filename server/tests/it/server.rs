@@ -314,6 +314,34 @@ async fn data_dir_that_is_a_file_or_holds_a_corrupt_store_refuses_to_start_namin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_tls_proxy_the_session_cookie_is_host_prefixed_and_secure() {
+    let app = spawn_app().await;
+    let login = client()
+        .post(format!("{}/api/session", app.url))
+        .header("x-forwarded-proto", "https")
+        .json(&serde_json::json!({"key": KEY}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 204);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("__Host-echopilot_session="), "{cookie}");
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap().to_string();
+    let status = client()
+        .get(format!("{}/api/automations/status", app.url))
+        .header("cookie", pair)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200, "the prefixed cookie is a session");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_gives_an_httponly_strict_session_that_logout_kills() {
     let app = spawn_app().await;
     let c = client();
