@@ -632,3 +632,58 @@ async fn a_pending_retry_does_not_hold_up_shutdown() {
     let status = app.wait_exit(Duration::from_secs(30));
     assert!(status.success());
 }
+
+/// RELIABILITY 27: scripts run only from this origin or with this response's nonce — no
+/// `'unsafe-inline'` — and pages say no referrer and ask for no device features.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_allow_only_their_own_nonced_inline_script_and_send_strict_headers() {
+    let app = spawn_app().await;
+    let page = |path: &'static str| {
+        let url = format!("{}{path}", app.url);
+        async move {
+            let r = crate::support::client().get(url).send().await.unwrap();
+            let h = r.headers().clone();
+            (h, r.text().await.unwrap())
+        }
+    };
+    let (h1, body) = page("/login").await;
+    let csp = h1["content-security-policy"].to_str().unwrap().to_string();
+    let script_src = csp
+        .split(';')
+        .find(|d| d.trim().starts_with("script-src"))
+        .unwrap();
+    assert!(!script_src.contains("unsafe-inline"), "{csp}");
+    let nonce = script_src
+        .split_whitespace()
+        .find_map(|s| s.strip_prefix("'nonce-")?.strip_suffix('\''))
+        .unwrap_or_else(|| panic!("a nonce in {csp}"));
+    assert!(nonce.len() >= 16, "{nonce}");
+    assert!(
+        body.contains(&format!("nonce=\"{nonce}\"")),
+        "the hydration script carries it"
+    );
+    // Every inline script carries it.
+    for script in body.split("<script").skip(1) {
+        let tag = script.split('>').next().unwrap_or_default();
+        assert!(
+            tag.contains("src=") || tag.contains(&format!("nonce=\"{nonce}\"")),
+            "<script{tag}>"
+        );
+    }
+    let (h2, _) = page("/login").await;
+    assert_ne!(
+        h1["content-security-policy"], h2["content-security-policy"],
+        "a fresh nonce per response"
+    );
+    assert_eq!(h1["referrer-policy"], "no-referrer");
+    assert!(h1["permissions-policy"]
+        .to_str()
+        .unwrap()
+        .contains("camera=()"));
+    let (api, _) = page("/healthz").await;
+    let csp = api["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self' 'wasm-unsafe-eval';"),
+        "no inline script at all off a page: {csp}"
+    );
+}
