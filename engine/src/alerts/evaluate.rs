@@ -152,18 +152,8 @@ async fn act(
             let suppressed = s.job.and_then(|j| crate::pause::swallowed(engine, j, now));
             // `incident: null` here; the store writes the id in with the incident.
             let body = event(AlertEvent::Opened, None, run, &message, error.as_deref());
-            let notices: Vec<Notice> = if suppressed.is_some() || rule.on == RuleOn::Recovered {
-                Vec::new()
-            } else {
-                targets
-                    .iter()
-                    .map(|c| Notice {
-                        channel: c,
-                        event: AlertEvent::Opened,
-                        body: &body,
-                    })
-                    .collect()
-            };
+            let silent = suppressed.is_some() || rule.on == RuleOn::Recovered;
+            let notices = notices(&targets, silent, AlertEvent::Opened, &body);
             let opened = store
                 .open_incident(&NewIncident {
                     rule: &rule.id,
@@ -190,18 +180,12 @@ async fn act(
                 rule.id
             );
             let body = event(AlertEvent::Recovered, Some(i.id), run, &message, None);
-            let notices: Vec<Notice> = if i.suppressed.is_some() {
-                Vec::new()
-            } else {
-                targets
-                    .iter()
-                    .map(|c| Notice {
-                        channel: c,
-                        event: AlertEvent::Recovered,
-                        body: &body,
-                    })
-                    .collect()
-            };
+            let notices = notices(
+                &targets,
+                i.suppressed.is_some(),
+                AlertEvent::Recovered,
+                &body,
+            );
             if store.close_incident(i.id, now, run, &notices).await? {
                 engine.event(
                     "incident_closed",
@@ -224,14 +208,7 @@ async fn act(
                 i.message
             );
             let body = event(AlertEvent::Reminder, Some(i.id), i.run, &message, None);
-            let notices: Vec<Notice> = targets
-                .iter()
-                .map(|c| Notice {
-                    channel: c,
-                    event: AlertEvent::Reminder,
-                    body: &body,
-                })
-                .collect();
+            let notices = notices(&targets, false, AlertEvent::Reminder, &body);
             store
                 .remind_incident(i.id, now, Some(last), &notices)
                 .await?;
@@ -239,6 +216,26 @@ async fn act(
         _ => {}
     }
     Ok(())
+}
+
+/// One notice of `event` with `body` to each of `targets`; none when `silent`.
+fn notices<'a>(
+    targets: &[&'a str],
+    silent: bool,
+    event: AlertEvent,
+    body: &'a str,
+) -> Vec<Notice<'a>> {
+    if silent {
+        return Vec::new();
+    }
+    targets
+        .iter()
+        .map(|c| Notice {
+            channel: c,
+            event,
+            body,
+        })
+        .collect()
 }
 
 fn subject_name(s: &Subject<'_>) -> String {

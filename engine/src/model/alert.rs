@@ -13,6 +13,24 @@ fn invalid(field: &str, message: impl Into<String>) -> ValidationError {
     }
 }
 
+/// The id of what a spec asks for: the path's on updates (a body naming another is
+/// refused), the body's on creates; a slug either way.
+fn spec_id(path: Option<&str>, body: Option<String>) -> Result<String, ValidationError> {
+    let id = match (path, body) {
+        (Some(path), Some(body)) if path != body => {
+            return Err(invalid(
+                "id",
+                format!("{body:?} differs from the path's {path:?}"),
+            ))
+        }
+        (Some(path), _) => path.to_string(),
+        (None, Some(body)) => body,
+        (None, None) => return Err(invalid("id", "is required")),
+    };
+    validate_id(&id)?;
+    Ok(id)
+}
+
 /// How a channel delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -144,18 +162,7 @@ impl ChannelSpec {
         id: Option<&str>,
         stored: Option<&Channel>,
     ) -> Result<Channel, ValidationError> {
-        let id = match (id, self.id) {
-            (Some(path), Some(body)) if path != body => {
-                return Err(invalid(
-                    "id",
-                    format!("{body:?} differs from the path's {path:?}"),
-                ))
-            }
-            (Some(path), _) => path.to_string(),
-            (None, Some(body)) => body,
-            (None, None) => return Err(invalid("id", "is required")),
-        };
-        validate_id(&id)?;
+        let id = spec_id(id, self.id)?;
         let kind = match self.kind.as_deref() {
             None => {
                 return Err(invalid(
@@ -360,18 +367,7 @@ impl RuleSpec {
         created_at: DateTime<Utc>,
         known: &dyn Fn(&str, &str) -> bool,
     ) -> Result<Rule, ValidationError> {
-        let id = match (id, self.id) {
-            (Some(path), Some(body)) if path != body => {
-                return Err(invalid(
-                    "id",
-                    format!("{body:?} differs from the path's {path:?}"),
-                ))
-            }
-            (Some(path), _) => path.to_string(),
-            (None, Some(body)) => body,
-            (None, None) => return Err(invalid("id", "is required")),
-        };
-        validate_id(&id)?;
+        let id = spec_id(id, self.id)?;
         let kinds =
             "failed, consecutive_failures, failures_in_window, missed, late, recovered or system";
         let on = match self.on.as_deref() {
@@ -647,18 +643,7 @@ impl CheckSpec {
         token: impl FnOnce() -> String,
         now: DateTime<Utc>,
     ) -> Result<Check, ValidationError> {
-        let id = match (id, self.id) {
-            (Some(path), Some(body)) if path != body => {
-                return Err(invalid(
-                    "id",
-                    format!("{body:?} differs from the path's {path:?}"),
-                ))
-            }
-            (Some(path), _) => path.to_string(),
-            (None, Some(body)) => body,
-            (None, None) => return Err(invalid("id", "is required")),
-        };
-        validate_id(&id)?;
+        let id = spec_id(id, self.id)?;
         let timezone = self.timezone.unwrap_or_else(utc);
         match (&self.period, &self.schedule) {
             (Some(_), Some(_)) => {
