@@ -140,7 +140,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                     <A href="/runs">"Runs"</A>
                     <A href="/briefs">"Briefs"</A>
                     <A href="/finance">"Finance"</A>
-                    <A href="/metrics">"Metrics"</A>
+                    <A href="/stats">"Metrics"</A>
                     <A href="/alerts">"Alerts"</A>
                     <A href="/checks">"Checks"</A>
                     <A href="/maintenance">"Maintenance"</A>

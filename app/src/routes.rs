@@ -25,7 +25,7 @@ pub fn DashboardRouter() -> impl IntoView {
                 <Route path=path!("/runs/:id") view={Lazy::<Run>::new()} />
                 <Route path=path!("/briefs") view={Lazy::<Briefs>::new()} />
                 <Route path=path!("/finance") view={Lazy::<Finance>::new()} />
-                <Route path=path!("/metrics") view={Lazy::<Metrics>::new()} />
+                <Route path=path!("/stats") view={Lazy::<Metrics>::new()} />
                 <Route path=path!("/maintenance") view={Lazy::<Maintenance>::new()} />
                 <Route path=path!("/alerts") view={Lazy::<Alerts>::new()} />
                 <Route path=path!("/checks") view={Lazy::<Checks>::new()} />

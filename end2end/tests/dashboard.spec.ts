@@ -144,7 +144,7 @@ test('the finance chart is drawn from the sample ledger', async ({ page, request
 
 test('metrics and the audit log show what happened', async ({ page }) => {
   await login(page);
-  await go(page, '/metrics');
+  await go(page, '/stats');
   await expect(page.getByTestId('metrics')).toBeVisible();
   // The day's figures are recomputed every 10 s; the job's runs show by then.
   await expect(async () => {

@@ -82,7 +82,7 @@ export const PAGES: [string, string, string][] = [
   ['runs', '/runs', 'run-row'],
   ['briefs', '/briefs', 'brief'],
   ['finance', '/finance', 'finance-chart'],
-  ['metrics', '/metrics', 'metrics'],
+  ['metrics', '/stats', 'metrics'],
   ['maintenance', '/maintenance', 'maintenance'],
   ['alerts', '/alerts', 'channel-form'],
   ['checks', '/checks', 'check-form'],

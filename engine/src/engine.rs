@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     pub reads: reads::Cache,
     /// What alerting remembers between passes.
     pub alerts: crate::alerts::State,
+    /// The Prometheus families.
+    pub metrics: crate::metrics::Metrics,
     pub pid: u32,
     pub started_at: DateTime<Utc>,
     /// Every long-lived task and every run is spawned here so shutdown can wait for it.
@@ -157,6 +159,7 @@ impl Engine {
                 runner: runner::State::new().map_err(EngineError::Threads)?,
                 reads: reads::Cache::default(),
                 alerts: Default::default(),
+                metrics: Default::default(),
                 tracker: TaskTracker::new(),
                 main: tokio::runtime::Handle::current(),
                 shutdown: CancellationToken::new(),

@@ -36,6 +36,7 @@ pub mod kinds;
 pub mod leader;
 pub mod live_log;
 pub mod maintenance;
+pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod outbound;

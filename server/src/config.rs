@@ -274,6 +274,10 @@ pub struct ServeArgs {
     /// Allow `shell` jobs (argv only, never a shell string). Off by default.
     #[arg(long, env = "ECHOPILOT_ALLOW_SHELL")]
     pub allow_shell: bool,
+    /// Serve `/metrics` (Prometheus) without the key, for a scraper inside a trusted
+    /// network. Off by default: the scraper sends the key (`X-Dash-Key` or a bearer token).
+    #[arg(long, env = "ECHOPILOT_METRICS_PUBLIC")]
+    pub metrics_public: bool,
     /// Host names the server answers to besides loopback and IP addresses (comma-separated;
     /// e.g. the name a reverse proxy forwards). Any other Host header is refused, so a
     /// page on a rebinding DNS name cannot talk to the dashboard.

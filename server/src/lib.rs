@@ -13,6 +13,7 @@
 //! - [`bench`]: hooks for the benchmark harness (`--bench`).
 //! - [`cli`]: the client commands (`echopilot scheduler ...`).
 //! - [`telemetry`]: tracing set-up.
+//! - [`metrics`]: HTTP requests counted for `/metrics`.
 //! - [`systemd`]: the notify protocol (ready, watchdog, stopping) for `Type=notify`.
 
 pub mod api;
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod listener;
 pub mod live;
+pub mod metrics;
 pub mod pidfile;
 pub mod secret_env;
 pub mod startup;

@@ -48,6 +48,8 @@ pub struct AppState {
     pub ticks: Option<Arc<crate::bench::Ticks>>,
     /// Pings of inbound checks, per address.
     pub pings: Arc<api::alerts::PingLimit>,
+    /// `/metrics` without the key (`--metrics-public`).
+    pub metrics_public: bool,
 }
 
 /// A built server, not yet serving: its listener is bound, its engine open.
@@ -133,6 +135,7 @@ async fn build_with(
         hosts: Arc::new(auth::AllowedHosts::new(&args.allowed_hosts)),
         ticks,
         pings: Default::default(),
+        metrics_public: args.metrics_public,
     };
     // Tests and scripts read this line to learn the port when binding port 0.
     println!(
@@ -325,6 +328,7 @@ pub fn router(state: AppState) -> Router {
             post(api::session::login).delete(api::session::logout),
         )
         .route("/api/session/logout", post(api::session::logout_form))
+        .route("/metrics", get(api::probes::metrics))
         .route("/healthz", get(api::probes::healthz))
         .route("/readyz", get(api::probes::readyz));
     api.leptos_routes_with_context(
@@ -340,6 +344,10 @@ pub fn router(state: AppState) -> Router {
     .layer(axum::middleware::from_fn_with_state(
         state.clone(),
         auth::guard,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        crate::metrics::Http::register(&state.engine),
+        crate::metrics::count,
     ))
     .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
     .layer(tower_http::limit::RequestBodyLimitLayer::new(

@@ -342,6 +342,13 @@ async fn execute(engine: &Engine, run: Execution, log: RunLog, stop: Cancellatio
         job.kind
     ));
     inner.notifier.run_started();
+    let started = engine.now();
+    // The lag of a slot's first attempt (a retry keeps its chain's slot).
+    inner.metrics.run_started(
+        meta.scheduled_at
+            .filter(|_| attempt == 1)
+            .map(|s| started - s),
+    );
     let outcome = match inner.kinds.get(&job.kind) {
         None => guard::Outcome {
             status: RunStatus::Failed,
@@ -407,7 +414,11 @@ async fn execute(engine: &Engine, run: Execution, log: RunLog, stop: Cancellatio
         serde_json::json!({ "job": job.id, "run": run_id, "status": status.as_str() }),
     );
     match recorded {
-        Some(true) => {}
+        Some(true) => {
+            inner
+                .metrics
+                .run_ended(&job.id, status.as_str(), Some(end.at - started), end.at)
+        }
         Some(false) => {
             // Someone ended it first (cancelled it, or recovery interrupted it): theirs
             // stands, and nothing follows from this one but its log (kept if cancelled).

@@ -167,6 +167,7 @@ async fn claim(
             .store
             .record_skipped_slots(&job.id, &[slot], &reason, now, node, epoch)
             .await?;
+        engine.inner.metrics.skipped(&job.id, &reason, 1);
         return Ok(None);
     }
     let claim = SlotClaim {
@@ -198,7 +199,15 @@ async fn claim(
             }))
         }
         // Queued: the runner starts it when the job's active run ends.
-        Ok(Claim::Queued(_) | Claim::Skipped(_)) => Ok(None),
+        Ok(Claim::Queued(_)) => Ok(None),
+        Ok(Claim::Skipped(_)) => {
+            let why = match job.overlap {
+                crate::model::Overlap::Queue => crate::store::SKIPPED_QUEUE_FULL,
+                _ => crate::store::SKIPPED_ACTIVE,
+            };
+            engine.inner.metrics.skipped(&job.id, why, 1);
+            Ok(None)
+        }
         // Another claim of this slot won: it runs there, not here.
         Ok(Claim::Taken) => {
             tracing::debug!(job = job.id, %slot, "slot already claimed");
@@ -282,10 +291,13 @@ pub(crate) async fn skip_slots(
         }
     }
     for (why, slots) in groups {
-        if let Err(e) = store
+        let recorded = store
             .record_skipped_slots(&job.id, &slots, &why, now, node, epoch)
-            .await
-        {
+            .await;
+        if let Ok(n) = recorded {
+            engine.inner.metrics.skipped(&job.id, &why, n);
+        }
+        if let Err(e) = recorded {
             tracing::error!(error = %crate::error::chain(&e), job = job.id, "cannot record missed slots yet; the leader's work is taken up again");
             return Err(e);
         }

@@ -177,6 +177,15 @@ impl TimedOut for () {
     fn timed_out() -> Self {}
 }
 
+/// Records an operation's latency when it ends (whichever way it ends).
+struct Timed(&'static str, std::time::Instant);
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        crate::metrics::store_op(self.0, self.1.elapsed());
+    }
+}
+
 /// Writes the interface: each operation with its contract, forwarded to the backend.
 macro_rules! interface {
     ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
@@ -184,6 +193,7 @@ macro_rules! interface {
             $(
                 $(#[$doc])*
                 pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    let _timed = Timed(stringify!($name), std::time::Instant::now());
                     match self {
                         Store::Sqlite(s) => s.$name($($arg),*).await,
                         // A connection that went silent (a network cut off without a

@@ -13,3 +13,15 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<&'static str> {
     state.engine.ready().await?;
     Ok("ready")
 }
+
+/// `GET /metrics`: every metric in the Prometheus text format (the key is needed unless
+/// the server runs with `--metrics-public`).
+pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.engine.metrics_text(),
+    )
+}

@@ -40,7 +40,13 @@ enum Credential {
 }
 
 fn credential(state: &AppState, headers: &HeaderMap, peer: IpAddr) -> Credential {
-    if let Some(key) = headers.get(KEY_HEADER) {
+    // The key in `X-Dash-Key`, or as a bearer token (what Prometheus' scrape config sends).
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| header::HeaderValue::from_str(v.trim()).ok());
+    if let Some(key) = headers.get(KEY_HEADER).cloned().or(bearer) {
         if let Some(secs) = state.throttle.retry_after(peer) {
             return Credential::Throttled(secs);
         }
@@ -64,8 +70,10 @@ fn public(path: &str) -> bool {
         || path.starts_with("/ping/")
 }
 
+/// Answered 401 (not redirected to the login page) without credentials: the API, and the
+/// Prometheus scrape.
 fn is_api(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/")
+    path == "/api" || path.starts_with("/api/") || path == "/metrics"
 }
 
 /// The guard in front of every route: the Host must be ours (DNS rebinding); API paths
@@ -93,7 +101,7 @@ pub async fn guard(
         }
     }
     let path = request.uri().path();
-    if public(path) {
+    if public(path) || (path == "/metrics" && state.metrics_public) {
         return next.run(request).await;
     }
     let api = is_api(path);

@@ -7,6 +7,7 @@
 //! - [`jobs`]: jobs and runs over the API, crash recovery with real processes, live logs.
 //! - [`alerts`]: notices to a webhook receiver and an SMTP server on loopback; checks.
 //! - [`deploy`]: the systemd unit verified, and the notify protocol it declares.
+//! - [`metrics`]: `/metrics` scraped and parsed as Prometheus text.
 //! - [`security`]: the outside probe's findings, each performed as the attack.
 
 mod alerts;
@@ -14,6 +15,7 @@ mod cluster;
 mod controls;
 mod deploy;
 mod jobs;
+mod metrics;
 mod security;
 mod server;
 mod support;
