@@ -43,15 +43,16 @@ pub struct OpLabel {
     pub op: String,
 }
 
-type Hist = Family<JobLabel, Histogram, fn() -> Histogram>;
+/// A histogram per label set, each made with the family's buckets.
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+type Hist = Histograms<JobLabel>;
 
 /// Every store operation's latency, by operation: one process-wide family (a store is
 /// opened before the engine that holds it, and every engine of a process shares the
 /// database file or server anyway).
-pub(crate) static STORE_OPS: LazyLock<Family<OpLabel, Histogram, fn() -> Histogram>> =
-    LazyLock::new(|| {
-        Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_05, 2.0, 18)))
-    });
+pub(crate) static STORE_OPS: LazyLock<Histograms<OpLabel>> = LazyLock::new(|| {
+    Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_05, 2.0, 18)))
+});
 
 /// Records one store operation's latency.
 pub(crate) fn store_op(op: &'static str, took: Duration) {

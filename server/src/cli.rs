@@ -1,7 +1,10 @@
-//! Client commands against a running server: `echopilot scheduler start|stop|restart|status`
-//! (printing the status JSON), `run JOB [--param k=v]`, `runs cancel|rerun ID`, `jobs
-//! pause|resume JOB`. Exit codes: 0 success (for `status`: running), 3 stopped or stalled,
-//! 2 a waited-for run did not succeed, 1 any error — with a one-line message naming the URL.
+//! Client commands against a running server: `scheduler start|stop|restart|status`, `run
+//! JOB [--param k=v] [--wait]`, `jobs list|show|add|edit|rm|enable|disable|pause|resume`,
+//! `runs list|show|log [-f]|cancel|rerun`, `maintenance …`, `alerts …`, `checks …`. Each
+//! prints a table (lists) or `field: value` lines, or the JSON with `--json`. Exit codes:
+//! 0 success (for `scheduler status`: running); 1 any error, with a one-line message
+//! naming the URL; 2 a run waited for (`run --wait`, `runs log -f`) did not succeed; 3 the
+//! scheduler is stopped or stalled (`scheduler status`).
 
 use crate::config::{
     AlertItemCommand, AlertsCommand, ChecksCommand, ClientArgs, JobsCommand, MaintenanceCommand,
@@ -31,10 +34,7 @@ pub async fn scheduler(cmd: SchedulerCommand) -> ExitCode {
     };
     match call(&args, method, &format!("/api/automations/{route}"), body).await {
         Ok(body) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&body).unwrap_or_else(|_| body.to_string())
-            );
+            show(&body, args.json);
             let running = body.get("state").and_then(|s| s.as_str()) == Some("running");
             if route == "status" && !running {
                 ExitCode::from(EXIT_NOT_RUNNING)
@@ -68,10 +68,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
     };
     match call(&args.client, reqwest::Method::POST, &path, body).await {
         Ok(body) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&body).unwrap_or_else(|_| body.to_string())
-            );
+            show(&body, args.client.json);
             let status = body
                 .pointer("/run/status")
                 .and_then(|s| s.as_str())
@@ -109,26 +106,166 @@ fn overrides(params: &[String]) -> Result<Option<serde_json::Value>, String> {
 
 /// `echopilot runs cancel|rerun ID`: prints the run.
 pub async fn runs(cmd: RunsCommand) -> ExitCode {
-    let (client, path, body) = match cmd {
+    use reqwest::Method;
+    let (client, method, path, body) = match cmd {
+        RunsCommand::List {
+            job,
+            status,
+            limit,
+            client,
+        } => {
+            let query = serde_urlencoded::to_string([
+                ("job", job),
+                ("status", status),
+                ("limit", Some(limit.to_string())),
+            ])
+            .unwrap_or_default();
+            (client, Method::GET, format!("/api/runs?{query}"), None)
+        }
+        RunsCommand::Show { id, client } => (client, Method::GET, format!("/api/runs/{id}"), None),
+        RunsCommand::Log { id, follow, client } => return log(&client, id, follow).await,
         RunsCommand::Cancel { id, reason, client } => (
             client,
+            Method::POST,
             format!("/api/runs/{id}/cancel"),
             Some(serde_json::json!({ "reason": reason })),
         ),
-        RunsCommand::Rerun { id, client } => (client, format!("/api/runs/{id}/rerun"), None),
+        RunsCommand::Rerun { id, client } => {
+            (client, Method::POST, format!("/api/runs/{id}/rerun"), None)
+        }
     };
-    print_answer(call(&client, reqwest::Method::POST, &path, body).await)
+    print_answer(call(&client, method, &path, body).await, client.json)
+}
+
+/// `echopilot runs log ID [-f]`: the log so far; with `-f`, the live log (server-sent
+/// events) until the run ends, then exit 2 unless it succeeded.
+async fn log(client: &ClientArgs, id: i64, follow: bool) -> ExitCode {
+    match follow_log(client, id, follow).await {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(status)) if status == "succeeded" || !follow => ExitCode::SUCCESS,
+        Ok(Some(status)) => {
+            eprintln!("run {id} ended {status}");
+            ExitCode::from(EXIT_RUN_FAILED)
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a run's `log` events as they come; answers the status its `end` event names.
+/// Not `follow`ing, it stops after the log so far (the stream's first event): `None`.
+async fn follow_log(client: &ClientArgs, id: i64, follow: bool) -> Result<Option<String>, String> {
+    use std::io::Write;
+    let base = client.url.trim_end_matches('/');
+    let key = key(client)?;
+    let mut response = reqwest::Client::new()
+        .get(format!("{base}/api/runs/{id}/log"))
+        .header("X-Dash-Key", key)
+        .header("X-EchoPilot-Client", "cli")
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot reach EchoPilot at {base}: {}",
+                crate::api::root_cause(&e)
+            )
+        })?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let message = body
+            .pointer("/error/message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("no message");
+        return Err(format!("EchoPilot at {base} answered {status}: {message}"));
+    }
+    // Server-sent events: `event:` and `data:` lines, a blank line ending each event.
+    let (mut pending, mut event, mut data) = (String::new(), String::new(), Vec::<String>::new());
+    let mut out = std::io::stdout();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("the log stream broke: {e}"))?
+    {
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = pending.find('\n') {
+            let line: String = pending.drain(..=end).collect();
+            let line = line.trim_end_matches(['\n', '\r']);
+            if let Some(v) = line.strip_prefix("event:") {
+                event = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
+            } else if line.is_empty() && !data.is_empty() {
+                let text = std::mem::take(&mut data).join("\n");
+                match event.as_str() {
+                    "log" => {
+                        let _ = out.write_all(text.as_bytes());
+                        let _ = out.flush();
+                        if !follow {
+                            return Ok(None);
+                        }
+                    }
+                    "end" => return Ok(Some(text.trim().to_string())),
+                    _ => {}
+                }
+            }
+        }
+    }
+    Err("the log stream ended before the run did".into())
 }
 
 /// `echopilot jobs pause|resume JOB`: prints the job.
 pub async fn jobs(cmd: JobsCommand) -> ExitCode {
-    let (client, path, body) = match cmd {
-        JobsCommand::Pause { job, pause, client } => {
-            (client, format!("/api/jobs/{job}/pause"), Some(pause.body()))
+    use reqwest::Method;
+    let parsed = |text: &str| spec(text).map(Some);
+    let (client, method, path, body) = match cmd {
+        JobsCommand::List { client } => (client, Method::GET, "/api/jobs".to_string(), Ok(None)),
+        JobsCommand::Show { job, client } => {
+            (client, Method::GET, format!("/api/jobs/{job}"), Ok(None))
         }
-        JobsCommand::Resume { job, client } => (client, format!("/api/jobs/{job}/resume"), None),
+        JobsCommand::Add { spec, client } => {
+            (client, Method::POST, "/api/jobs".to_string(), parsed(&spec))
+        }
+        JobsCommand::Edit { job, spec, client } => (
+            client,
+            Method::PATCH,
+            format!("/api/jobs/{job}"),
+            parsed(&spec),
+        ),
+        JobsCommand::Rm { job, client } => {
+            (client, Method::DELETE, format!("/api/jobs/{job}"), Ok(None))
+        }
+        JobsCommand::Enable { job, client } => (
+            client,
+            Method::PATCH,
+            format!("/api/jobs/{job}"),
+            Ok(Some(serde_json::json!({ "enabled": true }))),
+        ),
+        JobsCommand::Disable { job, client } => (
+            client,
+            Method::PATCH,
+            format!("/api/jobs/{job}"),
+            Ok(Some(serde_json::json!({ "enabled": false }))),
+        ),
+        JobsCommand::Pause { job, pause, client } => (
+            client,
+            Method::POST,
+            format!("/api/jobs/{job}/pause"),
+            Ok(Some(pause.body())),
+        ),
+        JobsCommand::Resume { job, client } => (
+            client,
+            Method::POST,
+            format!("/api/jobs/{job}/resume"),
+            Ok(None),
+        ),
     };
-    print_answer(call(&client, reqwest::Method::POST, &path, body).await)
+    match body {
+        Ok(body) => print_answer(call(&client, method, &path, body).await, client.json),
+        Err(e) => print_answer(Err(e), false),
+    }
 }
 
 /// `echopilot maintenance list|add|delete`: prints the windows, or the one added.
@@ -168,7 +305,7 @@ pub async fn maintenance(cmd: MaintenanceCommand) -> ExitCode {
             None,
         ),
     };
-    print_answer(call(&client, method, &path, body).await)
+    print_answer(call(&client, method, &path, body).await, client.json)
 }
 
 /// A spec given on the command line: JSON text, or `-` to read it from stdin.
@@ -186,7 +323,10 @@ pub async fn alerts(cmd: AlertsCommand) -> ExitCode {
     use reqwest::Method;
     let (base, cmd) = match cmd {
         AlertsCommand::Incidents { client } => {
-            return print_answer(call(&client, Method::GET, "/api/alerts/incidents", None).await)
+            return print_answer(
+                call(&client, Method::GET, "/api/alerts/incidents", None).await,
+                client.json,
+            )
         }
         AlertsCommand::Channels { cmd } => ("/api/alerts/channels", cmd),
         AlertsCommand::Rules { cmd } => ("/api/alerts/rules", cmd),
@@ -195,19 +335,19 @@ pub async fn alerts(cmd: AlertsCommand) -> ExitCode {
         AlertItemCommand::List { client } => (client, Method::GET, base.to_string(), None),
         AlertItemCommand::Add { spec: text, client } => match spec(&text) {
             Ok(body) => (client, Method::POST, base.to_string(), Some(body)),
-            Err(e) => return print_answer(Err(e)),
+            Err(e) => return print_answer(Err(e), false),
         },
         AlertItemCommand::Test { id, client } => {
             let answer = call(&client, Method::POST, &format!("{base}/{id}/test"), None).await;
             let taken = matches!(&answer, Ok(b) if b["ok"] == true);
-            let code = print_answer(answer);
+            let code = print_answer(answer, client.json);
             return if taken { code } else { ExitCode::FAILURE };
         }
         AlertItemCommand::Delete { id, client } => {
             (client, Method::DELETE, format!("{base}/{id}"), None)
         }
     };
-    print_answer(call(&client, method, &path, body).await)
+    print_answer(call(&client, method, &path, body).await, client.json)
 }
 
 /// `echopilot checks list|show|add|delete`.
@@ -237,18 +377,15 @@ pub async fn checks(cmd: ChecksCommand) -> ExitCode {
             (client, Method::DELETE, format!("/api/checks/{id}"), None)
         }
     };
-    print_answer(call(&client, method, &path, body).await)
+    print_answer(call(&client, method, &path, body).await, client.json)
 }
 
-/// Prints the answer's JSON (nothing for an answer without a body), or the error.
-fn print_answer(answer: Result<serde_json::Value, String>) -> ExitCode {
+/// Prints the answer (nothing for an answer without a body), or the error.
+fn print_answer(answer: Result<serde_json::Value, String>, json: bool) -> ExitCode {
     match answer {
         Ok(serde_json::Value::Null) => ExitCode::SUCCESS,
         Ok(body) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&body).unwrap_or_else(|_| body.to_string())
-            );
+            show(&body, json);
             ExitCode::SUCCESS
         }
         Err(message) => {
@@ -256,6 +393,124 @@ fn print_answer(answer: Result<serde_json::Value, String>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints an answer: its JSON with `--json`, else for people — a list (or an object
+/// holding one list, such as `{"runs": [...]}`) as a table of its plain fields, an object
+/// as `field: value` lines.
+fn show(body: &serde_json::Value, json: bool) {
+    use serde_json::Value;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(body).unwrap_or_else(|_| body.to_string())
+        );
+        return;
+    }
+    let list = match body {
+        Value::Array(a) => Some(a),
+        Value::Object(o) if o.len() <= 2 => o.values().find_map(|v| v.as_array()),
+        _ => None,
+    };
+    match list {
+        Some(rows) => print!("{}", table(rows)),
+        None => print!("{}", fields(body)),
+    }
+}
+
+/// A value as one table cell or line: text as is, anything else as compact JSON.
+fn cell(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "-".into(),
+        serde_json::Value::String(s) => s.replace(['\n', '\r', '\t'], " "),
+        other => other.to_string(),
+    }
+}
+
+/// Rows of objects as a table: the plain (not nested) fields of the first row, in order,
+/// at most eight, each column as wide as its widest cell (up to 48 characters).
+fn table(rows: &[serde_json::Value]) -> String {
+    let Some(first) = rows.first().and_then(|r| r.as_object()) else {
+        return if rows.is_empty() {
+            "(none)\n".into()
+        } else {
+            rows.iter().map(|r| cell(r) + "\n").collect()
+        };
+    };
+    // What says most about a row first; then the rest, by name.
+    const FIRST: [&str; 16] = [
+        "id",
+        "name",
+        "job_id",
+        "kind",
+        "schedule",
+        "state",
+        "status",
+        "trigger",
+        "enabled",
+        "paused",
+        "attempt",
+        "on",
+        "subject",
+        "started_at",
+        "finished_at",
+        "next_run_at",
+    ];
+    let rank = |k: &str| FIRST.iter().position(|f| *f == k).unwrap_or(FIRST.len());
+    let mut columns: Vec<&String> = first
+        .iter()
+        .filter(|(_, v)| !v.is_object() && !v.is_array())
+        .map(|(k, _)| k)
+        .collect();
+    columns.sort_by_key(|k| rank(k));
+    columns.truncate(8);
+    let clip = |s: String| {
+        if s.chars().count() > 48 {
+            s.chars().take(47).collect::<String>() + "…"
+        } else {
+            s
+        }
+    };
+    let grid: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| columns.iter().map(|c| clip(cell(&r[c.as_str()]))).collect())
+        .collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            grid.iter()
+                .map(|r| r[i].chars().count())
+                .chain([c.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<String>| {
+        let mut l: String = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}  ", w = *w))
+            .collect();
+        l.truncate(l.trim_end().len());
+        l + "\n"
+    };
+    let mut out = line(columns.iter().map(|c| c.to_uppercase()).collect());
+    for r in grid {
+        out += &line(r);
+    }
+    out
+}
+
+/// An object as aligned `field: value` lines.
+fn fields(body: &serde_json::Value) -> String {
+    let Some(o) = body.as_object() else {
+        return cell(body) + "\n";
+    };
+    let width = o.keys().map(|k| k.len()).max().unwrap_or(0);
+    o.iter()
+        .map(|(k, v)| format!("{k:<width$}  {}\n", cell(v)))
+        .collect()
 }
 
 /// Sends one request (with a JSON body, if any) and returns the JSON body, or a one-line

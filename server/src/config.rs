@@ -169,6 +169,33 @@ pub enum MaintenanceCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
+    /// The newest runs, filtered.
+    List {
+        #[arg(long)]
+        job: Option<String>,
+        /// queued, running, succeeded, failed, timed_out, interrupted, cancelled, skipped.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// One run.
+    Show {
+        id: i64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// A run's log; with -f, followed live until the run ends (exit 2 if it did not
+    /// succeed).
+    Log {
+        id: i64,
+        #[arg(short = 'f', long)]
+        follow: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Cancel a queued or running run: its work is stopped.
     Cancel {
         id: i64,
@@ -188,6 +215,49 @@ pub enum RunsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
+    /// Every job.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// One job.
+    Show {
+        job: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Add a job from its JSON spec (`-` reads it from stdin), e.g.
+    /// '{"id":"ping","kind":"http","schedule":"@every 5m","params":{"url":"https://example.com"}}'.
+    Add {
+        spec: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Change some of a job's fields (JSON, `-` for stdin), e.g. '{"schedule":"@every 10m"}'.
+    Edit {
+        job: String,
+        spec: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a job (its runs stay in the history).
+    Rm {
+        job: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Let a job's schedule fire again.
+    Enable {
+        job: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Stop a job's schedule from firing (run now still works).
+    Disable {
+        job: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Pause a job: its slots are recorded skipped with the reason until it ends.
     Pause {
         job: String,
@@ -369,6 +439,9 @@ pub struct ClientArgs {
     /// The dashboard key (default: read from <data dir>/dashboard.key when present).
     #[arg(long, env = "DASHBOARD_KEY", hide_env_values = true, global = true)]
     pub key: Option<String>,
+    /// Print the answer as JSON (default: a table or `field: value` lines).
+    #[arg(long, global = true)]
+    pub json: bool,
     /// Data dir to read dashboard.key from when no key is given.
     #[arg(
         long,

@@ -515,3 +515,70 @@ async fn two_servers_started_together_a_hundred_times_exactly_one_runs() {
         );
     }
 }
+
+/// The CLI without `--json`, as a person types it.
+fn cli_plain(args: &[&str], url: &str) -> std::process::Output {
+    std::process::Command::new(crate::support::bin())
+        .args(args)
+        .env("ECHOPILOT_URL", url)
+        .env("DASHBOARD_KEY", KEY)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_does_what_the_dashboard_does_for_jobs_and_runs_in_tables_or_json() {
+    let app = spawn_app().await;
+    let url = app.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).to_string();
+        let json = |o: &std::process::Output| -> serde_json::Value {
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}{}", text(o), String::from_utf8_lossy(&o.stderr)))
+        };
+        let spec = r#"{"id":"hello","kind":"noop","schedule":"@every 1h","params":{"duration_ms":300,"fail":false}}"#;
+        let added = cli(&["jobs", "add", spec], &url, KEY);
+        assert_eq!(json(&added)["id"], "hello");
+        let list = cli_plain(&["jobs", "list"], &url);
+        assert!(list.status.success());
+        let table = text(&list);
+        let header = table.lines().next().unwrap_or_default();
+        assert!(header.starts_with("ID") && header.contains("SCHEDULE"), "{table}");
+        assert!(table.lines().any(|l| l.starts_with("hello ")), "{table}");
+        let shown = text(&cli_plain(&["jobs", "show", "hello"], &url));
+        assert!(shown.lines().any(|l| l.starts_with("schedule") && l.ends_with("@every 1h")), "{shown}");
+        let edited = cli(&["jobs", "edit", "hello", r#"{"schedule":"@every 2h"}"#], &url, KEY);
+        assert_eq!(json(&edited)["schedule"], "@every 2h");
+        assert_eq!(json(&cli(&["jobs", "disable", "hello"], &url, KEY))["enabled"], false);
+        assert_eq!(json(&cli(&["jobs", "enable", "hello"], &url, KEY))["enabled"], true);
+
+        let run = json(&cli(&["run", "hello", "--wait"], &url, KEY));
+        let id = run["run"]["id"].as_i64().unwrap().to_string();
+        let runs = text(&cli_plain(&["runs", "list", "--job", "hello"], &url));
+        assert!(runs.lines().next().unwrap_or_default().starts_with("ID"), "{runs}");
+        assert!(runs.contains("succeeded"), "{runs}");
+        assert_eq!(json(&cli(&["runs", "show", &id], &url, KEY))["status"], "succeeded");
+        let log = cli_plain(&["runs", "log", &id], &url);
+        assert!(log.status.success() && text(&log).contains("succeeded"), "{}", text(&log));
+
+        // Followed live: the log as it is written, then the exit code says how it ended.
+        let started = json(&cli(&["run", "hello"], &url, KEY));
+        let live = started["run"]["id"].as_i64().unwrap().to_string();
+        let followed = cli_plain(&["runs", "log", &live, "-f"], &url);
+        assert_eq!(followed.status.code(), Some(0), "{}", String::from_utf8_lossy(&followed.stderr));
+        let out = text(&followed);
+        assert!(out.contains("started") && out.contains("succeeded"), "{out}");
+        let failing = json(&cli(&["run", "hello", "--param", "fail=true"], &url, KEY));
+        let failed = failing["run"]["id"].as_i64().unwrap().to_string();
+        assert_eq!(cli_plain(&["runs", "log", &failed, "-f"], &url).status.code(), Some(2));
+
+        let bad = cli_plain(&["jobs", "add", "{not json"], &url);
+        assert_eq!(bad.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("not JSON"));
+        assert_eq!(cli(&["jobs", "rm", "hello"], &url, KEY).status.code(), Some(0));
+        let gone = cli_plain(&["jobs", "show", "hello"], &url);
+        assert_eq!(gone.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&gone.stderr).contains("404"));
+    })
+    .await
+    .unwrap();
+}

@@ -384,9 +384,11 @@ impl Drop for TestServer {
 }
 
 /// Runs the CLI against `url` with `key`.
+/// Runs a client command with `--json` (what tests read), against `url` with `key`.
 pub fn cli(args: &[&str], url: &str, key: &str) -> std::process::Output {
     Command::new(bin())
         .args(args)
+        .arg("--json")
         .env("ECHOPILOT_URL", url)
         .env("DASHBOARD_KEY", key)
         .output()
