@@ -37,9 +37,19 @@ pub enum Command {
     /// Alert channels, rules and incidents of a running server.
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// The effective settings, from the file, the environment and the flags.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Inbound checks (crons elsewhere that ping EchoPilot) of a running server.
     #[command(subcommand)]
     Checks(ChecksCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Prints every setting with its value (secrets masked) and where it came from;
+    /// exits 2 on a bad file. Takes the same flags as `serve`.
+    Check(Box<ServeArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -319,6 +329,10 @@ pub struct RunArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// A TOML file of settings (each named as its flag, `data_dir = "/var/lib/echopilot"`);
+    /// the environment overrides it, and flags override both.
+    #[arg(long, env = "ECHOPILOT_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free port and prints it).
     #[arg(long, env = "ECHOPILOT_BIND", default_value = "127.0.0.1:3000")]
     pub bind: SocketAddr,
@@ -385,6 +399,7 @@ pub struct ServeArgs {
     /// (healthchecks.io, an Uptime Kuma push monitor) notices when EchoPilot is gone.
     #[arg(long, env = "ECHOPILOT_HEARTBEAT_URL", hide_env_values = true)]
     pub heartbeat_url: Option<String>,
+    /// Seconds between two fetches of `--heartbeat-url`.
     #[arg(long, env = "ECHOPILOT_HEARTBEAT_URL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub heartbeat_url_secs: u64,
     /// Tests only: this node's clock off by this many milliseconds (chaos tests).

@@ -1,6 +1,7 @@
 //! The `echopilot` binary's library: everything but `main`.
 //!
 //! - [`config`]: command-line flags and environment (clap).
+//! - [`settings`]: the settings file under the environment and the flags.
 //! - [`startup`]: builds the server on a listener (data dir, PID lock, key, engine,
 //!   router) and runs it until the caller's shutdown signal.
 //! - [`auth`]: the guard in front of every route — the key, sessions, the throttle, the
@@ -26,6 +27,7 @@ pub mod live;
 pub mod metrics;
 pub mod pidfile;
 pub mod secret_env;
+pub mod settings;
 pub mod startup;
 pub mod systemd;
 pub mod telemetry;

@@ -1,14 +1,20 @@
 //! `echopilot`: parses flags and hands over to the library.
 
-use clap::Parser;
-use echopilot::config::{Cli, Command};
+use echopilot::config::Command;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // reqwest is built without a TLS provider of its own; ring is ours (see Cargo.toml).
     // Installing fails only if one is already installed, which is then just as good.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut cli = Cli::parse();
+    // Flags over the environment over the settings file (see settings).
+    let (mut cli, sources) = match echopilot::settings::parse(std::env::args_os().collect()) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Command::Serve(args) = &mut cli.command {
         // Before any thread starts: the secrets leave the environment (see secret_env).
         let mut secrets = echopilot::secret_env::take();
@@ -52,6 +58,10 @@ fn main() -> ExitCode {
         Command::Maintenance(cmd) => runtime.block_on(echopilot::cli::maintenance(cmd)),
         Command::Alerts(cmd) => runtime.block_on(echopilot::cli::alerts(cmd)),
         Command::Checks(cmd) => runtime.block_on(echopilot::cli::checks(cmd)),
+        Command::Config(echopilot::config::ConfigCommand::Check(args)) => {
+            print!("{}", echopilot::settings::report(&args, &sources));
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! - [`alerts`]: notices to a webhook receiver and an SMTP server on loopback; checks.
 //! - [`deploy`]: the systemd unit verified, and the notify protocol it declares.
 //! - [`metrics`]: `/metrics` scraped and parsed as Prometheus text.
+//! - [`settings`]: the settings file under the environment and the flags; docs in step.
 //! - [`security`]: the outside probe's findings, each performed as the attack.
 
 mod alerts;
@@ -18,4 +19,5 @@ mod jobs;
 mod metrics;
 mod security;
 mod server;
+mod settings;
 mod support;
