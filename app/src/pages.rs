@@ -258,6 +258,11 @@ fn JobLine(job: JobRow, actions: JobActions) -> impl IntoView {
             <td>
                 <a href=format!("/jobs/{id}")><strong>{job.name}</strong></a>
                 <div class="muted"><code>{id.clone()}</code>" · "{job.kind}</div>
+                {job.from_file.then(|| if job.drift {
+                    view! { <span class="pill pill-warn" data-testid="drift" title="Edited since it was applied from a file: the file no longer says what runs">"edited since applied"</span> }.into_any()
+                } else {
+                    view! { <span class="pill pill-skipped" data-testid="from-file" title="Applied from a file (echopilot jobs apply)">"from file"</span> }.into_any()
+                })}
                 {job.paused.map(|p| view! { <PauseLine note=p /> })}
             </td>
             <td>{job.words}<div class="muted"><code>{job.schedule}</code>" "{job.timezone}</div></td>

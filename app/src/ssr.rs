@@ -193,6 +193,8 @@ impl From<engine::JobSummary> for JobRow {
             timezone: j.timezone,
             enabled: j.enabled,
             paused: j.paused.map(PauseNote::from),
+            from_file: j.from_file,
+            drift: j.drift,
         }
     }
 }

@@ -149,6 +149,9 @@ pub struct JobRow {
     pub last_status: Option<String>,
     pub last_run: Option<i64>,
     pub paused: Option<PauseNote>,
+    /// Applied from a file (`jobs apply`), and edited by other means since.
+    pub from_file: bool,
+    pub drift: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -380,7 +380,7 @@ impl Engine {
     }
 
     /// Refuses kinds this server cannot run and params the kind would refuse.
-    fn check_kind(&self, job: &Job) -> Result<()> {
+    pub(crate) fn check_kind(&self, job: &Job) -> Result<()> {
         let invalid = |field: &str, message: String| -> EngineError {
             ValidationError {
                 field: field.into(),

@@ -23,6 +23,7 @@
 //! - [`testing`]: the harness tests and benchmarks share.
 
 pub mod alerts;
+pub mod apply;
 pub mod automations;
 pub mod clock;
 pub mod cluster;

@@ -174,7 +174,8 @@ impl Engine {
             .map(|r| (r.job_id.clone(), r))
             .collect();
         Ok(self
-            .list_jobs()
+            .with_drift(self.list_jobs())
+            .await?
             .into_iter()
             .map(|job| JobSummary {
                 last_run: last.remove(&job.id),

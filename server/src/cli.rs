@@ -222,6 +222,13 @@ pub async fn jobs(cmd: JobsCommand) -> ExitCode {
     let parsed = |text: &str| spec(text).map(Some);
     let (client, method, path, body) = match cmd {
         JobsCommand::List { client } => (client, Method::GET, "/api/jobs".to_string(), Ok(None)),
+        JobsCommand::Export { client } => return export(&client).await,
+        JobsCommand::Apply {
+            file,
+            dry_run,
+            prune,
+            client,
+        } => return apply(&client, &file, dry_run, prune).await,
         JobsCommand::Show { job, client } => {
             (client, Method::GET, format!("/api/jobs/{job}"), Ok(None))
         }
@@ -306,6 +313,89 @@ pub async fn maintenance(cmd: MaintenanceCommand) -> ExitCode {
         ),
     };
     print_answer(call(&client, method, &path, body).await, client.json)
+}
+
+/// `echopilot jobs export`: the jobs as a TOML file (`[[jobs]]` tables).
+async fn export(client: &ClientArgs) -> ExitCode {
+    match call(client, reqwest::Method::GET, "/api/jobs/export", None).await {
+        Ok(body) if client.json => print_answer(Ok(body), true),
+        Ok(body) => match toml::to_string(&body) {
+            Ok(text) => {
+                println!("# EchoPilot jobs: `echopilot jobs apply FILE [--dry-run] [--prune]` applies them.\n# Secret params are masked (\"********\"): applied back, they keep their values.\n");
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => print_answer(Err(format!("cannot write the jobs as TOML: {e}")), false),
+        },
+        Err(e) => print_answer(Err(e), false),
+    }
+}
+
+/// `echopilot jobs apply FILE`: the plan, then (unless dry) the same plan applied.
+async fn apply(
+    client: &ClientArgs,
+    file: &std::path::Path,
+    dry_run: bool,
+    prune: bool,
+) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => return print_answer(Err(format!("cannot read {}: {e}", file.display())), false),
+    };
+    let parsed: Result<serde_json::Value, String> = if file.extension().is_some_and(|e| e == "json")
+    {
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))
+    } else {
+        toml::from_str(&text)
+            .map_err(|e| format!("{}: {}", file.display(), e.to_string().replace('\n', " ")))
+    };
+    let body = match parsed {
+        Ok(b) => b,
+        Err(e) => return print_answer(Err(e), false),
+    };
+    let path = format!("/api/jobs/apply?dry_run={dry_run}&prune={prune}");
+    match call(client, reqwest::Method::POST, &path, Some(body)).await {
+        Ok(plan) if client.json => print_answer(Ok(plan), true),
+        Ok(plan) => {
+            print!("{}", diff(&plan));
+            ExitCode::SUCCESS
+        }
+        Err(e) => print_answer(Err(e), false),
+    }
+}
+
+/// An apply's plan as a diff: `+` added, `~` changed (each field from → to), `-` removed.
+fn diff(plan: &serde_json::Value) -> String {
+    let ids = |key: &str| -> Vec<String> {
+        plan[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    let mut out = String::new();
+    for id in ids("added") {
+        out += &format!("+ {id}\n");
+    }
+    for c in plan["changed"].as_array().into_iter().flatten() {
+        out += &format!("~ {}\n", c["id"].as_str().unwrap_or_default());
+        for (field, change) in c["fields"].as_object().into_iter().flatten() {
+            match (change.get("from"), change.get("to")) {
+                (Some(from), Some(to)) => out += &format!("    {field}: {from} → {to}\n"),
+                _ => out += &format!("    {field}: {}\n", cell(change)),
+            }
+        }
+    }
+    for id in ids("removed") {
+        out += &format!("- {id}\n");
+    }
+    let unchanged = plan["unchanged"].as_u64().unwrap_or(0);
+    out += &format!("{unchanged} unchanged\n");
+    if plan["dry_run"] == true {
+        out += "(dry run: nothing was changed)\n";
+    }
+    out
 }
 
 /// A spec given on the command line: JSON text, or `-` to read it from stdin.

@@ -256,6 +256,25 @@ pub enum JobsCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Print every job's definition as TOML (`--json`: JSON), secrets masked: a file
+    /// `jobs apply` takes back.
+    Export {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Apply a file of jobs (TOML, or JSON when it ends in .json) in one transaction,
+    /// printing what changes first: added, changed field by field, removed (--prune).
+    Apply {
+        file: std::path::PathBuf,
+        /// Only print what would change.
+        #[arg(long)]
+        dry_run: bool,
+        /// Delete the jobs the file does not name.
+        #[arg(long)]
+        prune: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Let a job's schedule fire again.
     Enable {
         job: String,

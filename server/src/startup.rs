@@ -255,6 +255,8 @@ pub fn router(state: AppState) -> Router {
                 .patch(api::jobs::patch_job)
                 .delete(api::jobs::delete_job),
         )
+        .route("/api/jobs/export", get(api::jobs::export_jobs))
+        .route("/api/jobs/apply", post(api::jobs::apply_jobs))
         .route("/api/jobs/{id}/run", post(api::jobs::run_job))
         .route("/api/jobs/{id}/pause", post(api::jobs::pause_job))
         .route("/api/jobs/{id}/resume", post(api::jobs::resume_job))

@@ -51,6 +51,12 @@ pub struct Job {
     /// The pause in force, if any (set by pause and resume, never by edits).
     #[serde(default)]
     pub paused: Option<super::Pause>,
+    /// Applied from a file (`echopilot jobs apply`)...
+    #[serde(default)]
+    pub from_file: bool,
+    /// ...and edited by other means since (the file no longer says what runs).
+    #[serde(default)]
+    pub drift: bool,
 }
 
 /// The fields a caller sets when creating a job (everything but `id` has a default).
@@ -75,6 +81,11 @@ pub struct JobSpec {
     /// Accepted and ignored likewise: pausing has its own call.
     #[serde(default)]
     pub paused: Option<serde_json::Value>,
+    /// Accepted and ignored likewise: said by the store, not by callers.
+    #[serde(default)]
+    pub from_file: Option<serde_json::Value>,
+    #[serde(default)]
+    pub drift: Option<serde_json::Value>,
 }
 
 /// A field the caller must fix, and why.
@@ -230,6 +241,8 @@ impl Job {
             params,
             next_run_at: None,
             paused: None,
+            from_file: false,
+            drift: false,
         };
         Ok((job, parsed))
     }
@@ -244,6 +257,8 @@ impl Job {
             if let Some(m) = v.as_object_mut() {
                 m.remove("next_run_at");
                 m.remove("paused");
+                m.remove("from_file");
+                m.remove("drift");
             }
             v
         };

@@ -115,6 +115,20 @@ pub struct DeliveryEnd<'a> {
     pub error: Option<&'a str>,
 }
 
+/// A file of jobs to apply at once ([`Store::apply_jobs`]).
+#[derive(Debug, Clone, Copy)]
+pub struct JobsPlan<'a> {
+    pub insert: &'a [Job],
+    /// Each with whether its slot cursor restarts (its timing changed).
+    pub update: &'a [(Job, bool)],
+    pub delete: &'a [String],
+    /// JSON `{id: digest}` of every job applied from a file (the drift check's reference).
+    pub applied: &'a str,
+}
+
+/// Where the digests of the jobs applied from a file are kept (`meta`).
+pub const JOBS_APPLIED: &str = "jobs_applied";
+
 /// A job as stored, with the last slot it claimed (where catch-up starts).
 #[derive(Debug, Clone)]
 pub struct StoredJob {
@@ -237,6 +251,11 @@ interface! {
     fn delete_job(&self, id: &str) -> Result<bool>;
     /// Every job with its last claimed slot, by id.
     fn load_jobs(&self) -> Result<Vec<StoredJob>>;
+    /// Applies a file of jobs in one transaction: inserts, updates (resetting the slot
+    /// cursor where asked), deletes, and the digests of the jobs as applied
+    /// ([`JOBS_APPLIED`]). `Conflict` (nothing written) when a job was added or deleted
+    /// meanwhile. Announced as a change of the jobs.
+    fn apply_jobs(&self, plan: &JobsPlan<'_>, now: DateTime<Utc>) -> Result<()>;
     /// The newest run of every job that has one, in one query (the jobs list).
     fn last_runs(&self) -> Result<Vec<Run>>;
 

@@ -60,6 +60,8 @@ impl TryFrom<JobRow> for StoredJob {
             retry_backoff_secs: r.retry_backoff_secs.max(0) as u64,
             next_run_at: None,
             paused: r.pause.as_deref().and_then(crate::model::Pause::from_text),
+            from_file: false,
+            drift: false,
         };
         Ok(StoredJob {
             job,

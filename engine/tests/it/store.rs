@@ -119,6 +119,7 @@ conformance!(
     jobs_are_unique_by_id_and_keep_their_cursor,
     operator_controls_are_compare_and_set,
     incidents_open_once_per_pair_and_deliveries_are_claimed_once,
+    a_file_of_jobs_is_applied_whole_or_not_at_all,
 );
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
@@ -201,6 +202,77 @@ async fn all_runs(store: &Store, job: &str) -> Vec<engine::Run> {
 }
 
 mod contracts {
+    pub async fn a_file_of_jobs_is_applied_whole_or_not_at_all(b: &Backend) {
+        use engine::store::{JobsPlan, JOBS_APPLIED};
+        let store = b.open().await;
+        store
+            .insert_job(&job("keep", Overlap::Skip), at(8, 0))
+            .await
+            .unwrap();
+        store
+            .insert_job(&job("drop", Overlap::Skip), at(8, 0))
+            .await
+            .unwrap();
+        let mut changed = job("keep", Overlap::Allow);
+        changed.name = "kept, changed".into();
+        let plan = JobsPlan {
+            insert: &[job("new", Overlap::Queue)],
+            update: &[(changed.clone(), false)],
+            delete: &["drop".to_string()],
+            applied: r#"{"keep":"a","new":"b"}"#,
+        };
+        store.apply_jobs(&plan, at(9, 0)).await.unwrap();
+        let ids: Vec<String> = store
+            .load_jobs()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.job.id)
+            .collect();
+        assert_eq!(ids, ["keep", "new"]);
+        let keep = store
+            .load_jobs()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.job.id == "keep")
+            .unwrap();
+        assert_eq!(
+            (keep.job.name.as_str(), keep.job.overlap),
+            ("kept, changed", Overlap::Allow)
+        );
+        assert_eq!(
+            keep.last_slot,
+            at(8, 0),
+            "the cursor stays unless its timing changed"
+        );
+        assert_eq!(
+            store.fact(JOBS_APPLIED).await.unwrap().as_deref(),
+            Some(r#"{"keep":"a","new":"b"}"#)
+        );
+        // A job deleted meanwhile: the whole file is refused, nothing of it written.
+        let plan = JobsPlan {
+            insert: &[job("another", Overlap::Skip)],
+            update: &[(job("drop", Overlap::Allow), false)],
+            delete: &[],
+            applied: "{}",
+        };
+        let e = store.apply_jobs(&plan, at(10, 0)).await.unwrap_err();
+        assert_eq!(e.kind(), engine::ErrorKind::Conflict, "{e}");
+        let ids: Vec<String> = store
+            .load_jobs()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.job.id)
+            .collect();
+        assert_eq!(ids, ["keep", "new"], "nothing of the refused file");
+        assert_eq!(
+            store.fact(JOBS_APPLIED).await.unwrap().as_deref(),
+            Some(r#"{"keep":"a","new":"b"}"#)
+        );
+    }
+
     pub async fn incidents_open_once_per_pair_and_deliveries_are_claimed_once(b: &Backend) {
         use engine::model::alert::{AlertEvent, DeliveryStatus};
         use engine::store::{DeliveryEnd, NewIncident, Notice};

@@ -13,8 +13,47 @@ use axum::{Extension, Json};
 use engine::{Job, JobSpec, PauseRequest, Trigger};
 use serde::Deserialize;
 
-pub async fn list_jobs(State(state): State<AppState>) -> Json<Vec<Job>> {
-    Json(state.engine.list_jobs())
+/// Every job, each saying whether it was applied from a file and has drifted since.
+pub async fn list_jobs(State(state): State<AppState>) -> ApiResult<Json<Vec<Job>>> {
+    Ok(Json(
+        state.engine.with_drift(state.engine.list_jobs()).await?,
+    ))
+}
+
+/// `GET /api/jobs/export`: every job's definition (secrets masked), as `apply` takes it.
+pub async fn export_jobs(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "jobs": state.engine.export_jobs() }))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyQuery {
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    prune: bool,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyBody {
+    jobs: Vec<engine::JobSpec>,
+}
+
+/// `POST /api/jobs/apply[?dry_run=true][&prune=true]` with `{"jobs": [...]}`: what
+/// changes (added, changed field by field, removed), applied in one transaction unless
+/// dry.
+pub async fn apply_jobs(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<ApplyQuery>,
+    ApiJson(body): ApiJson<ApplyBody>,
+) -> ApiResult<Json<engine::apply::Applied>> {
+    Ok(Json(
+        state
+            .engine
+            .apply_jobs(body.jobs, q.prune, q.dry_run)
+            .await?,
+    ))
 }
 
 pub async fn create_job(
@@ -31,7 +70,9 @@ pub async fn get_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Job>> {
-    Ok(Json(state.engine.get_job(&id)?))
+    let job = state.engine.get_job(&id)?;
+    let mut marked = state.engine.with_drift(vec![job]).await?;
+    Ok(Json(marked.remove(0)))
 }
 
 pub async fn replace_job(

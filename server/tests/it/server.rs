@@ -582,3 +582,153 @@ async fn the_cli_does_what_the_dashboard_does_for_jobs_and_runs_in_tables_or_jso
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_as_code_export_apply_with_a_dry_run_diff_prune_and_drift() {
+    let app = spawn_app().await;
+    let job = serde_json::json!({ "id": "manual", "kind": "noop", "schedule": "@every 1h",
+                                  "params": { "duration_ms": 0, "api_token": "s3cret" } });
+    assert_eq!(
+        app.send(reqwest::Method::POST, "/api/jobs", Some(job))
+            .await
+            .0,
+        201
+    );
+    let url = app.url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jobs.toml");
+    let f = file.to_str().unwrap().to_string();
+    let (u, f2) = (url.clone(), f.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        let export = cli_plain(&["jobs", "export"], &u);
+        let exported = String::from_utf8_lossy(&export.stdout).to_string();
+        // Applied back as exported: nothing changes, secrets included (masked, kept).
+        std::fs::write(&f2, &exported).unwrap();
+        let same = cli(&["jobs", "apply", &f2], &u, KEY);
+        // The file changed: manual's schedule, a new job.
+        let edited = exported.replace("schedule = \"@every 1h\"", "schedule = \"@every 2h\"")
+            + "\n[[jobs]]\nid = \"from-file\"\nkind = \"noop\"\nschedule = \"@every 5m\"\n";
+        std::fs::write(&f2, edited).unwrap();
+        let dry = cli_plain(&["jobs", "apply", &f2, "--dry-run"], &u);
+        (exported, same, dry)
+    })
+    .await
+    .unwrap();
+    let (exported, same, dry) = out;
+    assert!(
+        exported.contains("[[jobs]]") && exported.contains("id = \"manual\""),
+        "{exported}"
+    );
+    assert!(
+        !exported.contains("s3cret") && exported.contains("********"),
+        "secrets masked: {exported}"
+    );
+    let same: serde_json::Value = serde_json::from_slice(&same.stdout).unwrap();
+    assert_eq!(
+        (
+            same["added"].as_array().unwrap().len(),
+            same["changed"].as_array().unwrap().len()
+        ),
+        (0, 0),
+        "{same}"
+    );
+    let diff = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert!(diff.contains("+ from-file\n"), "{diff}");
+    assert!(
+        diff.contains("~ manual\n") && diff.contains("schedule: \"@every 1h\" → \"@every 2h\""),
+        "{diff}"
+    );
+    assert!(diff.contains("(dry run: nothing was changed)"), "{diff}");
+    assert_eq!(
+        app.send(reqwest::Method::GET, "/api/jobs/from-file", None)
+            .await
+            .0,
+        404,
+        "a dry run changes nothing"
+    );
+
+    let (u, f2) = (url.clone(), f.clone());
+    let applied = tokio::task::spawn_blocking(move || cli(&["jobs", "apply", &f2], &u, KEY))
+        .await
+        .unwrap();
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let (_, job) = app
+        .send(reqwest::Method::GET, "/api/jobs/from-file", None)
+        .await;
+    assert_eq!(
+        (job["from_file"].as_bool(), job["drift"].as_bool()),
+        (Some(true), Some(false)),
+        "{job}"
+    );
+    let (_, manual) = app
+        .send(reqwest::Method::GET, "/api/jobs/manual", None)
+        .await;
+    assert_eq!(manual["schedule"], "@every 2h");
+    // Edited by hand since: drifted.
+    let (s, _) = app
+        .send(
+            reqwest::Method::PATCH,
+            "/api/jobs/from-file",
+            Some(serde_json::json!({ "schedule": "@every 7m" })),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, job) = app
+        .send(reqwest::Method::GET, "/api/jobs/from-file", None)
+        .await;
+    assert_eq!(job["drift"], true, "{job}");
+
+    // A bad job anywhere in the file: 422 naming it, nothing applied.
+    let bad = serde_json::json!({ "jobs": [
+        { "id": "fine", "kind": "noop", "schedule": "@every 1m" },
+        { "id": "broken", "kind": "noop", "schedule": "every tuesday-ish" },
+    ]});
+    let (s, body) = app
+        .send(reqwest::Method::POST, "/api/jobs/apply", Some(bad))
+        .await;
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(body["error"]["field"], "jobs[1].schedule", "{body}");
+    assert_eq!(
+        app.send(reqwest::Method::GET, "/api/jobs/fine", None)
+            .await
+            .0,
+        404,
+        "one transaction: nothing applied"
+    );
+
+    // Prune: what the file does not name goes.
+    let only = serde_json::json!({ "jobs": [{ "id": "from-file", "kind": "noop", "schedule": "@every 5m" }] });
+    let (s, plan) = app
+        .send(
+            reqwest::Method::POST,
+            "/api/jobs/apply?prune=true",
+            Some(only),
+        )
+        .await;
+    assert_eq!(s, 200, "{plan}");
+    assert!(
+        plan["removed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "manual"),
+        "{plan}"
+    );
+    assert_eq!(
+        app.send(reqwest::Method::GET, "/api/jobs/manual", None)
+            .await
+            .0,
+        404
+    );
+    let (_, job) = app
+        .send(reqwest::Method::GET, "/api/jobs/from-file", None)
+        .await;
+    assert_eq!(
+        job["drift"], false,
+        "applied again: in step with the file: {job}"
+    );
+}

@@ -88,6 +88,60 @@ impl SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
+    pub async fn apply_jobs(
+        &self,
+        plan: &crate::store::JobsPlan<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        for job in plan.insert {
+            sqlx::query(
+                "INSERT INTO jobs (id, name, kind, schedule, timezone, enabled, timeout_secs, retries, retry_backoff_secs,
+                                   overlap, misfire, params, last_slot_ms, created_ms, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?13)",
+            )
+            .bind_job(job, now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| if is_unique_violation(&e) {
+                EngineError::Conflict(format!("a job with id {:?} was added meanwhile", job.id))
+            } else {
+                e.into()
+            })?;
+        }
+        for (job, reset_slot) in plan.update {
+            let done = sqlx::query(
+                "UPDATE jobs SET name = ?2, kind = ?3, schedule = ?4, timezone = ?5, enabled = ?6, timeout_secs = ?7,
+                     retries = ?8, retry_backoff_secs = ?9, overlap = ?10, misfire = ?11, params = ?12, updated_ms = ?13,
+                     last_slot_ms = CASE WHEN ?14 THEN ?13 ELSE last_slot_ms END
+                 WHERE id = ?1",
+            )
+            .bind_job(job, now)
+            .bind(*reset_slot)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(EngineError::Conflict(format!(
+                    "job {:?} was deleted meanwhile",
+                    job.id
+                )));
+            }
+        }
+        for id in plan.delete {
+            sqlx::query("DELETE FROM jobs WHERE id = ?1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(crate::store::JOBS_APPLIED)
+            .bind(plan.applied)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Every job with the last slot it claimed.
     pub async fn load_jobs(&self) -> Result<Vec<StoredJob>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
