@@ -99,9 +99,14 @@ pub fn prune(dir: &std::path::Path, cutoff: chrono::NaiveDate) -> std::io::Resul
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
+        // The event log's files and the server's own log files, one per day each.
         let date = name
             .strip_prefix("events.")
             .and_then(|rest| rest.strip_suffix(".jsonl"))
+            .or_else(|| {
+                name.strip_prefix("echopilot.")
+                    .and_then(|rest| rest.strip_suffix(".log"))
+            })
             .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
         if date.is_some_and(|d| d < cutoff) {
             std::fs::remove_file(entry.path())?;

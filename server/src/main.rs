@@ -35,7 +35,13 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve(args) => {
-            echopilot::telemetry::init(args.log_json);
+            // Every file the server makes is its own alone (the data dir, its logs).
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+            // The data dir first (private), for the log files under it.
+            let logs = engine::data_dir::prepare(&args.data_dir)
+                .ok()
+                .map(|()| args.data_dir.join("logs"));
+            let _logging = echopilot::telemetry::init(args.log_json, logs.as_deref());
             let _failpoints = fail::FailScenario::setup();
             let served = runtime.block_on(async {
                 // Handlers go in before the server announces itself, so a signal sent

@@ -85,6 +85,8 @@ fn die_with_server(cmd: &mut tokio::process::Command) {
             if nix::unistd::getppid().as_raw() as u32 != parent {
                 return Err(std::io::Error::other("the server exited"));
             }
+            // The server's own files are private (umask 077); a job's are as usual.
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
             Ok(())
         });
     }

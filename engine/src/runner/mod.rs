@@ -307,7 +307,12 @@ pub(crate) fn launch(
         meta,
         overrides,
     };
-    engine.spawn(async move { execute(&e, run, log, stop).await });
+    // Every line logged about the run carries its id and job.
+    let span = tracing::info_span!("run", run_id, job = %run.job.id);
+    engine.spawn(tracing::Instrument::instrument(
+        async move { execute(&e, run, log, stop).await },
+        span,
+    ));
 }
 
 /// A run being executed: the job with the run's overrides merged, and the overrides alone.
@@ -342,6 +347,7 @@ async fn execute(engine: &Engine, run: Execution, log: RunLog, stop: Cancellatio
         job.kind
     ));
     inner.notifier.run_started();
+    tracing::debug!(attempt, kind = %job.kind, "run started");
     let started = engine.now();
     // The lag of a slot's first attempt (a retry keeps its chain's slot).
     inner.metrics.run_started(

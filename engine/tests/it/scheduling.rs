@@ -784,6 +784,7 @@ async fn retention_deletes_old_runs_and_logs_but_keeps_the_last_n_of_every_job()
     writer.close().await;
     let logs = dir.path().join("logs");
     std::fs::write(logs.join("events.2020-01-01.jsonl"), "{}\n").unwrap();
+    std::fs::write(logs.join("echopilot.2020-01-01.log"), "old\n").unwrap();
     let mut s = spec("cleanup", "retention-cleanup", "@every 24h");
     s.params = Some(serde_json::json!({ "retention_days": 30, "keep_last": 2 }));
     h.engine.create_job(s).await.unwrap();
@@ -798,7 +799,7 @@ async fn retention_deletes_old_runs_and_logs_but_keeps_the_last_n_of_every_job()
     assert_eq!(run.output["runs_deleted"], 6, "{}", run.output);
     assert_eq!(
         run.output["log_files_deleted"],
-        serde_json::json!(["events.2020-01-01.jsonl"])
+        serde_json::json!(["echopilot.2020-01-01.log", "events.2020-01-01.jsonl"])
     );
     assert_eq!(store.runs_of("busy").await.unwrap().len(), 2);
     assert_eq!(store.runs_of("rare").await.unwrap().len(), 2);

@@ -84,3 +84,57 @@ async fn the_server_tells_systemd_it_is_ready_alive_and_stopping() {
     hear(&sock, &mut said, deadline, "STOPPING=1").await;
     assert!(server.wait_exit(Duration::from_secs(20)).success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_json_lines_in_a_private_file_per_day_with_the_run_on_every_line_about_it() {
+    let server = spawn(Opts {
+        args: vec!["--log-json".into()],
+        env: vec![("RUST_LOG".into(), "info,engine::runner=debug".into())],
+        ..Opts::default()
+    })
+    .expect("the server starts");
+    let (s, _) = server
+        .send(
+            reqwest::Method::POST,
+            "/api/jobs",
+            Some(serde_json::json!({ "id": "hello", "kind": "noop", "schedule": "@every 1h" })),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (_, run) = server
+        .send(reqwest::Method::POST, "/api/jobs/hello/run?wait=true", None)
+        .await;
+    let id = run["run"]["id"].as_i64().unwrap();
+    let logs = server.data_dir.join("logs");
+    let today = chrono::Utc::now().format("%Y-%m-%d");
+    let file = logs.join(format!("echopilot.{today}.log"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| l.contains("run started")) {
+            break l.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no run line in {}: {text}",
+            file.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["span"]["run_id"], id, "{line}");
+    assert_eq!(v["span"]["job"], "hello", "{line}");
+    assert_eq!(v["level"], "DEBUG");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the log file is the server's alone");
+    assert!(
+        server
+            .stderr()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "stderr is JSON lines too"
+    );
+}
