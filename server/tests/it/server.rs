@@ -6,21 +6,55 @@ use crate::support::{cli, client, pid_file, spawn, spawn_app, Opts, KEY};
 use std::process::Command;
 use std::time::Duration;
 
-const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/api/automations/status"),
-    ("POST", "/api/automations/start"),
-    ("POST", "/api/automations/stop"),
-    ("POST", "/api/automations/restart"),
-    ("GET", "/api/no-such-route"),
-];
+/// Every REST route the router has, read from where it is declared (`startup.rs`), so
+/// a route added there is in the matrix without anyone remembering to list it: each
+/// `(method, path)` with its path parameters filled in.
+fn routes() -> Vec<(String, String)> {
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/startup.rs")).unwrap();
+    let mut out = Vec::new();
+    for chunk in source.split(".route(").skip(1) {
+        let Some(path) = chunk
+            .trim_start()
+            .strip_prefix('"')
+            .and_then(|r| r.split('"').next())
+        else {
+            continue;
+        };
+        let handlers = chunk.split(".route(").next().unwrap_or_default();
+        // Up to the end of this route's call (the router's chain ends with a `;`).
+        let handlers = handlers.split(";\n").next().unwrap_or(handlers);
+        let path = path
+            .replace("{id}", "1")
+            .replace("{token}", "0123456789abcdef0123456789abcdef")
+            .replace("{kind}", "fail");
+        for (method, call) in [
+            ("GET", "get("),
+            ("POST", "post("),
+            ("PUT", ".put("),
+            ("PATCH", ".patch("),
+            ("DELETE", ".delete("),
+        ] {
+            let hit = handlers.contains(call);
+            if hit {
+                out.push((method.to_string(), path.clone()));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Reached without the key: the probes, logging in and out, pings (their token is the
+/// secret).
+fn public(path: &str) -> bool {
+    ["/healthz", "/readyz", "/api/session", "/api/session/logout"].contains(&path)
+        || path.starts_with("/ping/")
+}
 
 async fn send(method: &str, url: &str, key: Option<&str>) -> reqwest::Response {
-    let c = client();
-    let req = if method == "GET" {
-        c.get(url)
-    } else {
-        c.post(url)
-    };
+    let req = client().request(method.parse().unwrap(), url);
     let req = match key {
         Some(k) => req.header("X-Dash-Key", k),
         None => req,
@@ -31,23 +65,103 @@ async fn send(method: &str, url: &str, key: Option<&str>) -> reqwest::Response {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_api_route_answers_401_json_without_or_with_a_wrong_key() {
     let app = spawn_app().await;
-    for (method, path) in ROUTES {
-        for key in [None, Some("wrong-key")] {
-            let r = send(method, &format!("{}{path}", app.url), key).await;
-            assert_eq!(r.status(), 401, "{method} {path} with {key:?}");
-            let body: serde_json::Value = r.json().await.unwrap();
+    let routes = routes();
+    assert!(routes.len() > 40, "the routes were read: {routes:?}");
+    for want in [
+        ("GET", "/api/alerts/incidents"),
+        ("POST", "/api/jobs/apply"),
+        ("DELETE", "/api/checks/1"),
+        ("GET", "/metrics"),
+    ] {
+        assert!(
+            routes.iter().any(|(m, p)| m == want.0 && p == want.1),
+            "{want:?} in {routes:?}"
+        );
+    }
+    // Every server function too, as the dashboard calls them.
+    let functions: Vec<(String, String)> = leptos::server_fn::axum::server_fn_paths()
+        .map(|(path, method)| (method.to_string(), path.to_string()))
+        .collect();
+    assert!(functions.len() > 30, "{functions:?}");
+    let everything = routes
+        .iter()
+        .filter(|(_, p)| !public(p))
+        .chain(functions.iter())
+        .cloned()
+        .chain([("GET".to_string(), "/api/no-such-route".to_string())]);
+    let everything: Vec<(String, String)> = everything.collect();
+    for key in [None, Some("wrong-key")] {
+        if key.is_some() {
+            // Nothing changed behind the refusals (checked before wrong keys throttle us).
+            let s = app.json("GET", "/api/automations/status").await;
+            assert_eq!(s["state"], "running");
             assert_eq!(
-                body["error"]["code"], "unauthorized",
-                "{method} {path}: {body}"
+                app.json("GET", "/api/jobs").await.as_array().map(Vec::len),
+                Some(5),
+                "the built-ins only"
             );
+        }
+        for (method, path) in &everything {
+            let r = send(&method, &format!("{}{path}", app.url), key).await;
+            // Ten wrong keys from loopback and the rest are throttled: refused all the same.
+            let status = r.status().as_u16();
+            let want: &[u16] = if key.is_some() { &[401, 429] } else { &[401] };
+            assert!(
+                want.contains(&status),
+                "{method} {path} with {key:?}: {status}"
+            );
+            let body: serde_json::Value = r.json().await.unwrap();
+            let code = if status == 429 {
+                "too_many_attempts"
+            } else {
+                "unauthorized"
+            };
+            assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
             assert!(body["error"]["message"]
                 .as_str()
                 .is_some_and(|m| !m.is_empty()));
         }
     }
-    // Nothing changed behind the refusals.
+}
+
+/// RELIABILITY 23 over the whole surface: a cross-site request riding on a valid session
+/// cookie is refused on every mutating route and server function.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mutating_route_and_server_function_refuses_a_cross_site_request_on_the_cookie() {
+    let app = spawn_app().await;
+    let login = client()
+        .post(format!("{}/api/session", app.url))
+        .json(&serde_json::json!({ "key": KEY }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let functions =
+        leptos::server_fn::axum::server_fn_paths().map(|(p, m)| (m.to_string(), p.to_string()));
+    let mutating: Vec<(String, String)> = routes()
+        .into_iter()
+        .chain(functions)
+        .filter(|(m, p)| m != "GET" && !public(p))
+        .collect();
+    assert!(mutating.len() > 40, "{mutating:?}");
+    for (method, path) in mutating {
+        let r = client()
+            .request(method.parse().unwrap(), format!("{}{path}", app.url))
+            .header("cookie", &cookie)
+            .header("sec-fetch-site", "cross-site")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{method} {path}");
+    }
     let s = app.json("GET", "/api/automations/status").await;
-    assert_eq!(s["state"], "running");
+    assert_eq!(s["state"], "running", "nothing changed behind the refusals");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
