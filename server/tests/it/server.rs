@@ -102,7 +102,7 @@ async fn every_api_route_answers_401_json_without_or_with_a_wrong_key() {
             );
         }
         for (method, path) in &everything {
-            let r = send(&method, &format!("{}{path}", app.url), key).await;
+            let r = send(method, &format!("{}{path}", app.url), key).await;
             // Ten wrong keys from loopback and the rest are throttled: refused all the same.
             let status = r.status().as_u16();
             let want: &[u16] = if key.is_some() { &[401, 429] } else { &[401] };
