@@ -204,3 +204,21 @@ test('every page is usable by keyboard, with a visible focus ring', async ({ pag
   await page.keyboard.press('Enter');
   await expect(page).toHaveURL(/\/runs$/);
 });
+
+test('a job applied from a file is marked so, and marked drifted once edited by hand', async ({ page, request }) => {
+  const H = { 'X-Dash-Key': KEY };
+  const file = { jobs: [{ id: 'e2e-coded', kind: 'noop', schedule: '@every 1h' }] };
+  const applied = await request.post('/api/jobs/apply', { headers: H, data: file });
+  expect(applied.status(), await applied.text()).toBe(200);
+  await login(page);
+  await page.goto('/jobs');
+  await waitHydrated(page);
+  const row = page.locator('[data-testid="job-row"][data-job="e2e-coded"]');
+  await expect(row.getByTestId('from-file')).toBeVisible();
+  const edited = await request.patch('/api/jobs/e2e-coded', { headers: H, data: { schedule: '@every 2h' } });
+  expect(edited.status()).toBe(200);
+  await page.reload();
+  await waitHydrated(page);
+  await expect(row.getByTestId('drift')).toHaveText('edited since applied');
+  await page.screenshot({ path: 'test-results/screenshots/jobs-drift.png', fullPage: true });
+});
