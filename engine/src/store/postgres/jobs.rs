@@ -32,17 +32,23 @@ impl<'q> BindJob<'q> for sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::
     }
 }
 
+/// Adds a job, its slot cursor at `now` (no backlog).
+const INSERT_JOB: &str = "INSERT INTO jobs (id, name, kind, schedule, timezone, enabled, timeout_secs, retries, retry_backoff_secs,
+                               overlap, misfire, params, last_slot_ms, created_ms, updated_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13)";
+/// Replaces a job's fields; `$14` restarts its slot cursor at `now`.
+const UPDATE_JOB: &str = "UPDATE jobs SET name = $2, kind = $3, schedule = $4, timezone = $5, enabled = $6, timeout_secs = $7,
+                 retries = $8, retry_backoff_secs = $9, overlap = $10, misfire = $11, params = $12, updated_ms = $13,
+                 last_slot_ms = CASE WHEN $14 THEN $13 ELSE last_slot_ms END
+             WHERE id = $1";
+
 impl PgStore {
     pub async fn insert_job(&self, job: &Job, now: DateTime<Utc>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let r = sqlx::query(
-            "INSERT INTO jobs (id, name, kind, schedule, timezone, enabled, timeout_secs, retries, retry_backoff_secs,
-                               overlap, misfire, params, last_slot_ms, created_ms, updated_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13)",
-        )
-        .bind_job(job, now)
-        .execute(&mut *tx)
-        .await;
+        let r = sqlx::query(INSERT_JOB)
+            .bind_job(job, now)
+            .execute(&mut *tx)
+            .await;
         match r {
             Err(e) if is_unique_violation(&e) => {
                 return Err(EngineError::Conflict(format!(
@@ -59,16 +65,11 @@ impl PgStore {
 
     pub async fn update_job(&self, job: &Job, reset_slot: bool, now: DateTime<Utc>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE jobs SET name = $2, kind = $3, schedule = $4, timezone = $5, enabled = $6, timeout_secs = $7,
-                 retries = $8, retry_backoff_secs = $9, overlap = $10, misfire = $11, params = $12, updated_ms = $13,
-                 last_slot_ms = CASE WHEN $14 THEN $13 ELSE last_slot_ms END
-             WHERE id = $1",
-        )
-        .bind_job(job, now)
-        .bind(reset_slot)
-        .execute(&mut *tx)
-        .await?;
+        let done = sqlx::query(UPDATE_JOB)
+            .bind_job(job, now)
+            .bind(reset_slot)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(EngineError::NotFound(format!(
                 "no job with id {:?}",
@@ -98,31 +99,27 @@ impl PgStore {
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for job in plan.insert {
-            sqlx::query(
-                "INSERT INTO jobs (id, name, kind, schedule, timezone, enabled, timeout_secs, retries, retry_backoff_secs,
-                                   overlap, misfire, params, last_slot_ms, created_ms, updated_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13)",
-            )
-            .bind_job(job, now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| if is_unique_violation(&e) {
-                EngineError::Conflict(format!("a job with id {:?} was added meanwhile", job.id))
-            } else {
-                e.into()
-            })?;
+            sqlx::query(INSERT_JOB)
+                .bind_job(job, now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        EngineError::Conflict(format!(
+                            "a job with id {:?} was added meanwhile",
+                            job.id
+                        ))
+                    } else {
+                        e.into()
+                    }
+                })?;
         }
         for (job, reset_slot) in plan.update {
-            let done = sqlx::query(
-                "UPDATE jobs SET name = $2, kind = $3, schedule = $4, timezone = $5, enabled = $6, timeout_secs = $7,
-                     retries = $8, retry_backoff_secs = $9, overlap = $10, misfire = $11, params = $12, updated_ms = $13,
-                     last_slot_ms = CASE WHEN $14 THEN $13 ELSE last_slot_ms END
-                 WHERE id = $1",
-            )
-            .bind_job(job, now)
-            .bind(*reset_slot)
-            .execute(&mut *tx)
-            .await?;
+            let done = sqlx::query(UPDATE_JOB)
+                .bind_job(job, now)
+                .bind(*reset_slot)
+                .execute(&mut *tx)
+                .await?;
             if done.rows_affected() == 0 {
                 return Err(EngineError::Conflict(format!(
                     "job {:?} was deleted meanwhile",
