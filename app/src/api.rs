@@ -628,6 +628,21 @@ pub async fn add_check(
     Ok(engine()?.create_check(spec).await.map_err(fail)?.check.id)
 }
 
+/// A check's newest pings, newest first.
+#[server(prefix = "/api/fn", endpoint = "check_pings", input = GetUrl)]
+pub async fn check_pings(id: String) -> Result<Vec<PingRow>, ServerFnError> {
+    let (_, pings) = engine()?.get_check(&id).await.map_err(fail)?;
+    Ok(pings
+        .into_iter()
+        .map(|p| PingRow {
+            at: crate::ssr::time(p.at),
+            kind: p.kind.as_str().into(),
+            source: p.source.unwrap_or_default(),
+            body: p.body.unwrap_or_default(),
+        })
+        .collect())
+}
+
 #[server(prefix = "/api/fn", endpoint = "delete_check")]
 pub async fn delete_check(id: String) -> Result<(), ServerFnError> {
     engine()?.delete_check(&id).await.map_err(fail)

@@ -1442,6 +1442,33 @@ pub fn AlertsPage() -> impl IntoView {
     }
 }
 
+/// A check's newest pings: when, what it said, from where, the start of its body.
+#[component]
+fn PingHistory(id: String) -> impl IntoView {
+    let pings = data(move || id.clone(), check_pings);
+    view! {
+        {loaded(pings, |rows| if rows.is_empty() {
+            view! { <p class="muted">"No pings yet."</p> }.into_any()
+        } else {
+            view! {
+                <table class="deliveries" data-testid="pings">
+                    <thead><tr><th>"When"</th><th>"Ping"</th><th>"From"</th><th>"Body"</th></tr></thead>
+                    <tbody>
+                        {rows.into_iter().map(|p| view! {
+                            <tr data-testid="ping" data-kind=p.kind.clone()>
+                                <td>{p.at}</td>
+                                <td><span class=pill(match p.kind.as_str() { "fail" => "failed", "start" => "pending", _ => "up" })>{p.kind.clone()}</span></td>
+                                <td>{p.source}</td>
+                                <td class="wrap"><code>{p.body}</code></td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            }.into_any()
+        })}
+    }
+}
+
 /// Inbound checks: crons that run elsewhere ping their URL; up, late or down from the
 /// pings.
 #[component]
@@ -1480,7 +1507,8 @@ pub fn ChecksPage() -> impl IntoView {
                                 <thead><tr><th>"Check"</th><th>"State"</th><th>"Expected"</th><th>"Last ping"</th><th>"Due"</th><th>"Ping URL"</th><th><span class="sr-only">"Actions"</span></th></tr></thead>
                                 <tbody>
                                     {rows.into_iter().map(|c| {
-                                        let (d, row) = (c.id.clone(), c.id.clone());
+                                        let (d, row, h) = (c.id.clone(), c.id.clone(), c.id.clone());
+                                        let shown = RwSignal::new(false);
                                         view! {
                                             <tr data-testid="check-row" data-check=row data-state=c.state.clone()>
                                                 <td><strong>{c.name}</strong><div class="muted"><code>{c.id}</code></div></td>
@@ -1489,8 +1517,14 @@ pub fn ChecksPage() -> impl IntoView {
                                                 <td>{c.last_ping}</td>
                                                 <td>{c.due}</td>
                                                 <td class="wrap"><code>{c.ping_url}</code></td>
-                                                <td class="row-actions"><button class="danger-outline" on:click=move |_| { delete.dispatch(DeleteCheck { id: d.clone() }); }>"Delete"</button></td>
+                                                <td class="row-actions">
+                                                    <button data-testid="ping-history" aria-expanded=move || shown.get().to_string() on:click=move |_| shown.update(|s| *s = !*s)>"History"</button>
+                                                    <button class="danger-outline" on:click=move |_| { delete.dispatch(DeleteCheck { id: d.clone() }); }>"Delete"</button>
+                                                </td>
                                             </tr>
+                                            <Show when=move || shown.get()>
+                                                <tr class="ask-row"><td colspan="7"><PingHistory id=h.clone() /></td></tr>
+                                            </Show>
                                         }
                                     }).collect_view()}
                                 </tbody>

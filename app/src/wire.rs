@@ -378,6 +378,16 @@ pub struct RuleRow {
     pub channels: String,
 }
 
+/// One ping of an inbound check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingRow {
+    pub at: String,
+    /// success, start, fail.
+    pub kind: String,
+    pub source: String,
+    pub body: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckRow {
     pub id: String,

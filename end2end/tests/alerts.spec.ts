@@ -108,4 +108,7 @@ test('add an inbound check, ping it without a key, see it up', async ({ page, pl
   await anonymous.dispose();
   await go(page, '/checks');
   await expect(row).toHaveAttribute('data-state', 'up');
+  await row.getByTestId('ping-history').click();
+  await expect(page.getByTestId('pings').getByTestId('ping')).toHaveCount(1);
+  await expect(page.getByTestId('ping').first()).toHaveAttribute('data-kind', 'success');
 });
