@@ -478,7 +478,7 @@ async fn cli_run_prints_the_run_and_exits_non_zero_when_it_failed() {
     let (ok, failed, missing) = tokio::task::spawn_blocking(move || {
         let run = |job: &str| {
             std::process::Command::new(crate::support::bin())
-                .args(["run", job, "--wait"])
+                .args(["run", job, "--wait", "--json"])
                 .env("ECHOPILOT_URL", &url)
                 .env("DASHBOARD_KEY", KEY)
                 .output()
