@@ -154,24 +154,50 @@ async fn log(client: &ClientArgs, id: i64, follow: bool) -> ExitCode {
     }
 }
 
+/// A request to the server with the key, as the CLI (`timeout`: for the whole exchange;
+/// none for a stream).
+fn request(
+    args: &ClientArgs,
+    method: reqwest::Method,
+    path: &str,
+    timeout: Option<Duration>,
+) -> Result<reqwest::RequestBuilder, String> {
+    let base = args.url.trim_end_matches('/');
+    let key = key(args)?;
+    let mut client = reqwest::Client::builder()
+        // The audit log tells CLI changes from other keyed API calls by this.
+        .user_agent(concat!("echopilot-cli/", env!("CARGO_PKG_VERSION")));
+    if let Some(t) = timeout {
+        client = client.timeout(t);
+    }
+    let client = client
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    Ok(client
+        .request(method, format!("{base}{path}"))
+        .header("X-Dash-Key", key)
+        .header("X-EchoPilot-Client", "cli"))
+}
+
 /// Prints a run's `log` events as they come; answers the status its `end` event names.
 /// Not `follow`ing, it stops after the log so far (the stream's first event): `None`.
 async fn follow_log(client: &ClientArgs, id: i64, follow: bool) -> Result<Option<String>, String> {
     use std::io::Write;
     let base = client.url.trim_end_matches('/');
-    let key = key(client)?;
-    let mut response = reqwest::Client::new()
-        .get(format!("{base}/api/runs/{id}/log"))
-        .header("X-Dash-Key", key)
-        .header("X-EchoPilot-Client", "cli")
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot reach EchoPilot at {base}: {}",
-                crate::api::root_cause(&e)
-            )
-        })?;
+    let mut response = request(
+        client,
+        reqwest::Method::GET,
+        &format!("/api/runs/{id}/log"),
+        None,
+    )?
+    .send()
+    .await
+    .map_err(|e| {
+        format!(
+            "cannot reach EchoPilot at {base}: {}",
+            crate::api::root_cause(&e)
+        )
+    })?;
     if !response.status().is_success() {
         let status = response.status();
         let body: serde_json::Value = response.json().await.unwrap_or_default();
@@ -612,17 +638,7 @@ async fn call(
     body: Option<serde_json::Value>,
 ) -> Result<serde_json::Value, String> {
     let base = args.url.trim_end_matches('/');
-    let key = key(args)?;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(35))
-        // The audit log tells CLI changes from other keyed API calls by this.
-        .user_agent(concat!("echopilot-cli/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
-    let mut request = client
-        .request(method, format!("{base}{path}"))
-        .header("X-Dash-Key", key)
-        .header("X-EchoPilot-Client", "cli");
+    let mut request = request(args, method, path, Some(Duration::from_secs(35)))?;
     if let Some(body) = body {
         request = request.json(&body);
     }

@@ -346,7 +346,7 @@ pub struct RunArgs {
     pub client: ClientArgs,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize)]
 pub struct ServeArgs {
     /// A TOML file of settings (each named as its flag, `data_dir = "/var/lib/echopilot"`);
     /// the environment overrides it, and flags override both.
@@ -439,6 +439,7 @@ pub struct ServeArgs {
     /// The dashboard key from `DASHBOARD_KEY`, taken out of the environment at start-up
     /// (see [`crate::secret_env`]); `None` uses `<data dir>/dashboard.key`.
     #[arg(skip)]
+    #[serde(skip)]
     pub dashboard_key: Option<String>,
 }
 

@@ -242,7 +242,7 @@ const SECRETS: [&str; 3] = ["database_url", "llm_api_key", "heartbeat_url"];
 
 /// `echopilot config check`: every setting, its value (secrets masked) and its source.
 pub fn report(args: &crate::config::ServeArgs, sources: &BTreeMap<String, Source>) -> String {
-    let values = serde_json::to_value(ShownArgs(args)).unwrap_or_default();
+    let values = serde_json::to_value(args).unwrap_or_default();
     let width = sources.keys().map(|k| k.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (key, source) in sources {
@@ -261,54 +261,4 @@ pub fn report(args: &crate::config::ServeArgs, sources: &BTreeMap<String, Source
         out.push_str(&format!("{key:<width$} = {shown}  ({source})\n"));
     }
     out
-}
-
-/// The serve settings as JSON, by setting name.
-struct ShownArgs<'a>(&'a crate::config::ServeArgs);
-
-impl serde::Serialize for ShownArgs<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // By hand: a test checks every setting of `serve` is here (settings::tests).
-        let a = self.0;
-        let map: BTreeMap<&str, serde_json::Value> = [
-            ("config", serde_json::json!(a.config)),
-            ("bind", serde_json::json!(a.bind.to_string())),
-            ("data_dir", serde_json::json!(a.data_dir)),
-            ("heartbeat_secs", serde_json::json!(a.heartbeat_secs)),
-            (
-                "shutdown_grace_secs",
-                serde_json::json!(a.shutdown_grace_secs),
-            ),
-            ("node", serde_json::json!(a.node)),
-            ("site_root", serde_json::json!(a.site_root)),
-            ("http_allow", serde_json::json!(a.http_allow)),
-            ("allow_shell", serde_json::json!(a.allow_shell)),
-            ("metrics_public", serde_json::json!(a.metrics_public)),
-            ("allowed_hosts", serde_json::json!(a.allowed_hosts)),
-            ("ledger_dirs", serde_json::json!(a.ledger_dirs)),
-            ("llm_base_url", serde_json::json!(a.llm_base_url)),
-            ("llm_model", serde_json::json!(a.llm_model)),
-            (
-                "llm_api_key",
-                serde_json::json!(a.llm_api_key.as_ref().map(|_| "********")),
-            ),
-            ("max_connections", serde_json::json!(a.max_connections)),
-            (
-                "header_timeout_secs",
-                serde_json::json!(a.header_timeout_secs),
-            ),
-            ("database_url", serde_json::json!(a.database_url)),
-            ("lease_ttl_secs", serde_json::json!(a.lease_ttl_secs)),
-            ("heartbeat_url", serde_json::json!(a.heartbeat_url)),
-            (
-                "heartbeat_url_secs",
-                serde_json::json!(a.heartbeat_url_secs),
-            ),
-            ("bench", serde_json::json!(a.bench)),
-            ("log_json", serde_json::json!(a.log_json)),
-        ]
-        .into_iter()
-        .collect();
-        map.serialize(s)
-    }
 }

@@ -119,11 +119,11 @@ pub async fn incidents(
 fn absolute(headers: &HeaderMap, mut view: CheckView) -> CheckView {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     if let Some(host) = host {
-        let scheme = headers
-            .get("x-forwarded-proto")
-            .and_then(|h| h.to_str().ok())
-            .filter(|p| *p == "https")
-            .unwrap_or("http");
+        let scheme = if crate::auth::behind_tls(headers) {
+            "https"
+        } else {
+            "http"
+        };
         view.ping_url = format!("{scheme}://{host}{}", view.ping_url);
     }
     view
