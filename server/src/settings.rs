@@ -252,6 +252,8 @@ pub fn report(args: &crate::config::ServeArgs, sources: &BTreeMap<String, Source
         let value = &values[key];
         let shown = match value {
             serde_json::Value::Null => "-".to_string(),
+            // A key is all secret; a URL keeps its host.
+            serde_json::Value::String(_) if key == "llm_api_key" => "********".to_string(),
             serde_json::Value::String(s) if SECRETS.contains(&key.as_str()) => {
                 engine::secrets::mask_url(s)
             }
