@@ -12,7 +12,7 @@ use sha2::Digest;
 use std::collections::{BTreeMap, HashMap};
 
 /// What applying a file does (or, dry, would do).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Applied {
     pub dry_run: bool,
     pub added: Vec<String>,
@@ -22,9 +22,11 @@ pub struct Applied {
     pub unchanged: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Changed {
     pub id: String,
+    /// `{field: {from, to}}`.
+    #[schema(value_type = Object)]
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
 

@@ -29,7 +29,7 @@ pub struct RunsRequest {
 }
 
 /// One page of runs, newest first, and the cursor of the next (older) page.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct RunsPage {
     pub runs: Vec<Run>,
     pub next: Option<i64>,
@@ -376,7 +376,7 @@ pub enum Bulk {
 }
 
 /// What a bulk action did (or, dry, would do).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct BulkDone {
     pub count: usize,
     /// The runs acted on (cancelled), or started (reruns).

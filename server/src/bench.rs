@@ -14,7 +14,7 @@ pub const JOB_ID: &str = "bench-tick";
 /// The harness needs at least the last 300.
 const KEEP: usize = 1000;
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct Tick {
     pub scheduled_ms: f64,
     pub started_ms: f64,
@@ -68,11 +68,16 @@ pub async fn ensure_job(engine: &Engine) -> engine::Result<()> {
         .map(|_| ())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Since {
+    /// Only ticks planned at or after this (ms since the epoch).
     since_ms: Option<f64>,
 }
 
+/// The benchmark job's ticks, oldest first (empty unless the server runs with `--bench`).
+#[utoipa::path(get, path = "/api/bench/ticks", tag = "operations", params(Since),
+    responses((status = 200, description = "When each tick was planned and when it started.", body = Vec<Tick>)))]
 pub async fn ticks(State(state): State<AppState>, Query(q): Query<Since>) -> Json<Vec<Tick>> {
     let Some(ticks) = state.ticks.as_ref() else {
         return Json(Vec::new());

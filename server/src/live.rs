@@ -21,6 +21,10 @@ fn sse(rx: mpsc::Receiver<Result<Event, Infallible>>) -> Response {
 /// `GET /api/runs/{id}/log`: `log` events carry the text in order (the log so far first),
 /// then one `end` event with the run's final status. A queued run's stream waits for it
 /// to start; an ended run's stream is its stored log and `end` at once.
+#[utoipa::path(get, path = "/api/runs/{id}/log", tag = "runs",
+    params(("id" = i64, Path, description = "The run's id.")),
+    responses((status = 200, description = "Server-sent events: `log` (text, in order), then one `end` (the run's status).",
+        content_type = "text/event-stream", body = String)))]
 pub async fn run_log(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Response> {
     let engine = state.engine.clone();
     // Answers 404 before the stream opens when there is no such run.
@@ -84,6 +88,9 @@ pub async fn run_log(State(state): State<AppState>, Path(id): Path<i64>) -> ApiR
 
 /// `GET /api/events`: a `runs` event (data: a counter) whenever runs started or finished,
 /// at most four a second.
+#[utoipa::path(get, path = "/api/events", tag = "operations",
+    responses((status = 200, description = "Server-sent events: `runs` (a counter) when runs start or finish.",
+        content_type = "text/event-stream", body = String)))]
 pub async fn events(State(state): State<AppState>) -> Response {
     let engine = state.engine.clone();
     let (tx, rx) = mpsc::channel(4);

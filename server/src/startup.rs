@@ -15,7 +15,6 @@ use anyhow::Context;
 use axum::extract::{FromRef, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
 use engine::{Engine, EngineConfig, Kinds, SystemClock};
 use leptos::config::LeptosOptions;
@@ -238,101 +237,10 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let engine = state.engine.clone();
     let options = state.leptos_options.clone();
-    let api = Router::new()
-        .route("/api/automations/status", get(api::scheduler::status))
-        .route("/api/automations/start", post(api::scheduler::start))
-        .route("/api/automations/stop", post(api::scheduler::stop))
-        .route("/api/automations/restart", post(api::scheduler::restart))
-        .route("/api/leaders", get(api::scheduler::leaders))
-        .route(
-            "/api/jobs",
-            get(api::jobs::list_jobs).post(api::jobs::create_job),
-        )
-        .route(
-            "/api/jobs/{id}",
-            get(api::jobs::get_job)
-                .put(api::jobs::replace_job)
-                .patch(api::jobs::patch_job)
-                .delete(api::jobs::delete_job),
-        )
-        .route("/api/jobs/export", get(api::jobs::export_jobs))
-        .route("/api/jobs/apply", post(api::jobs::apply_jobs))
-        .route("/api/jobs/{id}/run", post(api::jobs::run_job))
-        .route("/api/jobs/{id}/pause", post(api::jobs::pause_job))
-        .route("/api/jobs/{id}/resume", post(api::jobs::resume_job))
-        .route(
-            "/api/maintenance",
-            get(api::maintenance::list).post(api::maintenance::create),
-        )
-        .route(
-            "/api/maintenance/{id}",
-            get(api::maintenance::get)
-                .put(api::maintenance::replace)
-                .delete(api::maintenance::delete),
-        )
-        .route(
-            "/api/alerts/channels",
-            get(api::alerts::list_channels).post(api::alerts::create_channel),
-        )
-        .route(
-            "/api/alerts/channels/{id}",
-            get(api::alerts::get_channel)
-                .put(api::alerts::replace_channel)
-                .delete(api::alerts::delete_channel),
-        )
-        .route(
-            "/api/alerts/channels/{id}/test",
-            post(api::alerts::test_channel),
-        )
-        .route(
-            "/api/alerts/rules",
-            get(api::alerts::list_rules).post(api::alerts::create_rule),
-        )
-        .route(
-            "/api/alerts/rules/{id}",
-            get(api::alerts::get_rule)
-                .put(api::alerts::replace_rule)
-                .delete(api::alerts::delete_rule),
-        )
-        .route("/api/alerts/incidents", get(api::alerts::incidents))
-        .route(
-            "/api/checks",
-            get(api::alerts::list_checks).post(api::alerts::create_check),
-        )
-        .route(
-            "/api/checks/{id}",
-            get(api::alerts::get_check)
-                .put(api::alerts::replace_check)
-                .delete(api::alerts::delete_check),
-        )
-        .route(
-            "/ping/{token}",
-            get(api::alerts::ping_success).post(api::alerts::ping_success),
-        )
-        .route(
-            "/ping/{token}/{kind}",
-            get(api::alerts::ping_kind).post(api::alerts::ping_kind),
-        )
-        .route("/api/runs", get(api::runs::list_runs))
-        .route("/api/runs/cancel", post(api::runs::bulk_cancel))
-        .route("/api/runs/rerun", post(api::runs::bulk_rerun))
-        .route("/api/runs/{id}", get(api::runs::get_run))
-        .route("/api/runs/{id}/cancel", post(api::runs::cancel_run))
-        .route("/api/runs/{id}/rerun", post(api::runs::rerun_run))
-        .route("/api/runs/{id}/log", get(crate::live::run_log))
-        .route("/api/events", get(crate::live::events))
-        .route("/api/schedule/preview", get(api::runs::schedule_preview))
-        .route("/api/bench/ticks", get(crate::bench::ticks))
-        .route("/api/self-heal", post(api::jobs::self_heal))
-        .route("/api/exec/brief", post(api::jobs::exec_brief))
-        .route(
-            "/api/session",
-            post(api::session::login).delete(api::session::logout),
-        )
-        .route("/api/session/logout", post(api::session::logout_form))
-        .route("/metrics", get(api::probes::metrics))
-        .route("/healthz", get(api::probes::healthz))
-        .route("/readyz", get(api::probes::readyz));
+    let (api, doc) = api::routes().split_for_parts();
+    let api = api.layer(axum::Extension(api::openapi::Served::new(
+        &api::openapi::document(doc),
+    )));
     api.leptos_routes_with_context(
         &state,
         routes,

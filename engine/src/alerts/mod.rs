@@ -252,6 +252,7 @@ impl Engine {
             state,
             due_at,
             last_ping,
+            pings: None,
         }
     }
 

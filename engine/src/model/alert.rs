@@ -32,7 +32,7 @@ fn spec_id(path: Option<&str>, body: Option<String>) -> Result<String, Validatio
 }
 
 /// How a channel delivers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelKind {
     /// A POST of the event as JSON, signed with the channel's secret.
@@ -50,7 +50,7 @@ pub enum ChannelKind {
 text_enum!(ChannelKind { Webhook => "webhook", Slack => "slack", Discord => "discord", Ntfy => "ntfy", Email => "email" });
 
 /// How an SMTP connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SmtpTls {
     /// Plain, then upgraded with STARTTLS (refused if the server cannot): port 587.
@@ -64,7 +64,7 @@ pub enum SmtpTls {
 
 /// A channel as stored. Its secret and password never leave the engine: reads show
 /// whether one is set (`"********"`), not what it is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Channel {
     pub id: String,
     pub kind: ChannelKind,
@@ -78,7 +78,7 @@ pub struct Channel {
     pub smtp: Option<Smtp>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Smtp {
     pub host: String,
     pub port: u16,
@@ -115,10 +115,11 @@ impl Channel {
 
 /// A channel as a caller sends it: flat, as the API documents it. A secret or password
 /// sent as the mask (or left out on an update) keeps the stored one.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelSpec {
     pub id: Option<String>,
+    #[schema(value_type = Option<ChannelKind>)]
     pub kind: Option<String>,
     pub url: Option<String>,
     pub secret: Option<String>,
@@ -268,7 +269,7 @@ impl ChannelSpec {
 }
 
 /// What opens an incident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleOn {
     /// A run failed or timed out (a check pinged `/fail`).
@@ -300,7 +301,7 @@ text_enum!(RuleOn {
     System => "system",
 });
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rule {
     pub id: String,
     pub on: RuleOn,
@@ -326,10 +327,11 @@ pub struct Rule {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
     pub id: Option<String>,
+    #[schema(value_type = Option<RuleOn>)]
     pub on: Option<String>,
     pub jobs: Option<Vec<String>>,
     pub checks: Option<Vec<String>>,
@@ -512,7 +514,7 @@ impl Rule {
 /// An incident: a rule's condition held for a subject (`job:<id>`, `check:<id>`,
 /// `system:<what>`) from `opened_at` until `closed_at`. One is open per (rule, subject)
 /// at a time, whoever evaluates.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Incident {
     pub id: i64,
     pub rule: String,
@@ -541,7 +543,7 @@ impl Incident {
 }
 
 /// What a delivery tells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertEvent {
     Opened,
@@ -552,7 +554,7 @@ pub enum AlertEvent {
 
 text_enum!(AlertEvent { Opened => "opened", Reminder => "reminder", Recovered => "recovered", Test => "test" });
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Waiting for its next attempt.
@@ -567,7 +569,7 @@ pub enum DeliveryStatus {
 text_enum!(DeliveryStatus { Pending => "pending", Sending => "sending", Sent => "sent", Failed => "failed" });
 
 /// One notice to one channel, with its attempts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Delivery {
     pub id: i64,
     pub incident: Option<i64>,
@@ -595,7 +597,7 @@ pub fn delivery_backoff(attempts: u32) -> chrono::Duration {
 }
 
 /// An inbound check: a cron that lives elsewhere pings `/ping/<token>` when it runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Check {
     pub id: String,
     pub name: String,
@@ -618,7 +620,7 @@ fn utc() -> String {
     "UTC".into()
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckSpec {
     pub id: Option<String>,
@@ -679,7 +681,7 @@ impl CheckSpec {
 }
 
 /// What a ping says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PingKind {
     Success,
@@ -689,7 +691,7 @@ pub enum PingKind {
 
 text_enum!(PingKind { Success => "success", Start => "start", Fail => "fail" });
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ping {
     pub at: DateTime<Utc>,
     pub kind: PingKind,
@@ -704,7 +706,7 @@ pub struct Ping {
 pub const PING_BODY_MAX: usize = 1024;
 
 /// A check's state from its pings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckState {
     /// Never pinged.
@@ -762,7 +764,7 @@ impl Check {
 }
 
 /// A check as reads show it: with its ping URL, its state and its last ping.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckView {
     #[serde(flatten)]
     pub check: Check,
@@ -770,4 +772,7 @@ pub struct CheckView {
     pub state: CheckState,
     pub due_at: Option<DateTime<Utc>>,
     pub last_ping: Option<Ping>,
+    /// The newest pings, newest first (on reads of one check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pings: Option<Vec<Ping>>,
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// What to do when a slot comes due while the job's previous run is still active.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Overlap {
     /// Record the slot as skipped.
@@ -18,7 +18,7 @@ pub enum Overlap {
 }
 
 /// What to do with slots missed while the server was down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Misfire {
     /// Record every missed slot as skipped.
@@ -32,7 +32,7 @@ text_enum!(Overlap { Skip => "skip", Queue => "queue", Allow => "allow" });
 text_enum!(Misfire { Skip => "skip", RunOnce => "run_once" });
 
 /// A job as stored and as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: String,
     pub name: String,
@@ -60,7 +60,7 @@ pub struct Job {
 }
 
 /// The fields a caller sets when creating a job (everything but `id` has a default).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     pub id: Option<String>,

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A pause in force.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Pause {
     pub reason: String,
     /// Who paused (the credential: `key`, or a dashboard session's tag).
@@ -18,7 +18,7 @@ pub struct Pause {
 }
 
 /// A pause as a caller asks for it: `{reason, until?: RFC 3339 | for?: "2h"}`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PauseRequest {
     pub reason: Option<String>,

@@ -196,7 +196,7 @@ impl Schedule {
 }
 
 /// A slot of a schedule preview.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct PreviewSlot {
     pub at: DateTime<Utc>,
     /// The slot on the job's clock, with the zone's abbreviation.

@@ -32,7 +32,7 @@ impl DesiredState {
 }
 
 /// A job's next planned run, as recorded with each heartbeat.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NextRun {
     pub job: String,
     pub at: DateTime<Utc>,
@@ -49,7 +49,7 @@ pub struct Heartbeat {
 }
 
 /// The state status reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SchedulerState {
     Running,
@@ -59,7 +59,7 @@ pub enum SchedulerState {
 }
 
 /// A snapshot of the scheduler, as `GET /api/automations/status` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Status {
     pub state: SchedulerState,
     pub running: bool,
@@ -89,7 +89,7 @@ pub struct Status {
 }
 
 /// A node as status shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodeStatus {
     pub id: String,
     pub name: String,
@@ -131,7 +131,7 @@ pub struct NodeInfo {
 }
 
 /// One leader's term.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LeaderTerm {
     pub epoch: i64,
     /// The node id that held the lease.

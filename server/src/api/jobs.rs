@@ -14,38 +14,57 @@ use engine::{Job, JobSpec, PauseRequest, Trigger};
 use serde::Deserialize;
 
 /// Every job, each saying whether it was applied from a file and has drifted since.
+#[utoipa::path(get, path = "/api/jobs", tag = "jobs",
+    responses((status = 200, description = "Every job.", body = Vec<Job>)))]
 pub async fn list_jobs(State(state): State<AppState>) -> ApiResult<Json<Vec<Job>>> {
     Ok(Json(
         state.engine.with_drift(state.engine.list_jobs()).await?,
     ))
 }
 
-/// `GET /api/jobs/export`: every job's definition (secrets masked), as `apply` takes it.
-pub async fn export_jobs(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "jobs": state.engine.export_jobs() }))
+/// Every job's definition (secrets masked), as `apply` takes it back.
+#[utoipa::path(get, path = "/api/jobs/export", tag = "jobs",
+    responses((status = 200, description = "Every job's definition.", body = JobsFile)))]
+pub async fn export_jobs(State(state): State<AppState>) -> Json<JobsFile> {
+    Json(JobsFile {
+        jobs: state.engine.export_jobs(),
+    })
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ApplyQuery {
+    /// Only say what would change.
     #[serde(default)]
     dry_run: bool,
+    /// Also delete the jobs the file does not name.
     #[serde(default)]
     prune: bool,
 }
 
-#[derive(Debug, serde::Deserialize)]
+/// Job definitions, as `export` writes them and `apply` takes them.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct JobsFile {
+    #[schema(value_type = Vec<JobSpec>)]
+    jobs: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyBody {
-    jobs: Vec<engine::JobSpec>,
+    jobs: Vec<JobSpec>,
 }
 
 /// `POST /api/jobs/apply[?dry_run=true][&prune=true]` with `{"jobs": [...]}`: what
 /// changes (added, changed field by field, removed), applied in one transaction unless
 /// dry.
+#[utoipa::path(post, path = "/api/jobs/apply", tag = "jobs", params(ApplyQuery),
+    request_body = ApplyBody,
+    responses((status = 200, description = "What changed (or, dry, would change).", body = engine::apply::Applied)))]
 pub async fn apply_jobs(
     State(state): State<AppState>,
-    axum::extract::Query(q): axum::extract::Query<ApplyQuery>,
+    Query(q): Query<ApplyQuery>,
     ApiJson(body): ApiJson<ApplyBody>,
 ) -> ApiResult<Json<engine::apply::Applied>> {
     Ok(Json(
@@ -56,6 +75,10 @@ pub async fn apply_jobs(
     ))
 }
 
+/// Creates a job (every field but `id` has a default).
+#[utoipa::path(post, path = "/api/jobs", tag = "jobs", request_body = JobSpec,
+    responses((status = 201, description = "The job created.", body = Job),
+        (status = 409, description = "A job has that id.", body = super::ErrorBody)))]
 pub async fn create_job(
     State(state): State<AppState>,
     ApiJson(spec): ApiJson<JobSpec>,
@@ -66,6 +89,9 @@ pub async fn create_job(
     ))
 }
 
+/// One job.
+#[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "The job's id.")),
+    responses((status = 200, description = "The job.", body = Job)))]
 pub async fn get_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -75,6 +101,9 @@ pub async fn get_job(
     Ok(Json(marked.remove(0)))
 }
 
+/// Replaces a job: fields left out take their defaults.
+#[utoipa::path(put, path = "/api/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "The job's id.")), request_body = JobSpec,
+    responses((status = 200, description = "The job as replaced.", body = Job)))]
 pub async fn replace_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -83,6 +112,9 @@ pub async fn replace_job(
     Ok(Json(state.engine.update_job(&id, spec, false).await?))
 }
 
+/// Changes the fields given; the others are kept.
+#[utoipa::path(patch, path = "/api/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "The job's id.")), request_body = JobSpec,
+    responses((status = 200, description = "The job as changed.", body = Job)))]
 pub async fn patch_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -91,6 +123,9 @@ pub async fn patch_job(
     Ok(Json(state.engine.update_job(&id, spec, true).await?))
 }
 
+/// Deletes a job (its run history stays).
+#[utoipa::path(delete, path = "/api/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "The job's id.")),
+    responses((status = 204, description = "Deleted.")))]
 pub async fn delete_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -99,10 +134,18 @@ pub async fn delete_job(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WaitQuery {
+    /// Wait (up to 30 s) until the run has ended.
     #[serde(default)]
     pub wait: bool,
+}
+
+/// A run started: `{"run"}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Started {
+    pub run: engine::Run,
 }
 
 /// Who asked for a manual run: the CLI says so in a header; the key means a script; a
@@ -131,11 +174,7 @@ pub async fn run_job_now(
 ) -> ApiResult<Response> {
     let run = state.engine.run_with(job, trigger, overrides).await?;
     if !wait {
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "run": run })),
-        )
-            .into_response());
+        return Ok((StatusCode::ACCEPTED, Json(Started { run })).into_response());
     }
     let run = state.engine.wait_run(run.id, engine::MAX_WAIT).await?;
     let status = if run.status.is_finished() {
@@ -143,16 +182,24 @@ pub async fn run_job_now(
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((status, Json(serde_json::json!({ "run": run }))).into_response())
+    Ok((status, Json(Started { run })).into_response())
 }
 
 /// The optional body of run now: params merged over the job's for this run only.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunBody {
+    /// Merged over the job's params, for this run only.
     params: Option<serde_json::Value>,
 }
 
+/// Runs a job now, with the job's params or with overrides.
+#[utoipa::path(post, path = "/api/jobs/{id}/run", tag = "jobs", params(("id" = String, Path, description = "The job's id."), WaitQuery),
+    request_body(content = Option<RunBody>, description = "Optional: params for this run only."),
+    responses(
+        (status = 202, description = "Started (or, with `wait`, not ended within 30 s).", body = Started),
+        (status = 200, description = "With `wait`: the run, ended.", body = Started),
+        (status = 409, description = "The job's overlap policy refused the run.", body = super::ErrorBody)))]
 pub async fn run_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -166,6 +213,8 @@ pub async fn run_job(
 
 /// `POST /api/jobs/{id}/pause` `{reason, until? | for?, cancel_running?}`: the job, with
 /// `paused: {reason, by, since, until}`.
+#[utoipa::path(post, path = "/api/jobs/{id}/pause", tag = "jobs", params(("id" = String, Path, description = "The job's id.")), request_body = PauseRequest,
+    responses((status = 200, description = "The job, paused.", body = Job)))]
 pub async fn pause_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -176,6 +225,9 @@ pub async fn pause_job(
 }
 
 /// `POST /api/jobs/{id}/resume`: the job, its pause ended (409 when it was not paused).
+#[utoipa::path(post, path = "/api/jobs/{id}/resume", tag = "jobs", params(("id" = String, Path, description = "The job's id.")),
+    responses((status = 200, description = "The job, resumed.", body = Job),
+        (status = 409, description = "It was not paused.", body = super::ErrorBody)))]
 pub async fn resume_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -185,6 +237,10 @@ pub async fn resume_job(
 }
 
 /// `POST /api/self-heal` (kept from the seed): runs the self-heal job now.
+#[utoipa::path(post, path = "/api/self-heal", tag = "jobs", params(WaitQuery),
+    responses(
+        (status = 202, description = "Started.", body = Started),
+        (status = 200, description = "With `wait`: the run, ended.", body = Started)))]
 pub async fn self_heal(
     State(state): State<AppState>,
     Query(q): Query<WaitQuery>,
@@ -201,6 +257,10 @@ pub async fn self_heal(
 }
 
 /// `POST /api/exec/brief` (kept from the seed): writes the CEO brief now.
+#[utoipa::path(post, path = "/api/exec/brief", tag = "jobs", params(WaitQuery),
+    responses(
+        (status = 202, description = "Started.", body = Started),
+        (status = 200, description = "With `wait`: the run, ended.", body = Started)))]
 pub async fn exec_brief(
     State(state): State<AppState>,
     Query(q): Query<WaitQuery>,

@@ -8,11 +8,16 @@
 //! - [`maintenance`]: maintenance windows CRUD.
 //! - [`alerts`]: channels, rules, incidents, inbound checks and their pings.
 //! - [`session`]: log in and out.
-//! - [`probes`]: `/healthz`, `/readyz`.
+//! - [`probes`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`openapi`]: the document of all of it, `/api/openapi.json` and `/api/docs`.
+//!
+//! [`routes`] is the one list of routes: each is served and documented from its handler's
+//! `#[utoipa::path]`.
 
 pub mod alerts;
 pub mod jobs;
 pub mod maintenance;
+pub mod openapi;
 pub mod probes;
 pub mod runs;
 pub mod scheduler;
@@ -22,6 +27,95 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Every REST route, each served by its handler and documented by its annotation.
+pub fn routes() -> OpenApiRouter<crate::startup::AppState> {
+    OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
+        .routes(routes!(scheduler::status))
+        .routes(routes!(scheduler::start))
+        .routes(routes!(scheduler::stop))
+        .routes(routes!(scheduler::restart))
+        .routes(routes!(scheduler::leaders))
+        .routes(routes!(jobs::list_jobs, jobs::create_job))
+        .routes(routes!(
+            jobs::get_job,
+            jobs::replace_job,
+            jobs::patch_job,
+            jobs::delete_job
+        ))
+        .routes(routes!(jobs::export_jobs))
+        .routes(routes!(jobs::apply_jobs))
+        .routes(routes!(jobs::run_job))
+        .routes(routes!(jobs::pause_job))
+        .routes(routes!(jobs::resume_job))
+        .routes(routes!(maintenance::list, maintenance::create))
+        .routes(routes!(
+            maintenance::get,
+            maintenance::replace,
+            maintenance::delete
+        ))
+        .routes(routes!(alerts::list_channels, alerts::create_channel))
+        .routes(routes!(
+            alerts::get_channel,
+            alerts::replace_channel,
+            alerts::delete_channel
+        ))
+        .routes(routes!(alerts::test_channel))
+        .routes(routes!(alerts::list_rules, alerts::create_rule))
+        .routes(routes!(
+            alerts::get_rule,
+            alerts::replace_rule,
+            alerts::delete_rule
+        ))
+        .routes(routes!(alerts::incidents))
+        .routes(routes!(alerts::list_checks, alerts::create_check))
+        .routes(routes!(
+            alerts::get_check,
+            alerts::replace_check,
+            alerts::delete_check
+        ))
+        .routes(routes!(alerts::ping_success))
+        .routes(routes!(alerts::ping_kind))
+        .routes(routes!(runs::list_runs))
+        .routes(routes!(runs::bulk_cancel))
+        .routes(routes!(runs::bulk_rerun))
+        .routes(routes!(runs::get_run))
+        .routes(routes!(runs::cancel_run))
+        .routes(routes!(runs::rerun_run))
+        .routes(routes!(crate::live::run_log))
+        .routes(routes!(crate::live::events))
+        .routes(routes!(runs::schedule_preview))
+        .routes(routes!(crate::bench::ticks))
+        .routes(routes!(jobs::self_heal))
+        .routes(routes!(jobs::exec_brief))
+        .routes(routes!(session::login, session::logout))
+        .routes(routes!(session::logout_form))
+        .routes(routes!(probes::metrics))
+        .routes(routes!(probes::healthz))
+        .routes(routes!(probes::readyz))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(openapi::docs))
+}
+
+/// Every error answer: `{"error": {"code", "message", "field"?}}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// What kind of error: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
+    /// `conflict`, `invalid`, `payload_too_large`, `too_many_attempts`, `unavailable`,
+    /// `internal`.
+    pub code: String,
+    pub message: String,
+    /// The field to fix (`invalid` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
 
 /// Every error the API answers with, as `{"error": {"code", "message"}}`.
 #[derive(Debug, thiserror::Error)]
@@ -82,12 +176,19 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut error = serde_json::json!({ "code": code, "message": message });
-        if let ApiError::Invalid { field, message } = &self {
-            error["field"] = field.clone().into();
-            error["message"] = message.clone().into();
-        }
-        let body = Json(serde_json::json!({ "error": error }));
+        let error = match &self {
+            ApiError::Invalid { field, message } => ErrorDetail {
+                code: code.into(),
+                message: message.clone(),
+                field: Some(field.clone()),
+            },
+            _ => ErrorDetail {
+                code: code.into(),
+                message,
+                field: None,
+            },
+        };
+        let body = Json(ErrorBody { error });
         let mut response = (status, body).into_response();
         let retry_after = match self {
             ApiError::TooManyAttempts(secs) => Some(secs),

@@ -9,14 +9,28 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use std::net::SocketAddr;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginForm {
+    /// The dashboard key.
     key: String,
 }
 
 /// `POST /api/session`: JSON `{"key"}` → 204 + cookie; form `key=` → 303 to `/` (or back
 /// to the login page with an error). While the client is throttled the key is not even
 /// compared. Every attempt is in the audit log.
+#[utoipa::path(post, path = "/api/session", tag = "session",
+    request_body(content(
+        (LoginForm = "application/json"),
+        (LoginForm = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 204, description = "Logged in (JSON): the session cookie is set.",
+            headers(("set-cookie" = String, description = "`echopilot_session` (`__Host-echopilot_session; Secure` behind TLS), HttpOnly, SameSite=Strict."))),
+        (status = 303, description = "Logged in (form): to `/`; refused: back to `/login?error=...`.",
+            headers(("location" = String))),
+        (status = 401, description = "A wrong key.", body = super::ErrorBody),
+        (status = 403, description = "A cross-site login.", body = super::ErrorBody),
+        (status = 429, description = "Too many failed attempts: `Retry-After` says when to try again.", body = super::ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -118,6 +132,9 @@ async fn end_session(state: &AppState, peer: SocketAddr, headers: &HeaderMap) {
 }
 
 /// `DELETE /api/session`: ends the session on the server too.
+#[utoipa::path(delete, path = "/api/session", tag = "session",
+    responses((status = 204, description = "Logged out: the cookie is cleared.",
+        headers(("set-cookie" = String)))))]
 pub async fn logout(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -135,6 +152,10 @@ pub async fn logout(
 }
 
 /// `POST /api/session/logout`: the dashboard's log-out form.
+#[utoipa::path(post, path = "/api/session/logout", tag = "session",
+    responses((status = 303, description = "Logged out: to `/login`, the cookie cleared.",
+            headers(("location" = String), ("set-cookie" = String))),
+        (status = 403, description = "A cross-site log-out.", body = super::ErrorBody)))]
 pub async fn logout_form(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

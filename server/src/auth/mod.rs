@@ -62,7 +62,7 @@ fn credential(state: &AppState, headers: &HeaderMap, peer: IpAddr) -> Credential
 }
 /// Paths anyone may reach: the login page and its assets, probes, login itself, and the
 /// pings of inbound checks (their token is their secret).
-fn public(path: &str) -> bool {
+pub(crate) fn public(path: &str) -> bool {
     matches!(
         path,
         "/login" | "/favicon.ico" | "/healthz" | "/readyz" | "/api/session" | "/api/session/logout"
