@@ -267,6 +267,7 @@ pub fn router(state: AppState) -> Router {
         axum::http::StatusCode::REQUEST_TIMEOUT,
         REQUEST_TIMEOUT,
     ))
+    .layer(axum::middleware::from_fn(api::errors_as_json))
     .layer(SetResponseHeaderLayer::if_not_present(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -284,6 +284,52 @@ pub struct ApiJson<T>(pub T);
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
+/// Every error an API path answers is JSON, whoever made it: besides the handlers' own,
+/// axum's rejections (a malformed query or path parameter), the body limit's 413, the
+/// timeout's 408 — their text becomes the message. The dashboard's server functions
+/// (`/api/fn/...`) answer in their own encoding, which their client reads.
+pub async fn errors_as_json(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let api = crate::auth::is_api(path) && !path.starts_with("/api/fn/");
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !api || json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let message = match text.trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_lowercase(),
+        t => printable(t),
+    };
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+        _ if status.is_server_error() => "internal",
+        _ => "error",
+    };
+    let error = ErrorDetail {
+        code: code.into(),
+        message,
+        field: None,
+    };
+    (status, Json(ErrorBody { error })).into_response()
+}
+
 /// Unknown `/api` paths.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such API route".into())

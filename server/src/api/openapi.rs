@@ -64,7 +64,9 @@ impl utoipa::Modify for Schemes {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The dashboard key as a bearer token (what Prometheus sends)."))
+                    .description(Some(
+                        "The dashboard key as a bearer token (what Prometheus sends).",
+                    ))
                     .build(),
             ),
         );
@@ -80,7 +82,7 @@ impl utoipa::Modify for Schemes {
 
 /// The shared answers, by status: (name in `components/responses`, description).
 const SHARED: [(&str, &str, &str); 8] = [
-    ("400", "BadRequest", "Malformed JSON (with its line and column), or a malformed query."),
+    ("400", "BadRequest", "Malformed JSON (with its line and column), or a malformed query or path parameter."),
     ("401", "Unauthorized", "No credentials, or a wrong key."),
     ("403", "Forbidden", "A cross-site request riding on the session cookie, or a host name this server does not serve."),
     ("404", "NotFound", "Nothing has that id."),
@@ -127,10 +129,17 @@ pub fn document(mut doc: utoipa::openapi::OpenApi) -> Value {
             if path.contains('{') {
                 shared.push("404");
             }
+            if op["parameters"].as_array().is_some_and(|p| !p.is_empty()) {
+                // A malformed query or path parameter.
+                shared.push("400");
+            }
             if op.get("requestBody").is_some() {
                 shared.push("413");
             }
-            if op["requestBody"]["content"].get("application/json").is_some() {
+            if op["requestBody"]["content"]
+                .get("application/json")
+                .is_some()
+            {
                 shared.extend(["400", "422"]);
             }
             if public {
@@ -173,7 +182,10 @@ impl Served {
     responses((status = 200, description = "The OpenAPI 3.1 document.", content_type = "application/json", body = Object)),
 )]
 pub async fn openapi_json(Extension(doc): Extension<Arc<Served>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], doc.json.clone())
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.json.clone(),
+    )
 }
 
 /// This document as a page to read.
@@ -271,7 +283,11 @@ fn fields(out: &mut String, schema: &Value) {
             out,
             "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td></tr>",
             esc(name),
-            if required.contains(&name.as_str()) { " <em>required</em>" } else { "" },
+            if required.contains(&name.as_str()) {
+                " <em>required</em>"
+            } else {
+                ""
+            },
             type_of(prop),
             prose(prop["description"].as_str().unwrap_or_default()),
         );
@@ -326,7 +342,12 @@ fn page(doc: &Value) -> String {
     let empty = Map::new();
     let paths = doc["paths"].as_object().unwrap_or(&empty);
     for (tag, about) in &tags {
-        let _ = write!(out, "<h2 id=\"tag-{0}\">{0}</h2><p>{1}</p>", esc(tag), prose(about));
+        let _ = write!(
+            out,
+            "<h2 id=\"tag-{0}\">{0}</h2><p>{1}</p>",
+            esc(tag),
+            prose(about)
+        );
         for (path, item) in paths {
             for (method, op) in item.as_object().unwrap_or(&empty) {
                 let tagged = op["tags"]
@@ -368,13 +389,19 @@ fn operation(out: &mut String, path: &str, method: &str, op: &Value, doc: &Value
         ),
     );
     if let Some(params) = op["parameters"].as_array().filter(|p| !p.is_empty()) {
-        out.push_str("<table><tr><th>Parameter</th><th>In</th><th>Type</th><th>Description</th></tr>");
+        out.push_str(
+            "<table><tr><th>Parameter</th><th>In</th><th>Type</th><th>Description</th></tr>",
+        );
         for p in params {
             let _ = write!(
                 out,
                 "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(p["name"].as_str().unwrap_or_default()),
-                if p["required"] == true { " <em>required</em>" } else { "" },
+                if p["required"] == true {
+                    " <em>required</em>"
+                } else {
+                    ""
+                },
                 esc(p["in"].as_str().unwrap_or_default()),
                 type_of(&p["schema"]),
                 prose(p["description"].as_str().unwrap_or_default()),

@@ -90,7 +90,8 @@ pub struct Preview {
 
 /// The next slots of a schedule, before saving it.
 #[utoipa::path(get, path = "/api/schedule/preview", tag = "runs", params(PreviewQuery),
-    responses((status = 200, description = "The next slots.", body = Preview)))]
+    responses((status = 200, description = "The next slots.", body = Preview),
+        (status = 422, description = "A schedule, zone or `from` to fix: `error.field` names it.", body = super::ErrorBody)))]
 pub async fn schedule_preview(
     State(state): State<AppState>,
     Query(q): Query<PreviewQuery>,

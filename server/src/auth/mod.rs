@@ -72,7 +72,7 @@ pub(crate) fn public(path: &str) -> bool {
 
 /// Answered 401 (not redirected to the login page) without credentials: the API, and the
 /// Prometheus scrape.
-fn is_api(path: &str) -> bool {
+pub(crate) fn is_api(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/") || path == "/metrics"
 }
 

@@ -8,6 +8,7 @@
 //! - [`alerts`]: notices to a webhook receiver and an SMTP server on loopback; checks.
 //! - [`deploy`]: the systemd unit verified, and the notify protocol it declares.
 //! - [`metrics`]: `/metrics` scraped and parsed as Prometheus text.
+//! - [`openapi`]: every route's real answers checked against the OpenAPI document.
 //! - [`settings`]: the settings file under the environment and the flags; docs in step.
 //! - [`security`]: the outside probe's findings, each performed as the attack.
 
@@ -17,6 +18,7 @@ mod controls;
 mod deploy;
 mod jobs;
 mod metrics;
+mod openapi;
 mod security;
 mod server;
 mod settings;

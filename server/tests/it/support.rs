@@ -96,19 +96,28 @@ impl Drop for TestApp {
 /// Starts the app in-process (the test needs a multi-threaded runtime when it also makes
 /// blocking calls, such as running the CLI).
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// [`spawn_app`] with more flags (`--http-allow 127.0.0.1`).
+pub async fn spawn_app_with(flags: &[&str]) -> TestApp {
     use clap::Parser;
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("data");
-    let cli = echopilot::config::Cli::parse_from([
-        "echopilot",
-        "serve",
-        "--bind",
-        "127.0.0.1:0",
-        "--data-dir",
-        data_dir.to_str().expect("a UTF-8 temp path"),
-        "--shutdown-grace-secs",
-        "5",
-    ]);
+    let cli = echopilot::config::Cli::parse_from(
+        [
+            "echopilot",
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir.to_str().expect("a UTF-8 temp path"),
+            "--shutdown-grace-secs",
+            "5",
+        ]
+        .into_iter()
+        .chain(flags.iter().copied()),
+    );
     let echopilot::config::Command::Serve(mut args) = cli.command else {
         unreachable!("parsed as serve")
     };
