@@ -146,6 +146,8 @@ pub fn Layout(children: Children) -> impl IntoView {
                     <A href="/maintenance">"Maintenance"</A>
                     <A href="/nodes">"Nodes"</A>
                     <A href="/audit">"Audit"</A>
+                    // Served by the server, not a page of this app: the router must not take it.
+                    <a href="/api/docs" rel="external">"API"</a>
                 </nav>
                 <form method="post" action="/api/session/logout" class="logout">
                     <button type="submit" class="ghost">"Log out"</button>

@@ -338,7 +338,16 @@ fn page(doc: &Value) -> String {
     for (tag, _) in &tags {
         let _ = write!(out, "<a href=\"#tag-{0}\">{0}</a>", esc(tag));
     }
-    out.push_str("<a href=\"#schemas\">types</a></nav>");
+    out.push_str("<a href=\"#errors\">errors</a><a href=\"#schemas\">types</a></nav>");
+    out.push_str("<h2 id=\"errors\">Errors</h2><p>Every error is <code>{\"error\": {\"code\", \"message\", \"field\"?}}</code> (<a href=\"#schema-ErrorBody\">ErrorBody</a>). Besides those each route lists, these are answered by many:</p><table>");
+    for (status, _, description) in SHARED {
+        let _ = write!(
+            out,
+            "<tr id=\"error-{status}\"><td>{status}</td><td>{}</td></tr>",
+            prose(description)
+        );
+    }
+    out.push_str("</table>");
     let empty = Map::new();
     let paths = doc["paths"].as_object().unwrap_or(&empty);
     for (tag, about) in &tags {
@@ -420,11 +429,22 @@ fn operation(out: &mut String, path: &str, method: &str, op: &Value, doc: &Value
         }
     }
     out.push_str("<table><tr><th>Status</th><th>Answer</th></tr>");
+    let mut shared = Vec::new();
     for (status, answer) in op["responses"].as_object().unwrap_or(&Map::new()) {
-        let answer = match answer["$ref"].as_str() {
-            Some(r) => &doc["components"]["responses"][r.rsplit('/').next().unwrap_or(r)],
-            None => answer,
-        };
+        if let Some(r) = answer["$ref"].as_str() {
+            // The errors every route shares are described once, under "Errors".
+            shared.push(format!(
+                "<a href=\"#error-{0}\" title=\"{1}\">{0}</a>",
+                esc(status),
+                esc(
+                    doc["components"]["responses"][r.rsplit('/').next().unwrap_or(r)]
+                        ["description"]
+                        .as_str()
+                        .unwrap_or_default()
+                )
+            ));
+            continue;
+        }
         let body = answer["content"]
             .as_object()
             .map(|c| {
@@ -444,5 +464,9 @@ fn operation(out: &mut String, path: &str, method: &str, op: &Value, doc: &Value
             body
         );
     }
-    out.push_str("</table></div>");
+    let _ = write!(
+        out,
+        "<tr><td class=\"muted\">errors</td><td>{}</td></tr></table></div>",
+        shared.join(" · ")
+    );
 }
