@@ -78,9 +78,11 @@ if [ "$what" = test ]; then
     $(need_root) apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $(need_root) apt-get install -y -qq postgresql
   fi
-  if ! [ -d "$root/end2end/node_modules/@playwright/test" ]; then
+  # Again whenever the lock changed since the last install.
+  stamp="$root/end2end/node_modules/.installed-from-lock"
+  if ! cmp -s "$root/end2end/package-lock.json" "$stamp"; then
     say "installing the end2end npm packages"
-    (cd "$root/end2end" && npm ci --no-audit --no-fund)
+    (cd "$root/end2end" && npm ci --no-audit --no-fund && cp package-lock.json "$stamp")
   fi
 fi
 say "tools ready"

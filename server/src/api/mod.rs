@@ -109,7 +109,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// What kind of error: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
     /// `conflict`, `invalid`, `payload_too_large`, `too_many_attempts`, `unavailable`,
-    /// `internal`.
+    /// `internal`; and from outside the handlers `method_not_allowed`, `timeout`,
+    /// `unsupported_media_type`.
     pub code: String,
     pub message: String,
     /// The field to fix (`invalid` only).

@@ -113,11 +113,30 @@ pub fn document(mut doc: utoipa::openapi::OpenApi) -> Value {
     let Some(paths) = doc["paths"].as_object_mut() else {
         return doc;
     };
+    // One handler under several methods (the pings' GET and POST) has one name: each
+    // operation's id must be its own.
+    let mut ids = std::collections::HashMap::<String, usize>::new();
+    for op in paths
+        .values()
+        .filter_map(Value::as_object)
+        .flat_map(|i| i.values())
+    {
+        if let Some(id) = op["operationId"].as_str() {
+            *ids.entry(id.to_string()).or_default() += 1;
+        }
+    }
     for (path, item) in paths.iter_mut() {
         let Some(item) = item.as_object_mut() else {
             continue;
         };
         for (method, op) in item.iter_mut() {
+            let shared_id = op["operationId"]
+                .as_str()
+                .filter(|id| ids[*id] > 1)
+                .map(|id| format!("{id}_{method}"));
+            if let Some(id) = shared_id {
+                op["operationId"] = json!(id);
+            }
             let mut shared = vec!["500", "503"];
             let public = crate::auth::public(path);
             if !public {

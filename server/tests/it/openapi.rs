@@ -215,6 +215,19 @@ async fn every_route_answers_as_the_openapi_document_says() {
         "{}",
         doc["openapi"]
     );
+    let ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .map(|op| {
+            op["operationId"]
+                .as_str()
+                .expect("every operation has an id")
+        })
+        .collect();
+    let unique: BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "operation ids are unique: {ids:?}");
     let mut c = Caller {
         app: &app,
         spec: Spec::new(doc),
